@@ -1,0 +1,71 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * The key format and the token hash, shared by the nginx module and the
+ * apikey command-line tool.  This file pair includes no nginx header.
+ *
+ * A key is <prefix><30 base62 random characters><6 base62 characters>,
+ * the last six being CRC32 of everything before them, most significant
+ * digit first, alphabet 0-9A-Za-z, zero-padded.
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_KEY_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_KEY_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_APIKEY_KEY_RANDOM_LEN     30
+#define NGX_HTTP_APIKEY_KEY_CHECKSUM_LEN   6
+#define NGX_HTTP_APIKEY_KEY_BODY_LEN                                         \
+    (NGX_HTTP_APIKEY_KEY_RANDOM_LEN + NGX_HTTP_APIKEY_KEY_CHECKSUM_LEN)
+#define NGX_HTTP_APIKEY_KEY_PREFIX_MAX     16
+#define NGX_HTTP_APIKEY_KEY_MAX_LEN                                          \
+    (NGX_HTTP_APIKEY_KEY_PREFIX_MAX + NGX_HTTP_APIKEY_KEY_BODY_LEN)
+#define NGX_HTTP_APIKEY_KEY_DEFAULT_PREFIX "ak_"
+#define NGX_HTTP_APIKEY_KEY_HINT_LEN       4
+
+/* lowercase hex of a SHA-256 digest or HMAC-SHA256 */
+#define NGX_HTTP_APIKEY_HASH_HEX_LEN       64
+
+
+/*
+ * A prefix is 1 to 16 characters of [A-Za-z0-9_] ending in '_'.
+ * Returns 1 if valid, 0 otherwise.
+ */
+int ngx_http_apikey_key_prefix_valid(const unsigned char *p, size_t len);
+
+/*
+ * Writes a new key (not NUL-terminated) into out, which must hold
+ * len(prefix) + NGX_HTTP_APIKEY_KEY_BODY_LEN bytes; randomness comes from
+ * RAND_bytes() without modulo bias.  Returns the key's length, or 0 if the
+ * prefix is invalid or RAND_bytes() failed.
+ */
+size_t ngx_http_apikey_key_generate(const unsigned char *prefix,
+    size_t prefix_len, unsigned char *out);
+
+/*
+ * Checks the shape and checksum of a key: at least BODY_LEN + 2 bytes,
+ * the prefix part (everything before the last BODY_LEN bytes) valid, the
+ * body base62, and the checksum right.  Returns 1 if valid, 0 otherwise.
+ * Never reads beyond len, never logs.
+ */
+int ngx_http_apikey_key_check(const unsigned char *key, size_t len);
+
+/*
+ * Hex SHA-256 of the token, or hex HMAC-SHA256 keyed with secret when
+ * secret_len > 0.  md is a SHA-256 EVP_MD (fetched once by the caller).
+ * Writes exactly NGX_HTTP_APIKEY_HASH_HEX_LEN bytes into hex (no NUL).
+ * Returns 0 on success, -1 on an OpenSSL failure.
+ */
+int ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
+    size_t secret_len, const unsigned char *token, size_t len,
+    unsigned char *hex);
+
+
+#endif /* _NGX_HTTP_APIKEY_KEY_H_INCLUDED_ */
