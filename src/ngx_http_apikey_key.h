@@ -50,12 +50,23 @@ size_t ngx_http_apikey_key_generate(const unsigned char *prefix,
     size_t prefix_len, unsigned char *out);
 
 /*
- * Checks the shape and checksum of a key: at least BODY_LEN + 2 bytes,
+ * Checks the shape and checksum of a key: at least BODY_LEN + 1 bytes,
  * the prefix part (everything before the last BODY_LEN bytes) valid, the
  * body base62, and the checksum right.  Returns 1 if valid, 0 otherwise.
  * Never reads beyond len, never logs.
  */
 int ngx_http_apikey_key_check(const unsigned char *key, size_t len);
+
+/*
+ * CRC-32/IEEE (as zlib's crc32()) of p; CRC32("123456789") = 0xcbf43926.
+ */
+uint32_t ngx_http_apikey_key_crc32(const unsigned char *p, size_t len);
+
+/*
+ * Writes n as NGX_HTTP_APIKEY_KEY_CHECKSUM_LEN base62 digits into out,
+ * most significant first, zero-padded (no NUL).
+ */
+void ngx_http_apikey_key_base62(uint32_t n, unsigned char *out);
 
 /*
  * Hex SHA-256 of the token, or hex HMAC-SHA256 keyed with secret when
