@@ -145,47 +145,58 @@ ngx_http_apikey_key_base62(uint32_t n, unsigned char *out)
 }
 
 
-size_t
-ngx_http_apikey_key_generate(const unsigned char *prefix, size_t prefix_len,
-    unsigned char *out)
+int
+ngx_http_apikey_key_random(unsigned char *out, size_t n)
 {
-    size_t          n, i, len;
-    unsigned char  *p, buf[64];
+    size_t         i, done;
+    unsigned char  buf[64];
 
-    if (!ngx_http_apikey_key_prefix_valid(prefix, prefix_len)) {
-        return 0;
-    }
-
-    memcpy(out, prefix, prefix_len);
-    p = out + prefix_len;
-    n = 0;
+    done = 0;
 
     /*
      * Rejection sampling: a byte of 248 or more is dropped, so that every
      * character of the alphabet is equally likely (248 = 4 * 62).
      */
 
-    while (n < NGX_HTTP_APIKEY_KEY_RANDOM_LEN) {
+    while (done < n) {
 
         if (RAND_bytes(buf, sizeof(buf)) != 1) {
-            memset(out, 0, prefix_len + NGX_HTTP_APIKEY_KEY_RANDOM_LEN);
             OPENSSL_cleanse(buf, sizeof(buf));
-            return 0;
+            OPENSSL_cleanse(out, n);
+            return -1;
         }
 
-        for (i = 0; i < sizeof(buf); i++) {
-
-            if (n == NGX_HTTP_APIKEY_KEY_RANDOM_LEN) {
-                break;
-            }
-
+        for (i = 0; i < sizeof(buf) && done < n; i++) {
             if (buf[i] < NGX_HTTP_APIKEY_KEY_RAND_LIMIT) {
-                p[n++] = ngx_http_apikey_key_alphabet[buf[i] % 62];
+                out[done++] = ngx_http_apikey_key_alphabet[buf[i] % 62];
             }
         }
     }
 
     OPENSSL_cleanse(buf, sizeof(buf));
+
+    return 0;
+}
+
+
+size_t
+ngx_http_apikey_key_generate(const unsigned char *prefix, size_t prefix_len,
+    unsigned char *out)
+{
+    size_t  len;
+
+    if (!ngx_http_apikey_key_prefix_valid(prefix, prefix_len)) {
+        return 0;
+    }
+
+    memcpy(out, prefix, prefix_len);
+
+    if (ngx_http_apikey_key_random(out + prefix_len,
+                                   NGX_HTTP_APIKEY_KEY_RANDOM_LEN)
+        != 0)
+    {
+        return 0;
+    }
 
     len = prefix_len + NGX_HTTP_APIKEY_KEY_RANDOM_LEN;
 

@@ -50,6 +50,12 @@ size_t ngx_http_apikey_key_generate(const unsigned char *prefix,
     size_t prefix_len, unsigned char *out);
 
 /*
+ * Writes n random base62 characters into out (no NUL), without modulo bias.
+ * Returns 0 on success, -1 if RAND_bytes() failed.
+ */
+int ngx_http_apikey_key_random(unsigned char *out, size_t n);
+
+/*
  * Checks the shape and checksum of a key: at least BODY_LEN + 1 bytes,
  * the prefix part (everything before the last BODY_LEN bytes) valid, the
  * body base62, and the checksum right.  Returns 1 if valid, 0 otherwise.
