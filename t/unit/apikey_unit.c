@@ -15,6 +15,7 @@ int
 main(void)
 {
     ngx_http_apikey_unit_key();
+    ngx_http_apikey_unit_time();
 
     printf("%u passed, %u failed\n",
            ngx_http_apikey_unit_passed, ngx_http_apikey_unit_failed);
