@@ -1,0 +1,204 @@
+package ApiKey::Test;
+
+# The test harness: one `use ApiKey::Test;` gives a test file Test::More,
+# real Redis and nginx processes on loopback, a fake Redis for faults, an
+# HTTP client and the module's documented answers.
+#
+#   use ApiKey::Test;
+#   my $redis = start_redis();
+#   my $token = new_token();
+#   seed_key($redis, $token, id => 'k_1', scopes => 'read:people');
+#   my $nginx = start_nginx(redis => $redis, http => <<'EOF');
+#   server {
+#       listen 127.0.0.1:%%PORT%%;
+#       location /api/ { apikey on; apikey_redis %%REDIS%%;
+#                        proxy_pass http://%%ECHO%%; }
+#   }
+#   EOF
+#   my $res = $nginx->get('/api/x', Authorization => "Bearer $token");
+#   is($res->upstream->header('x-apikey-id'), 'k_1');
+#   answer_is($nginx->get('/api/x'), 'missing');
+#
+# Every process started here dies with the test (see ApiKey::Test::Proc).
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Compress::Zlib ();
+use Digest::SHA qw(sha256_hex hmac_sha256_hex);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use ApiKey::Test::Proc qw(free_port test_dir wait_until project_root);
+use ApiKey::Test::RESP qw(:all);
+use ApiKey::Test::Redis;
+use ApiKey::Test::FakeRedis;
+use ApiKey::Test::Nginx;
+use ApiKey::Test::Echo;
+use ApiKey::Test::HTTP qw(http_raw http_get http_request build_request);
+
+our @EXPORT = (qw(start_redis start_nginx start_fake_redis nginx_check
+    new_token key_hash seed_key answer_is answers answer_body
+    error_log_clean free_port test_dir wait_until project_root
+    http_raw http_get http_request build_request time sleep),
+    @ApiKey::Test::RESP::EXPORT_OK);
+
+sub import {
+    my $caller = caller;
+    strict->import;
+    warnings->import;
+    # make Test::More's functions available in the caller
+    eval "package $caller; use Test::More; 1" or die $@;
+    no strict 'refs';
+    *{"${caller}::$_"} = \&{"ApiKey::Test::$_"}
+        for grep { defined &{"ApiKey::Test::$_"} } @EXPORT;
+    *{"${caller}::$_"} = \&{"ApiKey::Test::RESP::$_"}
+        for @ApiKey::Test::RESP::EXPORT_OK;
+    *{"${caller}::$_"} = \&{"Time::HiRes::$_"} for qw(time sleep);
+}
+
+
+sub start_redis      { return ApiKey::Test::Redis->start(@_) }
+sub start_nginx      { return ApiKey::Test::Nginx->start(@_) }
+sub start_fake_redis { return ApiKey::Test::FakeRedis->start(@_) }
+sub nginx_check      { return ApiKey::Test::Nginx->check(@_) }
+
+
+# A key in the product's format: prefix, 30 base62 characters, then the
+# CRC32 of everything before, as 6 base62 digits.
+my @B62 = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
+
+sub new_token {
+    my (%o) = @_;
+    my $prefix = $o{prefix} // 'ak_';
+    my $body = join '', map { $B62[int rand 62] } 1 .. 30;
+    my $crc = Compress::Zlib::crc32($prefix . $body);
+    my $sum = '';
+    for (1 .. 6) {
+        $sum = $B62[$crc % 62] . $sum;
+        $crc = int($crc / 62);
+    }
+    return $prefix . $body . $sum;
+}
+
+# The Redis key name of a token's record.
+sub key_hash {
+    my ($token, %o) = @_;
+    my $hex = defined $o{secret} ? hmac_sha256_hex($token, $o{secret})
+        : sha256_hex($token);
+    return ($o{prefix} // 'apikey:') . $hex;
+}
+
+# seed_key($redis, $token, field => value, ...): writes the key's record.
+# Options among the fields: -prefix => 'x:', -secret => 'hmac secret',
+# -db => N (SELECT first, on real Redis).
+sub seed_key {
+    my ($redis, $token, %f) = @_;
+    my %o = map { substr($_, 1) => delete $f{$_} } grep { /^-/ } keys %f;
+    croak "seed_key: no fields" unless %f;
+    my $key = key_hash($token, %o);
+    if (defined $o{db}) {
+        my $c = $redis->connect;
+        $c->cmd('SELECT', $o{db});
+        $c->cmd('DEL', $key);
+        $c->cmd('HSET', $key, %f);
+        $c->close;
+    } else {
+        $redis->cmd('DEL', $key);
+        $redis->cmd('HSET', $key, %f);
+    }
+    return $key;
+}
+
+
+# The module's answers, as behaviour.md and RFC 6750 define them.
+my %ANSWER = (
+    missing => [401, 'Bearer realm="%s"',
+        '{"error":"unauthorized","error_description":"API key required"}'],
+    malformed => [400, 'Bearer realm="%s", error="invalid_request"',
+        '{"error":"invalid_request",'
+        . '"error_description":"malformed Authorization header"}'],
+    invalid => [401, 'Bearer realm="%s", error="invalid_token"',
+        '{"error":"invalid_token","error_description":"invalid API key"}'],
+    insufficient_scope => [403,
+        'Bearer realm="%s", error="insufficient_scope", scope="%s"',
+        '{"error":"insufficient_scope",'
+        . '"error_description":"API key lacks a required scope"}'],
+    org_mismatch => [403, 'Bearer realm="%s", error="insufficient_scope"',
+        '{"error":"insufficient_scope",'
+        . '"error_description":"API key not valid for this organisation"}'],
+    error => [503, undef,
+        '{"error":"temporarily_unavailable",'
+        . '"error_description":"API key store unavailable"}'],
+);
+$ANSWER{$_} = $ANSWER{invalid} for qw(expired revoked);
+
+sub answers { return sort keys %ANSWER }
+
+sub answer_body {
+    my ($name) = @_;
+    return $ANSWER{$name}[2] . "\n";
+}
+
+# answer_is($res, $name, realm => 'api', scope => 'a b', name => 'text'):
+# status, WWW-Authenticate (absent for 503, with Retry-After: 1 instead),
+# Content-Type and body, each as its own assertion.
+sub answer_is {
+    my ($res, $what, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $a = $ANSWER{$what} or croak "answer_is: unknown answer '$what'";
+    my $label = $o{name} // $what;
+    my ($status, $challenge, $body) = @$a;
+    if (defined $res->error) {
+        fail("$label: no complete answer (" . $res->error . ")");
+        return 0;
+    }
+    my $ok = 1;
+    $ok &= is($res->status, $status, "$label: status $status");
+    if (defined $challenge) {
+        my $want = sprintf($challenge, $o{realm} // 'api',
+            $o{scope} // '');
+        $ok &= is_deeply([$res->headers('www-authenticate')], [$want],
+            "$label: WWW-Authenticate: $want");
+    } else {
+        $ok &= is_deeply([$res->headers('www-authenticate')], [],
+            "$label: no WWW-Authenticate");
+        $ok &= is($res->header('retry-after'), '1',
+            "$label: Retry-After: 1");
+    }
+    $ok &= is($res->header('content-type'), 'application/json',
+        "$label: Content-Type: application/json");
+    $ok &= is($res->body, "$body\n", "$label: body");
+    $ok &= ok(!defined $res->header('x-echo'),
+        "$label: the upstream did not answer");
+    return $ok;
+}
+
+
+# error_log_clean($nginx, @tokens): no [alert], [crit] or [emerg] in the
+# error log, and none of the tokens in it, except in nginx core's own
+# header dumps ("http header:", "http proxy header:"), which print request
+# headers as received or as sent upstream.
+sub error_log_clean {
+    my ($nginx, @tokens) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @bad = $nginx->log_lines(qw(alert crit emerg));
+    my $ok = is(scalar(@bad), 0, 'no [alert], [crit] or [emerg] in the '
+        . 'error log') or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+    my @leaks;
+    for my $line (split /\n/, $nginx->error_log) {
+        next if $line =~ /http (?:proxy )?header: /;
+        for my $t (grep { defined && length } @tokens) {
+            # show where, never the token itself
+            (my $shown = $line) =~ s/\Q$t\E/<TOKEN>/g;
+            push @leaks, $shown if index($line, $t) >= 0;
+        }
+    }
+    $ok &= is(scalar(@leaks), 0, 'no token in the debug error log')
+        or diag(join "\n", @leaks[0 .. ($#leaks < 9 ? $#leaks : 9)]);
+    return $ok;
+}
+
+
+1;

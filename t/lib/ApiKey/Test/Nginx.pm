@@ -1,0 +1,297 @@
+package ApiKey::Test::Nginx;
+
+# A real nginx (master + workers, not daemonised) in its own directory,
+# loading the built module.
+#
+#   my $nginx = ApiKey::Test::Nginx->start(http => <<'EOF', redis => $redis);
+#   server {
+#       listen 127.0.0.1:%%PORT%%;
+#       location /api/ {
+#           apikey on;
+#           apikey_redis %%REDIS%%;
+#           proxy_pass http://%%ECHO%%;
+#       }
+#   }
+#   EOF
+#
+# Placeholders in http (and main): %%PORT%% the main port, %%PORT2%% a
+# second free port, %%ECHO%% the echo upstream's address (started on
+# first use), %%REDIS%% the redis option's address, %%DIR%% the nginx
+# directory, and %%NAME%% for every key of the vars option.
+#
+# Options: workers (1), module (1: load build/ngx_http_apikey_module.so,
+# dying loudly when missing), main (text for the main context), redis
+# (an object with addr()), vars ({}), echo (an ApiKey::Test::Echo).
+#
+# $nginx->get($path, %headers), ->request($method, $path, %headers),
+# ->raw($bytes), ->client (keep-alive), ->reload(http => ...),
+# ->stop, ->error_log, ->error_log_since($mark), ->mark,
+# ->worker_pids.  ApiKey::Test::Nginx->check(http => ...) runs nginx -t.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+
+use ApiKey::Test::Proc qw(free_port test_dir spawn stop_child child_alive
+    wait_until children_of project_root);
+use ApiKey::Test::HTTP qw(http_raw http_request);
+use ApiKey::Test::Echo;
+
+our $NGINX = $ENV{APIKEY_TEST_NGINX} || 'nginx';
+
+my $serial = 0;
+
+sub module_path {
+    return $ENV{APIKEY_TEST_MODULE}
+        || project_root() . '/build/ngx_http_apikey_module.so';
+}
+
+sub _module_line {
+    my ($o) = @_;
+    return '' if defined $o->{module} && !$o->{module};
+    my $so = module_path();
+    croak "\n\n*** $so is missing: run `make module` first ***\n\n"
+        unless -f $so;
+    return "load_module $so;\n";
+}
+
+my $echo;     # one echo upstream per test file, shared
+
+sub echo {
+    return $echo //= ApiKey::Test::Echo->start;
+}
+
+sub _new {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{workers} //= 1;
+    $self->{vars} //= {};
+    $self->{dir} = test_dir() . '/nginx' . ++$serial;
+    mkdir $self->{dir} or croak "mkdir $self->{dir}: $!";
+    chmod 0755, $self->{dir};
+    $self->{port} //= free_port();
+    $self->{port2} //= free_port();
+    return $self;
+}
+
+sub _subst {
+    my ($self, $text) = @_;
+    my %v = (PORT => $self->{port}, PORT2 => $self->{port2},
+        DIR => $self->{dir}, %{ $self->{vars} });
+    $v{REDIS} = $self->{redis}->addr if $self->{redis};
+    $text =~ s{%%(\w+)%%}{
+        my $k = $1;
+        if ($k eq 'ECHO') {
+            $self->{echo} //= echo();
+            $self->{echo}->addr;
+        } else {
+            croak "nginx config: no value for %%$k%%" unless exists $v{$k};
+            $v{$k};
+        }
+    }ge;
+    return $text;
+}
+
+sub _conf {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my $conf = "# written by ApiKey::Test::Nginx\n"
+        . _module_line($self)
+        . "worker_processes $self->{workers};\n"
+        . "daemon off;\n"
+        . "master_process on;\n"
+        . "pid $d/nginx.pid;\n"
+        . "error_log $d/error.log debug;\n"
+        . "worker_shutdown_timeout 3s;\n"
+        . $self->_subst($self->{main} // '') . "\n"
+        . "events {\n    worker_connections 1024;\n}\n\n"
+        . "http {\n"
+        . "    access_log $d/access.log;\n"
+        . "    client_body_temp_path $d/client_body_temp;\n"
+        . "    proxy_temp_path $d/proxy_temp;\n"
+        . "    fastcgi_temp_path $d/fastcgi_temp;\n"
+        . "    uwsgi_temp_path $d/uwsgi_temp;\n"
+        . "    scgi_temp_path $d/scgi_temp;\n"
+        . "    default_type text/plain;\n\n"
+        . $self->_subst($self->{http} // '') . "\n"
+        . "}\n";
+    return $conf;
+}
+
+sub _write_conf {
+    my ($self) = @_;
+    my $f = "$self->{dir}/nginx.conf";
+    open(my $fh, '>', $f) or croak "$f: $!";
+    print {$fh} $self->_conf;
+    close $fh;
+    return $f;
+}
+
+sub conf_text {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{dir}/nginx.conf") or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+
+# ApiKey::Test::Nginx->check(%options): writes the configuration and runs
+# `nginx -t`; returns (exit code, output).
+sub check {
+    my ($class, %o) = @_;
+    my $self = ref $class ? $class : $class->_new(%o);
+    $self->_write_conf;
+    my @cmd = ('timeout', '-k', '5', '30', $NGINX, '-t',
+        '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf");
+    my $out = '';
+    my $pid = open(my $fh, '-|') // croak "fork: $!";
+    if ($pid == 0) {
+        open(STDERR, '>&', \*STDOUT);
+        exec(@cmd) or POSIX::_exit(127);
+    }
+    { local $/; $out = <$fh> // ''; }
+    close $fh;
+    return ($? >> 8, $out);
+}
+
+
+sub start {
+    my ($class, %o) = @_;
+    my $self = $class->_new(%o);
+    $self->_write_conf;
+    my $d = $self->{dir};
+    my $me = $self;
+    $self->{child} = spawn(name => "nginx$serial",
+        cmd => [$NGINX, '-p', "$d/", '-c', "$d/nginx.conf"],
+        out => "$d/stderr.log",
+        stop => sub { $me->_graceful_stop });
+    $self->{master} = $self->{child}{pid};
+
+    my $ok = wait_until(sub {
+        return -1 unless child_alive($self->{child}{wrapper});
+        return 0 unless scalar($self->worker_pids) >= $self->{workers};
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $self->{port}, Proto => 'tcp', Timeout => 1);
+        return $s ? 1 : 0;
+    }, 10, 0.01);
+    if (!$ok || $ok == -1) {
+        my @log = grep { !/\[debug\]/ } split /\n/,
+            $self->error_log . $self->_read("$d/stderr.log");
+        my $log = join "\n", @log[($#log > 30 ? $#log - 30 : 0) .. $#log];
+        stop_child($self->{child});
+        croak "nginx did not start:\n$log";
+    }
+    return $self;
+}
+
+sub port   { $_[0]->{port} }
+sub port2  { $_[0]->{port2} }
+sub dir    { $_[0]->{dir} }
+sub master { $_[0]->{master} }
+
+sub echo_upstream {
+    my ($self) = @_;
+    return $self->{echo} //= echo();
+}
+
+sub worker_pids {
+    my ($self) = @_;
+    return children_of($self->{master});
+}
+
+sub _read {
+    my ($self, $f) = @_;
+    open(my $fh, '<', $f) or return '';
+    local $/;
+    return scalar(<$fh>) // '';
+}
+
+sub error_log {
+    my ($self) = @_;
+    return $self->_read("$self->{dir}/error.log");
+}
+
+sub access_log {
+    my ($self) = @_;
+    return $self->_read("$self->{dir}/access.log");
+}
+
+# A position in the error log; error_log_since($mark) returns what came
+# after it.
+sub mark {
+    my ($self) = @_;
+    return -s "$self->{dir}/error.log" // 0;
+}
+
+sub error_log_since {
+    my ($self, $mark) = @_;
+    return substr($self->error_log, $mark // 0);
+}
+
+# Lines of the error log at the given levels ('alert', 'crit', ...).
+sub log_lines {
+    my ($self, @levels) = @_;
+    my $re = join '|', @levels;
+    return grep { /\[(?:$re)\]/ } split /\n/, $self->error_log;
+}
+
+
+sub request {
+    my ($self, $method, $path, @h) = @_;
+    return http_request($self->{port}, $method, $path, @h);
+}
+
+sub get {
+    my ($self, $path, @h) = @_;
+    return $self->request('GET', $path, @h);
+}
+
+sub raw {
+    my ($self, $bytes, %o) = @_;
+    return http_raw($self->{port}, $bytes, %o);
+}
+
+sub client {
+    my ($self, %o) = @_;
+    return ApiKey::Test::HTTP->new(port => $self->{port}, %o);
+}
+
+
+# Rewrites the configuration (when options are given), sends HUP and
+# waits until a full set of new workers runs and the old ones are gone.
+sub reload {
+    my ($self, %o) = @_;
+    @$self{ keys %o } = values %o;
+    $self->_write_conf;
+    my %old = map { $_ => 1 } $self->worker_pids;
+    kill 'HUP', $self->{master} or croak "HUP nginx: $!";
+    my $ok = wait_until(sub {
+        my @now = $self->worker_pids;
+        my @new = grep { !$old{$_} } @now;
+        return @new >= $self->{workers} && @new == @now;
+    }, 10, 0.02);
+    croak "nginx reload: new workers did not take over\n"
+        . $self->error_log_since(0) unless $ok;
+    return $self;
+}
+
+sub _graceful_stop {
+    my ($self) = @_;
+    my $w = $self->{child}{wrapper};
+    return unless child_alive($w);
+    kill 'QUIT', $self->{master};
+    return if wait_until(sub { !child_alive($w) }, 5);
+    kill 'TERM', $self->{master};
+    wait_until(sub { !child_alive($w) }, 2);
+}
+
+sub stop {
+    my ($self) = @_;
+    stop_child($self->{child});
+}
+
+
+1;
