@@ -1,0 +1,448 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "apikey_record.h"
+#include "apikey_time.h"
+
+
+static char **ngx_http_apikey_cli_record_field(
+    ngx_http_apikey_cli_record_t *rec, const char *name, size_t len);
+static void ngx_http_apikey_cli_record_json_time(FILE *f, const char *name,
+    int64_t t);
+static const char *ngx_http_apikey_cli_record_time(int64_t t,
+    const char *none, char *buf);
+
+
+int
+ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
+    redisReply *reply)
+{
+    size_t       i;
+    char       **field;
+    int64_t      n;
+    redisReply  *name, *value;
+
+    memset(rec, 0, sizeof(ngx_http_apikey_cli_record_t));
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        return -1;
+    }
+
+    for (i = 0; i < reply->elements; i += 2) {
+        name = reply->element[i];
+        value = reply->element[i + 1];
+
+        if (name->type != REDIS_REPLY_STRING
+            || value->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        if (name->len == sizeof("revoked") - 1
+            && memcmp(name->str, "revoked", name->len) == 0)
+        {
+            rec->revoked = (value->len == 1 && value->str[0] == '1');
+            continue;
+        }
+
+        if (name->len == sizeof("expires_at") - 1
+            && memcmp(name->str, "expires_at", name->len) == 0)
+        {
+            n = value->len ? ngx_http_apikey_cli_number(value->str) : 0;
+
+            if (n < 0) {
+                /* the module refuses such a key; show it as "invalid" */
+                rec->bad_expiry = 1;
+                n = 0;
+            }
+
+            rec->expires_at = n;
+            continue;
+        }
+
+        if (name->len == sizeof("created_at") - 1
+            && memcmp(name->str, "created_at", name->len) == 0)
+        {
+            n = ngx_http_apikey_cli_number(value->str);
+            rec->created_at = n > 0 ? n : 0;
+            continue;
+        }
+
+        if (name->len == sizeof("last_used_at") - 1
+            && memcmp(name->str, "last_used_at", name->len) == 0)
+        {
+            n = ngx_http_apikey_cli_number(value->str);
+            rec->last_used_at = n > 0 ? n : 0;
+            continue;
+        }
+
+        field = ngx_http_apikey_cli_record_field(rec, name->str, name->len);
+
+        if (field == NULL || value->len == 0) {
+            continue;
+        }
+
+        free(*field);
+
+        *field = strndup(value->str, value->len);
+        if (*field == NULL) {
+            ngx_http_apikey_cli_record_free(rec);
+            return -1;
+        }
+    }
+
+    if (rec->id == NULL) {
+        ngx_http_apikey_cli_record_free(rec);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+ngx_http_apikey_cli_record_free(ngx_http_apikey_cli_record_t *rec)
+{
+    free(rec->id);
+    free(rec->name);
+    free(rec->org);
+    free(rec->scopes);
+    free(rec->hint);
+    free(rec->prefix);
+    free(rec->replaced_by);
+
+    rec->id = NULL;
+    rec->name = NULL;
+    rec->org = NULL;
+    rec->scopes = NULL;
+    rec->hint = NULL;
+    rec->prefix = NULL;
+    rec->replaced_by = NULL;
+}
+
+
+const char *
+ngx_http_apikey_cli_record_state(ngx_http_apikey_cli_record_t *rec,
+    int64_t now)
+{
+    if (rec->revoked) {
+        return "revoked";
+    }
+
+    if (rec->expires_at && rec->expires_at <= now) {
+        return "expired";
+    }
+
+    return "active";
+}
+
+
+const char *
+ngx_http_apikey_cli_record_verdict(ngx_http_apikey_cli_record_t *rec,
+    int64_t now, char **scopes, size_t nscopes, const char *org)
+{
+    size_t  i;
+
+    if (rec == NULL || rec->id == NULL || rec->bad_expiry) {
+        return "invalid";
+    }
+
+    if (rec->revoked) {
+        return "revoked";
+    }
+
+    if (rec->expires_at && rec->expires_at <= now) {
+        return "expired";
+    }
+
+    for (i = 0; i < nscopes; i++) {
+        if (!ngx_http_apikey_cli_scope_granted(rec->scopes, scopes[i])) {
+            return "insufficient_scope";
+        }
+    }
+
+    /* an empty organisation on either side matches nothing */
+
+    if (org
+        && (org[0] == '\0' || rec->org == NULL || strcmp(org, rec->org) != 0))
+    {
+        return "org_mismatch";
+    }
+
+    return "ok";
+}
+
+
+int
+ngx_http_apikey_cli_scope_granted(const char *scopes, const char *required)
+{
+    size_t       len, rlen;
+    const char  *p, *start;
+
+    if (scopes == NULL) {
+        return 0;
+    }
+
+    p = scopes;
+    rlen = strlen(required);
+
+    for ( ;; ) {
+
+        while (*p == ' ') {
+            p++;
+        }
+
+        start = p;
+
+        while (*p && *p != ' ') {
+            p++;
+        }
+
+        len = p - start;
+
+        if (len == 0) {
+            return 0;
+        }
+
+        if (start[len - 1] == '*') {
+            if (len - 1 <= rlen && strncmp(start, required, len - 1) == 0) {
+                return 1;
+            }
+
+            continue;
+        }
+
+        if (len == rlen && strncmp(start, required, len) == 0) {
+            return 1;
+        }
+    }
+}
+
+
+int64_t
+ngx_http_apikey_cli_number(const char *s)
+{
+    int64_t  n;
+
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+
+    for (n = 0; *s; s++) {
+
+        if (*s < '0' || *s > '9' || n > (INT64_MAX - 9) / 10) {
+            return -1;
+        }
+
+        n = n * 10 + (*s - '0');
+    }
+
+    return n;
+}
+
+
+void
+ngx_http_apikey_cli_record_json(FILE *f, ngx_http_apikey_cli_record_t *rec,
+    const char *key, int64_t now)
+{
+    int          first;
+    const char  *p, *start;
+
+    fputs("{\"id\":", f);
+    ngx_http_apikey_cli_json_string(f, rec->id);
+
+    if (key) {
+        fputs(",\"key\":", f);
+        ngx_http_apikey_cli_json_string(f, key);
+    }
+
+    fputs(",\"name\":", f);
+    ngx_http_apikey_cli_json_string(f, rec->name ? rec->name : "");
+    fputs(",\"org\":", f);
+    ngx_http_apikey_cli_json_string(f, rec->org);
+    fputs(",\"hint\":", f);
+    ngx_http_apikey_cli_json_string(f, rec->hint);
+
+    fputs(",\"scopes\":[", f);
+
+    first = 1;
+
+    for (p = rec->scopes; p && *p; /* void */ ) {
+
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+
+        start = p;
+
+        while (*p && *p != ' ') {
+            p++;
+        }
+
+        if (!first) {
+            putc(',', f);
+        }
+
+        first = 0;
+
+        ngx_http_apikey_cli_json_string_n(f, start, p - start);
+    }
+
+    putc(']', f);
+
+    ngx_http_apikey_cli_record_json_time(f, "created_at", rec->created_at);
+    ngx_http_apikey_cli_record_json_time(f, "expires_at", rec->expires_at);
+    ngx_http_apikey_cli_record_json_time(f, "last_used_at",
+                                         rec->last_used_at);
+
+    fputs(",\"state\":", f);
+    ngx_http_apikey_cli_json_string(f,
+                                ngx_http_apikey_cli_record_state(rec, now));
+    fputs(",\"replaced_by\":", f);
+    ngx_http_apikey_cli_json_string(f, rec->replaced_by);
+
+    putc('}', f);
+}
+
+
+int
+ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
+    ngx_http_apikey_cli_record_t *rec, int64_t now)
+{
+    size_t       i;
+    char         created[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         expires[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         used[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    const char  *rows[][2] = {
+        { "id", rec->id },
+        { "name", rec->name },
+        { "org", rec->org },
+        { "hint", rec->hint },
+        { "scopes", rec->scopes },
+        { "created", ngx_http_apikey_cli_record_time(rec->created_at, "-",
+                                                     created) },
+        { "expires", ngx_http_apikey_cli_record_time(rec->expires_at,
+                                                     "never", expires) },
+        { "last used", ngx_http_apikey_cli_record_time(rec->last_used_at,
+                                                       "never", used) },
+        { "state", ngx_http_apikey_cli_record_state(rec, now) },
+        { "replaced by", rec->replaced_by }
+    };
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+
+        if (rows[i][1] == NULL && strcmp(rows[i][0], "replaced by") == 0) {
+            continue;
+        }
+
+        if (ngx_http_apikey_cli_table_add(t, rows[i]) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_apikey_cli_record_list_header(ngx_http_apikey_cli_table_t *t)
+{
+    static const char  *header[] = {
+        "ID", "NAME", "ORG", "HINT", "SCOPES", "CREATED", "EXPIRES",
+        "LAST USED", "STATE"
+    };
+
+    return ngx_http_apikey_cli_table_add(t, header);
+}
+
+
+int
+ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
+    ngx_http_apikey_cli_record_t *rec, int64_t now)
+{
+    char         created[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         expires[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         used[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    const char  *row[9];
+
+    row[0] = rec->id;
+    row[1] = rec->name;
+    row[2] = rec->org;
+    row[3] = rec->hint;
+    row[4] = rec->scopes;
+    row[5] = ngx_http_apikey_cli_record_time(rec->created_at, "-", created);
+    row[6] = ngx_http_apikey_cli_record_time(rec->expires_at, "never",
+                                             expires);
+    row[7] = ngx_http_apikey_cli_record_time(rec->last_used_at, "never",
+                                             used);
+    row[8] = ngx_http_apikey_cli_record_state(rec, now);
+
+    return ngx_http_apikey_cli_table_add(t, row);
+}
+
+
+static char **
+ngx_http_apikey_cli_record_field(ngx_http_apikey_cli_record_t *rec,
+    const char *name, size_t len)
+{
+    size_t  i;
+    struct {
+        const char   *name;
+        char        **field;
+    } fields[] = {
+        { "id", &rec->id },
+        { "name", &rec->name },
+        { "org", &rec->org },
+        { "scopes", &rec->scopes },
+        { "hint", &rec->hint },
+        { "prefix", &rec->prefix },
+        { "replaced_by", &rec->replaced_by }
+    };
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (strlen(fields[i].name) == len
+            && memcmp(fields[i].name, name, len) == 0)
+        {
+            return fields[i].field;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apikey_cli_record_json_time(FILE *f, const char *name, int64_t t)
+{
+    char  buf[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+
+    fprintf(f, ",\"%s\":", name);
+
+    if (t == 0) {
+        fputs("null", f);
+        return;
+    }
+
+    ngx_http_apikey_cli_time_format(t, buf);
+    fprintf(f, "\"%s\"", buf);
+}
+
+
+static const char *
+ngx_http_apikey_cli_record_time(int64_t t, const char *none, char *buf)
+{
+    if (t == 0) {
+        return none;
+    }
+
+    ngx_http_apikey_cli_time_format(t, buf);
+
+    return buf;
+}

@@ -1,0 +1,91 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * A key record as the apikey tool sees it (docs/redis-schema.md), its
+ * state, the module's decision for verify, and its JSON and table forms.
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_
+
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_apikey_key.h"
+#include "apikey_text.h"
+
+
+/* a record stays readable this long past its expiry or revocation */
+#define NGX_HTTP_APIKEY_CLI_KEEP           (7 * 86400)
+
+#define NGX_HTTP_APIKEY_CLI_ID_PREFIX      "k_"
+#define NGX_HTTP_APIKEY_CLI_ID_RANDOM_LEN  12
+
+
+typedef struct {
+    char      hash[NGX_HTTP_APIKEY_HASH_HEX_LEN + 1];
+    char     *id;
+    char     *name;
+    char     *org;
+    char     *scopes;
+    char     *hint;
+    char     *prefix;
+    char     *replaced_by;
+    int64_t   created_at;
+    int64_t   expires_at;
+    int64_t   last_used_at;
+    unsigned  revoked:1;
+    unsigned  bad_expiry:1;
+} ngx_http_apikey_cli_record_t;
+
+
+/*
+ * Fills rec from an HGETALL reply.  Returns 0, or -1 if the reply is not
+ * a key record (empty, or without an id) or memory ran out.
+ */
+int ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
+    redisReply *reply);
+
+void ngx_http_apikey_cli_record_free(ngx_http_apikey_cli_record_t *rec);
+
+/* "active", "expired" or "revoked" */
+const char *ngx_http_apikey_cli_record_state(
+    ngx_http_apikey_cli_record_t *rec, int64_t now);
+
+/*
+ * What the module answers for this record: "ok", "invalid", "expired",
+ * "revoked", "insufficient_scope" or "org_mismatch", in the module's order
+ * (revoked, expired, scopes, org).  rec == NULL is a missing record; org
+ * NULL means the location has no apikey_org.
+ */
+const char *ngx_http_apikey_cli_record_verdict(
+    ngx_http_apikey_cli_record_t *rec, int64_t now, char **scopes,
+    size_t nscopes, const char *org);
+
+/* as the module: "*" grants every scope, "read:*" every "read:..." */
+int ngx_http_apikey_cli_scope_granted(const char *scopes,
+    const char *required);
+
+/* an unsigned decimal, or -1 */
+int64_t ngx_http_apikey_cli_number(const char *s);
+
+/* one JSON object; key is printed only when not NULL (create, rotate) */
+void ngx_http_apikey_cli_record_json(FILE *f,
+    ngx_http_apikey_cli_record_t *rec, const char *key, int64_t now);
+
+/* "key: value" rows of one record for an aligned two-column table */
+int ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
+    ngx_http_apikey_cli_record_t *rec, int64_t now);
+
+/* the header and one row per record of "apikey list" */
+int ngx_http_apikey_cli_record_list_header(ngx_http_apikey_cli_table_t *t);
+int ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
+    ngx_http_apikey_cli_record_t *rec, int64_t now);
+
+
+#endif /* _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_ */
