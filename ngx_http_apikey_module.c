@@ -1,0 +1,1310 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * API keys for an API behind nginx: the Bearer token of a request is
+ * hashed, its record read from Redis without blocking the worker, and the
+ * request let through with the key's identity, or answered as RFC 6750
+ * says.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey.h"
+#include "ngx_http_apikey_token.h"
+#include "ngx_http_apikey_record.h"
+#include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_headers.h"
+#include "ngx_http_apikey_last_used.h"
+#include "ngx_http_apikey_variables.h"
+
+
+/* longer tokens cannot be keys of ours: refused without a lookup */
+#define NGX_HTTP_APIKEY_TOKEN_MAX  512
+
+
+typedef struct {
+    ngx_uint_t                       code;
+    size_t                           challenge;
+    ngx_str_t                        body;
+} ngx_http_apikey_answer_t;
+
+
+static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_lookup(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
+static ngx_http_apikey_status_e ngx_http_apikey_check_format(
+    ngx_http_apikey_loc_conf_t *alcf, ngx_str_t *token);
+static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
+    redisReply *reply);
+static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
+static ngx_uint_t ngx_http_apikey_error_page(ngx_http_request_t *r,
+    ngx_uint_t code);
+static ngx_int_t ngx_http_apikey_send(ngx_http_request_t *r,
+    ngx_http_apikey_answer_t *answer);
+static void ngx_http_apikey_cleanup(void *data);
+
+static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_apikey_merge_command(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *conf);
+static ngx_int_t ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *conf);
+static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_last_used_interval(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_apikey_check_realm(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_apikey_check_prefix(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apikey_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
+
+
+/* fetched once per worker: an implicit fetch on every digest costs more */
+static EVP_MD  *ngx_http_apikey_sha256;
+
+
+static ngx_conf_post_handler_pt  ngx_http_apikey_realm_p =
+    ngx_http_apikey_check_realm;
+
+static ngx_conf_post_handler_pt  ngx_http_apikey_prefix_p =
+    ngx_http_apikey_check_prefix;
+
+static ngx_conf_num_bounds_t  ngx_http_apikey_keepalive_bounds = {
+    ngx_conf_check_num_bounds, 0, 65535
+};
+
+
+static ngx_command_t  ngx_http_apikey_commands[] = {
+
+    { ngx_string("apikey"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("apikey_realm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, realm),
+      &ngx_http_apikey_realm_p },
+
+    { ngx_string("apikey_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_redis,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, timeout),
+      NULL },
+
+    { ngx_string("apikey_redis_keepalive"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, keepalive),
+      &ngx_http_apikey_keepalive_bounds },
+
+    { ngx_string("apikey_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, prefix),
+      &ngx_http_apikey_prefix_p },
+
+    { ngx_string("apikey_hash_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_secret_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_key_checksum"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, key_checksum),
+      NULL },
+
+    { ngx_string("apikey_key_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_key_prefix,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_last_used_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_last_used_interval,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_scopes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_1MORE,
+      ngx_http_apikey_scopes,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_org"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, org),
+      NULL },
+
+    { ngx_string("apikey_upstream_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, upstream_headers),
+      NULL },
+
+    { ngx_string("apikey_hide_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, hide_credentials),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_apikey_module_ctx = {
+    ngx_http_apikey_preconfiguration,      /* preconfiguration */
+    ngx_http_apikey_init,                  /* postconfiguration */
+
+    ngx_http_apikey_create_main_conf,      /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_apikey_create_loc_conf,       /* create location configuration */
+    ngx_http_apikey_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_apikey_module = {
+    NGX_MODULE_V1,
+    &ngx_http_apikey_module_ctx,           /* module context */
+    ngx_http_apikey_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_apikey_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_apikey_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+#define ngx_http_apikey_challenge(field)                                     \
+    offsetof(ngx_http_apikey_loc_conf_t, field)
+
+#define NGX_HTTP_APIKEY_NO_CHALLENGE  NGX_CONF_UNSET_SIZE
+
+#define NGX_HTTP_APIKEY_INVALID_TOKEN                                        \
+    { NGX_HTTP_UNAUTHORIZED, ngx_http_apikey_challenge(challenge_token),     \
+      ngx_string("{\"error\":\"invalid_token\","                             \
+                 "\"error_description\":\"invalid API key\"}\n") }
+
+/*
+ * Indexed by ngx_http_apikey_status_e.  Unknown, expired and revoked keys
+ * get the very same answer: which of them it was is for the error log and
+ * $apikey_status only.
+ */
+
+static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
+
+    /* ok */
+    { NGX_OK, NGX_HTTP_APIKEY_NO_CHALLENGE, ngx_null_string },
+
+    /* missing */
+    { NGX_HTTP_UNAUTHORIZED, ngx_http_apikey_challenge(challenge),
+      ngx_string("{\"error\":\"unauthorized\","
+                 "\"error_description\":\"API key required\"}\n") },
+
+    /* malformed */
+    { NGX_HTTP_BAD_REQUEST, ngx_http_apikey_challenge(challenge_request),
+      ngx_string("{\"error\":\"invalid_request\","
+                 "\"error_description\":\"malformed Authorization header\"}"
+                 "\n") },
+
+    /* invalid, expired, revoked */
+    NGX_HTTP_APIKEY_INVALID_TOKEN,
+    NGX_HTTP_APIKEY_INVALID_TOKEN,
+    NGX_HTTP_APIKEY_INVALID_TOKEN,
+
+    /* insufficient_scope */
+    { NGX_HTTP_FORBIDDEN, ngx_http_apikey_challenge(challenge_scope),
+      ngx_string("{\"error\":\"insufficient_scope\","
+                 "\"error_description\":\"API key lacks a required scope\"}"
+                 "\n") },
+
+    /* org_mismatch */
+    { NGX_HTTP_FORBIDDEN, ngx_http_apikey_challenge(challenge_org),
+      ngx_string("{\"error\":\"insufficient_scope\","
+                 "\"error_description\":"
+                 "\"API key not valid for this organisation\"}\n") },
+
+    /* error */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_APIKEY_NO_CHALLENGE,
+      ngx_string("{\"error\":\"temporarily_unavailable\","
+                 "\"error_description\":\"API key store unavailable\"}\n") }
+};
+
+
+static ngx_int_t
+ngx_http_apikey_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_apikey_ctx_t       *ctx;
+    ngx_http_apikey_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+
+    if (!alcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_apikey_get_ctx(r);
+
+    if (ctx) {
+        if (!ctx->done) {
+            return NGX_AGAIN;
+        }
+
+        /* after an internal redirect the record is known already */
+
+        ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+
+        return ngx_http_apikey_decide(r, alcf, ctx);
+    }
+
+    if (ngx_http_apikey_headers_clean(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_apikey_cleanup;
+    cln->data = ctx;
+
+    ctx->request = r;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+
+    if (ngx_http_apikey_lookup(r, alcf, ctx) == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    ctx->done = 1;
+
+    return ngx_http_apikey_decide(r, alcf, ctx);
+}
+
+
+/*
+ * The context survives internal redirects (error_page, try_files) through
+ * its pool cleanup, as the realip module does: the key is looked up once
+ * per request, and $apikey_* stay set for the access log.
+ */
+
+ngx_http_apikey_ctx_t *
+ngx_http_apikey_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_apikey_cleanup) {
+                ctx = cln->data;
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_lookup(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
+{
+    u_char                         *p;
+    ngx_str_t                       token;
+    ngx_http_apikey_redis_query_t  *q;
+
+    ctx->lookup = ngx_http_apikey_token(r, &token);
+
+    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+        return NGX_DECLINED;
+    }
+
+    ctx->lookup = ngx_http_apikey_check_format(alcf, &token);
+
+    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_apikey_key_hash(ngx_http_apikey_sha256, alcf->secret.data,
+                                 alcf->secret.len, token.data, token.len,
+                                 ctx->hash)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey: hashing the token failed");
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        return NGX_DECLINED;
+    }
+
+    q = &ctx->query;
+
+    p = ngx_pnalloc(r->pool, alcf->command.len);
+    if (p == NULL) {
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(p, alcf->command.data, alcf->command.len);
+    ngx_memcpy(p + alcf->command_hash, ctx->hash,
+               NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+    q->command.data = p;
+    q->command.len = alcf->command.len;
+    q->server = alcf->redis;
+    q->timeout = alcf->timeout;
+    q->keepalive = alcf->keepalive;
+    q->handler = ngx_http_apikey_lookup_done;
+    q->data = ctx;
+    q->log = r->connection->log;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apikey: looking up key %*s...", (size_t) 8, ctx->hash);
+
+    if (ngx_http_apikey_redis_query(q) != NGX_OK) {
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        return NGX_DECLINED;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * Keys of the apikey tool's format are checked before any lookup: a
+ * mistyped or made-up key costs no round trip.
+ */
+
+static ngx_http_apikey_status_e
+ngx_http_apikey_check_format(ngx_http_apikey_loc_conf_t *alcf,
+    ngx_str_t *token)
+{
+    size_t      len;
+    ngx_str_t  *prefix;
+    ngx_uint_t  i;
+
+    if (token->len > NGX_HTTP_APIKEY_TOKEN_MAX) {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    if (alcf->key_prefixes) {
+        prefix = alcf->key_prefixes->elts;
+
+        for (i = 0; i < alcf->key_prefixes->nelts; i++) {
+            len = prefix[i].len;
+
+            if (token->len == len + NGX_HTTP_APIKEY_KEY_BODY_LEN
+                && ngx_strncmp(token->data, prefix[i].data, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == alcf->key_prefixes->nelts) {
+            return NGX_HTTP_APIKEY_INVALID;
+        }
+    }
+
+    if (alcf->key_checksum
+        && !ngx_http_apikey_key_check(token->data, token->len))
+    {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    return NGX_HTTP_APIKEY_OK;
+}
+
+
+static void
+ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
+    redisReply *reply)
+{
+    ngx_int_t               rc;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = q->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (reply == NULL) {
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+
+    } else {
+        rc = ngx_http_apikey_record(r->pool, reply, &ctx->record, c->log);
+
+        ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
+                      : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
+                      : NGX_HTTP_APIKEY_ERROR;
+    }
+
+    ctx->done = 1;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->write_event_handler(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_decide(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
+{
+    ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
+    ctx->status = ctx->lookup;
+
+    if (ctx->found) {
+        ctx->status = ngx_http_apikey_policy(r, alcf, &ctx->record);
+    }
+
+    ctx->decided = 1;
+
+    if (ctx->status != NGX_HTTP_APIKEY_OK) {
+        return ngx_http_apikey_deny(r, alcf, ctx);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apikey: key \"%V\" allowed", &ctx->record.id);
+
+    if (alcf->last_used_interval) {
+        ngx_http_apikey_last_used(r, alcf, &ctx->record);
+    }
+
+    if (ngx_http_apikey_headers_identity(r, alcf, &ctx->record) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
+    ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_str_t                 *challenge;
+    ngx_table_elt_t           *h;
+    ngx_http_apikey_answer_t  *answer;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    answer = &ngx_http_apikey_answers[ctx->status];
+
+    if (ctx->found) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apikey: key \"%V\" refused: %V", &ctx->record.id,
+                      ngx_http_apikey_status_name(ctx->status));
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apikey: request refused: %V",
+                      ngx_http_apikey_status_name(ctx->status));
+    }
+
+    if (answer->challenge != NGX_HTTP_APIKEY_NO_CHALLENGE) {
+        challenge = (ngx_str_t *) ((u_char *) alcf + answer->challenge);
+
+        h = r->headers_out.www_authenticate;
+
+        if (h == NULL) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_str_set(&h->key, "WWW-Authenticate");
+#if (nginx_version >= 1023000)
+            h->next = NULL;
+#endif
+            r->headers_out.www_authenticate = h;
+        }
+
+        h->hash = 1;
+        h->value = *challenge;
+    }
+
+    if (answer->code == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /*
+     * Under "satisfy any" another access module may still let the request
+     * through: the core module answers if none does.
+     */
+
+    if ((clcf->satisfy == NGX_HTTP_SATISFY_ANY
+         && (answer->code == NGX_HTTP_UNAUTHORIZED
+             || answer->code == NGX_HTTP_FORBIDDEN))
+        || ngx_http_apikey_error_page(r, answer->code))
+    {
+        return answer->code;
+    }
+
+    return ngx_http_apikey_send(r, answer);
+}
+
+
+/* as ngx_http_special_response_handler() would choose */
+
+static ngx_uint_t
+ngx_http_apikey_error_page(ngx_http_request_t *r, ngx_uint_t code)
+{
+    ngx_uint_t                 i;
+    ngx_http_err_page_t       *err_page;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->error_pages == NULL
+        || r->uri_changes == 0
+        || (r->error_page && !clcf->recursive_error_pages))
+    {
+        return 0;
+    }
+
+    err_page = clcf->error_pages->elts;
+
+    for (i = 0; i < clcf->error_pages->nelts; i++) {
+        if (err_page[i].status == (ngx_int_t) code) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_send(ngx_http_request_t *r, ngx_http_apikey_answer_t *answer)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = answer->body.data;
+    b->last = answer->body.data + answer->body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    r->headers_out.status = answer->code;
+    r->headers_out.content_length_n = answer->body.len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
+}
+
+
+/* the request is gone: its lookup, if any, must not call back */
+
+static void
+ngx_http_apikey_cleanup(void *data)
+{
+    ngx_http_apikey_ctx_t  *ctx = data;
+
+    ngx_http_apikey_redis_cancel(&ctx->query);
+}
+
+
+static void *
+ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->servers, cf->pool, 4,
+                       sizeof(ngx_http_apikey_redis_server_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return amcf;
+}
+
+
+static void *
+ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_apikey_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->realm = { 0, NULL };
+     *     conf->prefix = { 0, NULL };
+     *     conf->secret = { 0, NULL };
+     *     conf->command = { 0, NULL };
+     *     conf->command_hash = 0;
+     *     conf->challenge* = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->redis = NGX_CONF_UNSET_PTR;
+    conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->keepalive = NGX_CONF_UNSET;
+    conf->key_checksum = NGX_CONF_UNSET;
+    conf->key_prefixes = NGX_CONF_UNSET_PTR;
+    conf->last_used_interval = NGX_CONF_UNSET_MSEC;
+    conf->scopes = NGX_CONF_UNSET_PTR;
+    conf->org = NGX_CONF_UNSET_PTR;
+    conf->upstream_headers = NGX_CONF_UNSET;
+    conf->hide_credentials = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_apikey_loc_conf_t *prev = parent;
+    ngx_http_apikey_loc_conf_t *conf = child;
+
+    ngx_str_t                     address;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
+    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 200);
+    ngx_conf_merge_value(conf->keepalive, prev->keepalive, 16);
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "apikey:");
+    ngx_conf_merge_str_value(conf->secret, prev->secret, "");
+    ngx_conf_merge_value(conf->key_checksum, prev->key_checksum, 0);
+    ngx_conf_merge_ptr_value(conf->key_prefixes, prev->key_prefixes, NULL);
+    ngx_conf_merge_msec_value(conf->last_used_interval,
+                              prev->last_used_interval, 60000);
+    ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+    ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
+    ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
+    ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->redis == NULL) {
+        amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+
+        ngx_str_set(&address, "127.0.0.1:6379");
+
+        conf->redis = ngx_http_apikey_redis_server(cf, &amcf->servers,
+                                                   &address, 1);
+        if (conf->redis == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_apikey_merge_command(cf, conf) != NGX_OK
+        || ngx_http_apikey_merge_challenges(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * HMGET <prefix><hash> id name ..., formatted once by hiredis with a
+ * placeholder hash; a request copies it and writes its hash in place.
+ */
+
+static ngx_int_t
+ngx_http_apikey_merge_command(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *conf)
+{
+    u_char      *p, *last;
+    size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS], len;
+    ngx_str_t    key;
+    ngx_uint_t   i;
+    const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
+
+    static const char  *fields[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
+
+    key.len = conf->prefix.len + NGX_HTTP_APIKEY_HASH_HEX_LEN;
+    key.data = ngx_pnalloc(cf->temp_pool, key.len);
+    if (key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key.data, conf->prefix.data, conf->prefix.len);
+    ngx_memset(p, '0', NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = (const char *) key.data;
+    argvlen[1] = key.len;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+        argv[2 + i] = fields[i];
+        argvlen[2 + i] = ngx_strlen(fields[i]);
+    }
+
+    if (ngx_http_apikey_redis_format(cf->pool, &conf->command,
+                                     2 + NGX_HTTP_APIKEY_RECORD_NFIELDS,
+                                     argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* "*8\r\n$5\r\nHMGET\r\n$<len>\r\n<key>\r\n...": find the key */
+
+    last = conf->command.data + conf->command.len;
+    len = key.len;
+
+    for (p = conf->command.data; p + len <= last; p++) {
+        if (ngx_memcmp(p, key.data, len) == 0) {
+            conf->command_hash = (p - conf->command.data) + conf->prefix.len;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *conf)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *scope;
+    ngx_uint_t  i;
+
+#define NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT                               \
+    ", error=\"insufficient_scope\""
+
+    len = sizeof("Bearer realm=\"\"") - 1 + conf->realm.len;
+
+    conf->challenge.data = ngx_pnalloc(cf->pool, len);
+    if (conf->challenge.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->challenge.len = ngx_sprintf(conf->challenge.data,
+                                      "Bearer realm=\"%V\"", &conf->realm)
+                          - conf->challenge.data;
+
+    conf->challenge_request.data = ngx_pnalloc(cf->pool, conf->challenge.len
+                                       + sizeof(", error=\"invalid_request\""));
+    conf->challenge_token.data = ngx_pnalloc(cf->pool, conf->challenge.len
+                                       + sizeof(", error=\"invalid_token\""));
+    conf->challenge_org.data = ngx_pnalloc(cf->pool, conf->challenge.len
+                           + sizeof(NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT));
+
+    if (conf->challenge_request.data == NULL
+        || conf->challenge_token.data == NULL
+        || conf->challenge_org.data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    conf->challenge_request.len =
+        ngx_sprintf(conf->challenge_request.data,
+                    "%V, error=\"invalid_request\"", &conf->challenge)
+        - conf->challenge_request.data;
+
+    conf->challenge_token.len =
+        ngx_sprintf(conf->challenge_token.data,
+                    "%V, error=\"invalid_token\"", &conf->challenge)
+        - conf->challenge_token.data;
+
+    conf->challenge_org.len =
+        ngx_sprintf(conf->challenge_org.data,
+                    "%V" NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT,
+                    &conf->challenge)
+        - conf->challenge_org.data;
+
+    if (conf->scopes == NULL) {
+        conf->challenge_scope = conf->challenge_org;
+        return NGX_OK;
+    }
+
+    len = conf->challenge_org.len + sizeof(", scope=\"\"") - 1;
+    scope = conf->scopes->elts;
+
+    for (i = 0; i < conf->scopes->nelts; i++) {
+        len += scope[i].len + 1;
+    }
+
+    conf->challenge_scope.data = ngx_pnalloc(cf->pool, len);
+    if (conf->challenge_scope.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(conf->challenge_scope.data, "%V, scope=\"",
+                    &conf->challenge_org);
+
+    for (i = 0; i < conf->scopes->nelts; i++) {
+        if (i) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, scope[i].data, scope[i].len);
+    }
+
+    *p++ = '"';
+
+    conf->challenge_scope.len = p - conf->challenge_scope.data;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    if (alcf->redis != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts > 5) {
+        return "has too many parameters";
+    }
+
+    value = cf->args->elts;
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+
+    alcf->redis = ngx_http_apikey_redis_server(cf, &amcf->servers, &value[1],
+                                               cf->args->nelts - 1);
+    if (alcf->redis == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    u_char           *buf;
+    size_t            size;
+    ssize_t           n;
+    ngx_str_t        *value, name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    if (alcf->secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = NULL;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size == 0 || size > 4096) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold a secret of 1 to 4096 bytes",
+                           &name);
+        goto failed;
+    }
+
+    buf = ngx_pnalloc(cf->pool, size);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (n == NGX_ERROR) {
+        goto failed;
+    }
+
+    if ((size_t) n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           ngx_read_file_n " \"%V\" returned only %z bytes "
+                           "instead of %uz", &name, n, size);
+        goto failed;
+    }
+
+    if (buf[size - 1] == LF) {
+        size--;
+    }
+
+    if (size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" holds an empty secret", &name);
+        goto failed;
+    }
+
+    alcf->secret.data = buf;
+    alcf->secret.len = size;
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &name);
+    }
+
+    return NGX_CONF_OK;
+
+failed:
+
+    if (buf) {
+        ngx_explicit_memzero(buf, size);
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &name);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, *scope;
+    ngx_uint_t   i;
+
+    if (alcf->scopes != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    alcf->scopes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(ngx_str_t));
+    if (alcf->scopes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        /* RFC 6750 scope-token: it goes into a quoted challenge */
+
+        for (p = value[i].data; p < value[i].data + value[i].len; p++) {
+            if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid scope \"%V\": a scope is "
+                                   "printable ASCII without spaces, "
+                                   "quotes or backslashes", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (value[i].len == 0) {
+            return "has an empty scope";
+        }
+
+        scope = ngx_array_push(alcf->scopes);
+        if (scope == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *scope = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    ngx_str_t   *value, *prefix;
+    ngx_uint_t   i;
+
+    if (alcf->key_prefixes != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    alcf->key_prefixes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          sizeof(ngx_str_t));
+    if (alcf->key_prefixes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (!ngx_http_apikey_key_prefix_valid(value[i].data, value[i].len)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key prefix \"%V\": 1 to %d letters, "
+                               "digits or underscores ending in \"_\"",
+                               &value[i], NGX_HTTP_APIKEY_KEY_PREFIX_MAX);
+            return NGX_CONF_ERROR;
+        }
+
+        prefix = ngx_array_push(alcf->key_prefixes);
+        if (prefix == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *prefix = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_apikey_last_used_interval(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->last_used_interval != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->last_used_interval = 0;
+        return NGX_CONF_OK;
+    }
+
+    alcf->last_used_interval = ngx_parse_time(&value[1], 0);
+
+    if (alcf->last_used_interval == (ngx_msec_t) NGX_ERROR
+        || alcf->last_used_interval < 1000)
+    {
+        return "must be \"off\" or a time of at least 1s";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the realm goes into a quoted string of a response header */
+
+static char *
+ngx_http_apikey_check_realm(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *realm = data;
+
+    u_char  *p;
+
+    for (p = realm->data; p < realm->data + realm->len; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\') {
+            return "must not contain quotes, backslashes or control "
+                   "characters";
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_apikey_check_prefix(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *prefix = data;
+
+    if (prefix->len == 0) {
+        return "must not be empty";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_apikey_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+    if (ngx_http_apikey_sha256 == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "apikey: EVP_MD_fetch(\"SHA256\") failed");
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_last_used_init(cycle);
+}
+
+
+static void
+ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
+{
+    EVP_MD_free(ngx_http_apikey_sha256);
+    ngx_http_apikey_sha256 = NULL;
+}

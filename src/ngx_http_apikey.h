@@ -1,0 +1,109 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/evp.h>
+
+#include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_redis.h"
+
+
+/* the order is that of $apikey_status and of the answers table */
+typedef enum {
+    NGX_HTTP_APIKEY_OK = 0,
+    NGX_HTTP_APIKEY_MISSING,
+    NGX_HTTP_APIKEY_MALFORMED,
+    NGX_HTTP_APIKEY_INVALID,
+    NGX_HTTP_APIKEY_EXPIRED,
+    NGX_HTTP_APIKEY_REVOKED,
+    NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE,
+    NGX_HTTP_APIKEY_ORG_MISMATCH,
+    NGX_HTTP_APIKEY_ERROR
+} ngx_http_apikey_status_e;
+
+
+typedef struct {
+    ngx_str_t                        id;
+    ngx_str_t                        name;
+    ngx_str_t                        org;
+    ngx_str_t                        scopes;
+    time_t                           expires_at;
+    unsigned                         revoked:1;
+} ngx_http_apikey_record_t;
+
+
+typedef struct {
+    ngx_array_t                      servers;     /* of redis server * */
+} ngx_http_apikey_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                       enable;
+    ngx_str_t                        realm;
+
+    ngx_http_apikey_redis_server_t  *redis;
+    ngx_msec_t                       timeout;
+    ngx_int_t                        keepalive;
+
+    ngx_str_t                        prefix;
+    ngx_str_t                        secret;
+
+    ngx_flag_t                       key_checksum;
+    ngx_array_t                     *key_prefixes; /* of ngx_str_t */
+    ngx_msec_t                       last_used_interval;
+
+    ngx_array_t                     *scopes;       /* of ngx_str_t */
+    ngx_http_complex_value_t        *org;
+
+    ngx_flag_t                       upstream_headers;
+    ngx_flag_t                       hide_credentials;
+
+    /*
+     * Made at configuration time: the HMGET command with a placeholder
+     * where the hash goes, and the WWW-Authenticate values.
+     */
+    ngx_str_t                        command;
+    size_t                           command_hash;
+
+    ngx_str_t                        challenge;
+    ngx_str_t                        challenge_request;
+    ngx_str_t                        challenge_token;
+    ngx_str_t                        challenge_scope;
+    ngx_str_t                        challenge_org;
+} ngx_http_apikey_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_request_t              *request;
+    ngx_http_apikey_redis_query_t    query;
+
+    /* what the lookup found, then what the location makes of it */
+    ngx_http_apikey_status_e         lookup;
+    ngx_http_apikey_status_e         status;
+    ngx_http_apikey_record_t         record;
+
+    u_char                           hash[NGX_HTTP_APIKEY_HASH_HEX_LEN];
+
+    unsigned                         done:1;
+    unsigned                         found:1;
+    unsigned                         decided:1;
+} ngx_http_apikey_ctx_t;
+
+
+ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
+
+
+extern ngx_module_t  ngx_http_apikey_module;
+
+
+#endif /* _NGX_HTTP_APIKEY_H_INCLUDED_ */

@@ -1,0 +1,232 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_headers.h"
+
+
+typedef struct {
+    ngx_str_t   name;
+    ngx_str_t   lowcase;
+    ngx_uint_t  hash;
+    size_t      offset;
+} ngx_http_apikey_header_t;
+
+
+static ngx_int_t ngx_http_apikey_headers_remove(ngx_http_request_t *r,
+    ngx_uint_t what);
+static ngx_uint_t ngx_http_apikey_headers_hidden(ngx_http_request_t *r,
+    ngx_table_elt_t *h, ngx_uint_t what);
+static ngx_int_t ngx_http_apikey_headers_add(ngx_http_request_t *r,
+    ngx_http_apikey_header_t *header, ngx_str_t *value);
+
+
+#define NGX_HTTP_APIKEY_HIDE_IDENTITY     1
+#define NGX_HTTP_APIKEY_HIDE_CREDENTIALS  2
+
+
+#define ngx_http_apikey_header(name, lowcase, field)                         \
+    { ngx_string(name), ngx_string(lowcase), 0,                              \
+      offsetof(ngx_http_apikey_record_t, field) }
+
+static ngx_http_apikey_header_t  ngx_http_apikey_identity[] = {
+    ngx_http_apikey_header("X-ApiKey-Id", "x-apikey-id", id),
+    ngx_http_apikey_header("X-ApiKey-Name", "x-apikey-name", name),
+    ngx_http_apikey_header("X-ApiKey-Org", "x-apikey-org", org),
+    ngx_http_apikey_header("X-ApiKey-Scopes", "x-apikey-scopes", scopes),
+    { ngx_null_string, ngx_null_string, 0, 0 }
+};
+
+
+/*
+ * Runs first on every protected request, whatever comes of it: under
+ * "satisfy any" another module may let the request through.
+ */
+
+ngx_int_t
+ngx_http_apikey_headers_clean(ngx_http_request_t *r)
+{
+    return ngx_http_apikey_headers_remove(r, NGX_HTTP_APIKEY_HIDE_IDENTITY);
+}
+
+
+ngx_int_t
+ngx_http_apikey_headers_identity(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_record_t *record)
+{
+    ngx_str_t                 *value;
+    ngx_http_apikey_header_t  *h;
+
+    if (alcf->hide_credentials
+        && r->headers_in.authorization
+        && ngx_http_apikey_headers_remove(r, NGX_HTTP_APIKEY_HIDE_CREDENTIALS)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!alcf->upstream_headers) {
+        return NGX_OK;
+    }
+
+    for (h = ngx_http_apikey_identity; h->name.len; h++) {
+        value = (ngx_str_t *) ((u_char *) record + h->offset);
+
+        if (value->len == 0) {
+            continue;
+        }
+
+        if (ngx_http_apikey_headers_add(r, h, value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Upstream modules copy the whole header list, so a header is hidden by
+ * taking it out of the list: the X-ApiKey-* headers a client sent, or
+ * Authorization.  The list is copied rather than cut, because
+ * r->headers_in keeps pointers to its elements: they stay valid.
+ */
+
+static ngx_int_t
+ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what)
+{
+    ngx_uint_t        i, n;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_apikey_headers_hidden(r, &h[i], what)) {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    /* the list head holds its first part: a copy must not move */
+
+    headers = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_apikey_headers_hidden(r, &h[i], what)) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "apikey: hiding request header \"%V\"",
+                           &h[i].key);
+            continue;
+        }
+
+        copy = ngx_list_push(&r->headers_in.headers);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        *copy = h[i];
+
+        if (&h[i] == r->headers_in.authorization) {
+            r->headers_in.authorization = copy;
+        }
+    }
+
+    if (what & NGX_HTTP_APIKEY_HIDE_CREDENTIALS) {
+        r->headers_in.authorization = NULL;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_headers_hidden(ngx_http_request_t *r, ngx_table_elt_t *h,
+    ngx_uint_t what)
+{
+    if ((what & NGX_HTTP_APIKEY_HIDE_IDENTITY)
+        && h->key.len > sizeof("x-apikey-") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "x-apikey-",
+                           sizeof("x-apikey-") - 1)
+           == 0)
+    {
+        return 1;
+    }
+
+    return (what & NGX_HTTP_APIKEY_HIDE_CREDENTIALS)
+           && h == r->headers_in.authorization;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_headers_add(ngx_http_request_t *r,
+    ngx_http_apikey_header_t *header, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (header->hash == 0) {
+        header->hash = ngx_hash_key(header->lowcase.data,
+                                    header->lowcase.len);
+    }
+
+    h->hash = header->hash;
+    h->key = header->name;
+    h->value = *value;
+    h->lowcase_key = header->lowcase.data;
+
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}

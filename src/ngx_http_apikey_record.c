@@ -1,0 +1,141 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_apikey_record.h"
+
+
+static ngx_int_t ngx_http_apikey_record_string(ngx_pool_t *pool,
+    redisReply *field, ngx_str_t *value);
+
+
+/*
+ * NGX_OK: a key record; NGX_DECLINED: no such key, or a record that is
+ * plainly not a key (no id, a broken expiry); NGX_ERROR: a reply that does
+ * not answer the command (an error, a wrong type), or no memory.
+ */
+
+ngx_int_t
+ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
+    ngx_http_apikey_record_t *record, ngx_log_t *log)
+{
+    ngx_str_t    expires, revoked;
+    ngx_uint_t   i;
+    redisReply  *field;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "apikey: redis answered the lookup with an error: %*s",
+                      (size_t) ngx_min(reply->len, 128), reply->str);
+        return NGX_ERROR;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != NGX_HTTP_APIKEY_RECORD_NFIELDS)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "apikey: redis answered the lookup with a reply of "
+                      "type %d and %uz elements", reply->type,
+                      (size_t) reply->elements);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+        field = reply->element[i];
+
+        if (field->type != REDIS_REPLY_STRING
+            && field->type != REDIS_REPLY_NIL)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "apikey: redis answered the lookup with a field "
+                          "of type %d", field->type);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memzero(record, sizeof(ngx_http_apikey_record_t));
+
+    if (reply->element[0]->type == REDIS_REPLY_NIL
+        || reply->element[0]->len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_apikey_record_string(pool, reply->element[0], &record->id)
+            != NGX_OK
+        || ngx_http_apikey_record_string(pool, reply->element[1],
+                                         &record->name)
+           != NGX_OK
+        || ngx_http_apikey_record_string(pool, reply->element[2],
+                                         &record->org)
+           != NGX_OK
+        || ngx_http_apikey_record_string(pool, reply->element[3],
+                                         &record->scopes)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    expires.data = (u_char *) reply->element[4]->str;
+    expires.len = reply->element[4]->type == REDIS_REPLY_STRING
+                  ? reply->element[4]->len : 0;
+
+    if (expires.len) {
+        record->expires_at = ngx_atotm(expires.data, expires.len);
+
+        if (record->expires_at == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "apikey: key \"%V\" has an invalid expires_at",
+                          &record->id);
+            return NGX_DECLINED;
+        }
+    }
+
+    revoked.data = (u_char *) reply->element[5]->str;
+    revoked.len = reply->element[5]->type == REDIS_REPLY_STRING
+                  ? reply->element[5]->len : 0;
+
+    record->revoked = (revoked.len == 1 && revoked.data[0] == '1');
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_record_string(ngx_pool_t *pool, redisReply *field,
+    ngx_str_t *value)
+{
+    u_char  *p, *last;
+
+    if (field->type == REDIS_REPLY_NIL || field->len == 0) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    value->data = ngx_pnalloc(pool, field->len);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->len = field->len;
+
+    /*
+     * The values end up in upstream request headers and logs: control
+     * characters would split a header or forge a log line.
+     */
+
+    last = ngx_cpymem(value->data, field->str, field->len);
+
+    for (p = value->data; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+
+    return NGX_OK;
+}

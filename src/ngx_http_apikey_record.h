@@ -1,0 +1,30 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * The reply to HMGET <key> id name org scopes expires_at revoked, turned
+ * into a key record (docs/redis-schema.md).
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_RECORD_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_RECORD_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_apikey.h"
+
+
+/* the fields in the order the lookup asks for them */
+#define NGX_HTTP_APIKEY_RECORD_FIELDS                                        \
+    "id", "name", "org", "scopes", "expires_at", "revoked"
+#define NGX_HTTP_APIKEY_RECORD_NFIELDS  6
+
+
+ngx_int_t ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
+    ngx_http_apikey_record_t *record, ngx_log_t *log);
+
+
+#endif /* _NGX_HTTP_APIKEY_RECORD_H_INCLUDED_ */

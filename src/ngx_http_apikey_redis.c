@@ -1,0 +1,871 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include "ngx_http_apikey_redis.h"
+
+
+struct ngx_http_apikey_redis_conn_s {
+    ngx_queue_t                        queue;
+    ngx_http_apikey_redis_server_t    *server;
+    ngx_peer_connection_t              peer;
+    redisReader                       *reader;
+
+    ngx_http_apikey_redis_query_t     *query;
+
+    size_t                             init_sent;
+    size_t                             sent;
+    size_t                             received;
+
+    /* AUTH and SELECT replies still to check, then replies nobody reads */
+    ngx_uint_t                         init;
+    ngx_uint_t                         skip;
+
+    unsigned                           reused:1;
+};
+
+
+static ngx_int_t ngx_http_apikey_redis_connect(
+    ngx_http_apikey_redis_query_t *q);
+static void ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
+    ngx_http_apikey_redis_query_t *q);
+static void ngx_http_apikey_redis_write_handler(ngx_event_t *wev);
+static ngx_int_t ngx_http_apikey_redis_send(
+    ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_http_apikey_redis_recv(
+    ngx_http_apikey_redis_conn_t *conn, redisReply **reply, char **err);
+static ngx_int_t ngx_http_apikey_redis_next(
+    ngx_http_apikey_redis_conn_t *conn, redisReply **reply, char **err);
+static void ngx_http_apikey_redis_done(ngx_http_apikey_redis_conn_t *conn,
+    redisReply *reply);
+static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
+    char *err);
+static void ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
+    ngx_uint_t keepalive);
+static void ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn);
+
+
+ngx_http_apikey_redis_server_t *
+ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
+    ngx_str_t *args, ngx_uint_t nargs)
+{
+    u_char                          *p;
+    size_t                           argvlen[3];
+    ngx_int_t                        n;
+    ngx_str_t                        s, user, password, auth, select;
+    ngx_url_t                        u;
+    ngx_uint_t                       i, db;
+    const char                      *argv[3];
+    ngx_http_apikey_redis_server_t  *server, **known;
+
+    db = 0;
+    ngx_str_null(&user);
+    ngx_str_null(&password);
+
+    for (i = 1; i < nargs; i++) {
+
+        if (ngx_strncmp(args[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(args[i].data + 3, args[i].len - 3);
+            if (n == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid database number \"%V\" in "
+                                   "\"apikey_redis\"", &args[i]);
+                return NULL;
+            }
+
+            db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(args[i].data, "user=", 5) == 0) {
+            user.data = args[i].data + 5;
+            user.len = args[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(args[i].data, "password=", 9) == 0) {
+            password.data = args[i].data + 9;
+            password.len = args[i].len - 9;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"apikey_redis\", "
+                           "expected db=, user= or password=", &args[i]);
+        return NULL;
+    }
+
+    if (user.len && password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_redis\" user= requires password=");
+        return NULL;
+    }
+
+    /* locations that name the same server share its idle connections */
+
+    known = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+        server = known[i];
+
+        if (server->url.len == args[0].len
+            && ngx_strncmp(server->url.data, args[0].data, args[0].len) == 0
+            && server->db == db
+            && server->user.len == user.len
+            && ngx_strncmp(server->user.data, user.data, user.len) == 0
+            && server->password.len == password.len
+            && ngx_strncmp(server->password.data, password.data,
+                           password.len)
+               == 0)
+        {
+            return server;
+        }
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = args[0];
+    u.default_port = NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"apikey_redis\" address \"%V\"",
+                               u.err, &u.url);
+        }
+
+        return NULL;
+    }
+
+    if (u.naddrs == 0 || u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"apikey_redis\" address \"%V\"", &u.url);
+        return NULL;
+    }
+
+    server = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_redis_server_t));
+    if (server == NULL) {
+        return NULL;
+    }
+
+    known = ngx_array_push(servers);
+    if (known == NULL) {
+        return NULL;
+    }
+
+    *known = server;
+
+    server->url = args[0];
+    server->addrs = u.addrs;
+    server->naddrs = u.naddrs;
+    server->db = db;
+    server->user = user;
+    server->password = password;
+
+    ngx_str_null(&auth);
+    ngx_str_null(&select);
+
+    if (password.len) {
+        n = 0;
+
+        argv[n] = "AUTH";
+        argvlen[n++] = 4;
+
+        if (user.len) {
+            argv[n] = (const char *) user.data;
+            argvlen[n++] = user.len;
+        }
+
+        argv[n] = (const char *) password.data;
+        argvlen[n++] = password.len;
+
+        if (ngx_http_apikey_redis_format(cf->pool, &auth, n, argv, argvlen)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+        server->ninit++;
+    }
+
+    if (db) {
+        s.data = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
+        if (s.data == NULL) {
+            return NULL;
+        }
+
+        s.len = ngx_sprintf(s.data, "%ui", db) - s.data;
+
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (const char *) s.data;
+        argvlen[1] = s.len;
+
+        if (ngx_http_apikey_redis_format(cf->pool, &select, 2, argv, argvlen)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+        server->ninit++;
+    }
+
+    server->init.len = auth.len + select.len;
+
+    if (server->init.len) {
+        server->init.data = ngx_pnalloc(cf->pool, server->init.len);
+        if (server->init.data == NULL) {
+            return NULL;
+        }
+
+        p = ngx_cpymem(server->init.data, auth.data, auth.len);
+        ngx_memcpy(p, select.data, select.len);
+
+        /* the password is in the configuration anyway; not twice in memory */
+        ngx_explicit_memzero(auth.data, auth.len);
+    }
+
+    ngx_queue_init(&server->idle);
+
+    return server;
+}
+
+
+ngx_int_t
+ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int    len;
+    char  *cmd;
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        free(cmd);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, cmd, len);
+    out->len = len;
+
+    free(cmd);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Starts a query; the handler is always called later from an event, never
+ * from within this call.  NGX_ERROR means the query could not even start
+ * (the cause is logged) and the handler will not be called.
+ */
+
+ngx_int_t
+ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
+{
+    ngx_queue_t                      *x;
+    ngx_connection_t                 *c;
+    ngx_http_apikey_redis_conn_t     *conn;
+    ngx_http_apikey_redis_server_t   *server;
+
+    server = q->server;
+
+    if (ngx_queue_empty(&server->idle)) {
+        return ngx_http_apikey_redis_connect(q);
+    }
+
+    x = ngx_queue_head(&server->idle);
+    ngx_queue_remove(x);
+    server->nidle--;
+
+    conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+    conn->reused = 1;
+
+    c = conn->peer.connection;
+    c->idle = 0;
+    c->read->cancelable = 0;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "apikey redis: reusing connection %p", c);
+
+    ngx_http_apikey_redis_attach(conn, q);
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_connect(ngx_http_apikey_redis_query_t *q)
+{
+    ngx_int_t                        rc;
+    ngx_addr_t                      *addr;
+    ngx_connection_t                *c;
+    ngx_peer_connection_t           *pc;
+    ngx_http_apikey_redis_conn_t    *conn;
+    ngx_http_apikey_redis_server_t  *server;
+
+    server = q->server;
+
+    conn = ngx_calloc(sizeof(ngx_http_apikey_redis_conn_t), q->log);
+    if (conn == NULL) {
+        return NGX_ERROR;
+    }
+
+    conn->server = server;
+
+    conn->reader = redisReaderCreate();
+    if (conn->reader == NULL) {
+        ngx_free(conn);
+        return NGX_ERROR;
+    }
+
+    addr = &server->addrs[server->next++ % server->naddrs];
+
+    pc = &conn->peer;
+    pc->sockaddr = addr->sockaddr;
+    pc->socklen = addr->socklen;
+    pc->name = &server->url;
+    pc->get = ngx_event_get_peer;
+    pc->log = q->log;
+    pc->log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(pc);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "apikey redis: connect to \"%V\": %i", &server->url, rc);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "apikey: could not connect to redis \"%V\"",
+                      &server->url);
+
+        if (pc->connection) {
+            ngx_close_connection(pc->connection);
+        }
+
+        redisReaderFree(conn->reader);
+        ngx_free(conn);
+        return NGX_ERROR;
+    }
+
+    c = pc->connection;
+    c->data = conn;
+    c->read->handler = ngx_http_apikey_redis_read_handler;
+    c->write->handler = ngx_http_apikey_redis_write_handler;
+
+    conn->init = server->ninit;
+
+    ngx_http_apikey_redis_attach(conn, q);
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(c->write, q->timeout);
+        return NGX_OK;
+    }
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
+    ngx_http_apikey_redis_query_t *q)
+{
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    c->log = q->log;
+    c->read->log = q->log;
+    c->write->log = q->log;
+
+    conn->query = q;
+    conn->sent = 0;
+    conn->received = 0;
+
+    q->conn = conn;
+}
+
+
+static void
+ngx_http_apikey_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_int_t                      rc;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    c = wev->data;
+    conn = c->data;
+
+    if (conn->query == NULL) {
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_http_apikey_redis_fail(conn, "timed out connecting or sending");
+        return;
+    }
+
+    rc = ngx_http_apikey_redis_send(conn);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_apikey_redis_fail(conn, "failed to send");
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        if (!wev->timer_set) {
+            ngx_add_timer(wev, conn->query->timeout);
+        }
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_apikey_redis_fail(conn, "failed to wait for writing");
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    ngx_add_timer(c->read, conn->query->timeout);
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_http_apikey_redis_fail(conn, "failed to wait for reading");
+        return;
+    }
+
+    if (c->read->ready) {
+        ngx_http_apikey_redis_read_handler(c->read);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn)
+{
+    u_char            *p;
+    size_t             size;
+    ssize_t            n;
+    ngx_str_t         *init, *cmd;
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+    init = &conn->server->init;
+    cmd = &conn->query->command;
+
+    for ( ;; ) {
+
+        if (conn->init && conn->init_sent < init->len) {
+            p = init->data + conn->init_sent;
+            size = init->len - conn->init_sent;
+
+        } else if (conn->sent < cmd->len) {
+            p = cmd->data + conn->sent;
+            size = cmd->len - conn->sent;
+
+        } else {
+            return NGX_OK;
+        }
+
+        n = c->send(c, p, size);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            return NGX_AGAIN;
+        }
+
+        if (conn->init && conn->init_sent < init->len) {
+            conn->init_sent += n;
+
+        } else {
+            conn->sent += n;
+        }
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_read_handler(ngx_event_t *rev)
+{
+    char                          *err;
+    ngx_int_t                      rc;
+    redisReply                    *reply;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    c = rev->data;
+    conn = c->data;
+
+    if (conn->query == NULL) {
+
+        /* idle: only the replies of fire-and-forget commands may come */
+
+        if (c->close || rev->timedout) {
+            ngx_http_apikey_redis_close(conn);
+            return;
+        }
+
+        if (ngx_http_apikey_redis_recv(conn, &reply, &err) != NGX_AGAIN
+            || ngx_handle_read_event(rev, 0) != NGX_OK)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "apikey redis: idle connection closed: %s", err);
+            ngx_http_apikey_redis_close(conn);
+        }
+
+        return;
+    }
+
+    if (rev->timedout) {
+        ngx_http_apikey_redis_fail(conn, "timed out reading");
+        return;
+    }
+
+    reply = NULL;
+    err = NULL;
+
+    rc = ngx_http_apikey_redis_recv(conn, &reply, &err);
+
+    if (rc == NGX_AGAIN) {
+        if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+            ngx_http_apikey_redis_fail(conn, "failed to wait for reading");
+        }
+
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_apikey_redis_fail(conn, err);
+        return;
+    }
+
+    ngx_http_apikey_redis_done(conn, reply);
+}
+
+
+/*
+ * Reads until the reply of the current query is complete (NGX_OK), the
+ * socket has nothing more for now (NGX_AGAIN), or something is wrong.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_recv(ngx_http_apikey_redis_conn_t *conn,
+    redisReply **reply, char **err)
+{
+    u_char             buf[4096];
+    ssize_t            n;
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    for ( ;; ) {
+
+        rc = ngx_http_apikey_redis_next(conn, reply, err);
+        if (rc != NGX_AGAIN) {
+            return rc;
+        }
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            *err = "no reply yet";
+            return NGX_AGAIN;
+        }
+
+        if (n == 0) {
+            *err = "closed the connection";
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_ERROR) {
+            *err = "failed to receive";
+            return NGX_ERROR;
+        }
+
+        conn->received += n;
+
+        if (conn->received > NGX_HTTP_APIKEY_REDIS_REPLY_MAX) {
+            *err = "sent a reply too large";
+            return NGX_ERROR;
+        }
+
+        if (redisReaderFeed(conn->reader, (const char *) buf, n)
+            != REDIS_OK)
+        {
+            *err = "sent a reply that could not be buffered";
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
+    redisReply **reply, char **err)
+{
+    void        *r;
+    redisReply  *rr;
+
+    for ( ;; ) {
+
+        if (redisReaderGetReply(conn->reader, &r) != REDIS_OK) {
+            *err = "sent an invalid reply";
+            return NGX_ERROR;
+        }
+
+        if (r == NULL) {
+            return NGX_AGAIN;
+        }
+
+        rr = r;
+
+        if (conn->skip) {
+            conn->skip--;
+            freeReplyObject(rr);
+            continue;
+        }
+
+        if (conn->query == NULL) {
+            freeReplyObject(rr);
+            *err = "sent an unexpected reply";
+            return NGX_ERROR;
+        }
+
+        if (conn->init) {
+            conn->init--;
+
+            if (rr->type != REDIS_REPLY_STATUS) {
+                if (rr->type == REDIS_REPLY_ERROR) {
+                    ngx_log_error(NGX_LOG_ERR, conn->query->log, 0,
+                                  "apikey: redis \"%V\" refused AUTH or "
+                                  "SELECT: %*s", &conn->server->url,
+                                  (size_t) ngx_min(rr->len, 128), rr->str);
+                }
+
+                freeReplyObject(rr);
+                *err = "refused AUTH or SELECT";
+                return NGX_ERROR;
+            }
+
+            freeReplyObject(rr);
+            continue;
+        }
+
+        *reply = rr;
+        return NGX_OK;
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_done(ngx_http_apikey_redis_conn_t *conn,
+    redisReply *reply)
+{
+    ngx_connection_t               *c;
+    ngx_http_apikey_redis_query_t  *q;
+
+    c = conn->peer.connection;
+    q = conn->query;
+
+    q->conn = NULL;
+    conn->query = NULL;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    /* the connection is settled before the handler can start anything */
+    ngx_http_apikey_redis_keep(conn, q->keepalive);
+
+    q->handler(q, reply);
+
+    freeReplyObject(reply);
+}
+
+
+static void
+ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err)
+{
+    ngx_int_t                       rc;
+    ngx_http_apikey_redis_query_t  *q;
+
+    q = conn->query;
+
+    q->conn = NULL;
+    conn->query = NULL;
+
+    /*
+     * An idle connection may have been closed by Redis (a restart, its
+     * timeout) before we noticed: try once more on a new connection.
+     */
+
+    if (conn->reused && conn->received == 0
+        && !conn->peer.connection->read->timedout
+        && !conn->peer.connection->write->timedout)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                       "apikey redis: kept connection %s, retrying", err);
+
+        ngx_http_apikey_redis_close(conn);
+
+        rc = ngx_http_apikey_redis_connect(q);
+        if (rc == NGX_OK) {
+            return;
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0, "apikey: redis \"%V\" %s",
+                      &conn->server->url, err);
+
+        ngx_http_apikey_redis_close(conn);
+    }
+
+    q->handler(q, NULL);
+}
+
+
+static void
+ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
+    ngx_uint_t keepalive)
+{
+    char              *err;
+    ngx_int_t          rc;
+    redisReply        *reply;
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    if (ngx_terminate || ngx_exiting
+        || conn->server->nidle >= keepalive
+        || conn->init)
+    {
+        ngx_http_apikey_redis_close(conn);
+        return;
+    }
+
+    /* whatever is buffered already must be replies nobody waits for */
+
+    rc = ngx_http_apikey_redis_next(conn, &reply, &err);
+    if (rc != NGX_AGAIN) {
+        ngx_http_apikey_redis_close(conn);
+        return;
+    }
+
+    c->log = ngx_cycle->log;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+
+    c->idle = 1;
+    c->read->cancelable = 1;
+    ngx_add_timer(c->read, NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT);
+
+    ngx_queue_insert_head(&conn->server->idle, &conn->queue);
+    conn->server->nidle++;
+}
+
+
+static void
+ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
+{
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "apikey redis: close connection %p", c);
+
+    if (c->idle) {
+        ngx_queue_remove(&conn->queue);
+        conn->server->nidle--;
+    }
+
+    ngx_close_connection(c);
+
+    redisReaderFree(conn->reader);
+    ngx_free(conn);
+}
+
+
+void
+ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
+{
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    conn = q->conn;
+
+    if (conn == NULL) {
+        return;
+    }
+
+    /* a reply is still due on this connection: it cannot be reused */
+
+    q->conn = NULL;
+    conn->query = NULL;
+
+    ngx_http_apikey_redis_close(conn);
+}
+
+
+/*
+ * Sends a command whose reply nobody waits for on an idle connection,
+ * if there is one at hand; otherwise the command is dropped (NGX_DECLINED).
+ */
+
+ngx_int_t
+ngx_http_apikey_redis_forget(ngx_http_apikey_redis_server_t *server,
+    u_char *cmd, size_t len)
+{
+    ssize_t                        n;
+    ngx_queue_t                   *x;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    if (ngx_queue_empty(&server->idle)) {
+        return NGX_DECLINED;
+    }
+
+    x = ngx_queue_head(&server->idle);
+    conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+    c = conn->peer.connection;
+
+    n = c->send(c, cmd, len);
+
+    if (n != (ssize_t) len) {
+        /* a part of a command would corrupt the stream */
+        ngx_http_apikey_redis_close(conn);
+        return NGX_DECLINED;
+    }
+
+    conn->skip++;
+
+    return NGX_OK;
+}

@@ -1,0 +1,26 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * The Bearer token of a request, as RFC 6750 section 2.1 defines it.
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_TOKEN_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_TOKEN_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey.h"
+
+
+ngx_http_apikey_status_e ngx_http_apikey_token(ngx_http_request_t *r,
+    ngx_str_t *token);
+ngx_http_apikey_status_e ngx_http_apikey_token_parse(ngx_str_t *value,
+    ngx_str_t *token);
+
+
+#endif /* _NGX_HTTP_APIKEY_TOKEN_H_INCLUDED_ */

@@ -1,0 +1,183 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_variables.h"
+
+
+static ngx_http_apikey_record_t *ngx_http_apikey_variable_record(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_record_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_apikey_expires_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_apikey_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_apikey_vars[] = {
+
+    { ngx_string("apikey_id"), NULL, ngx_http_apikey_record_variable,
+      offsetof(ngx_http_apikey_record_t, id), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_name"), NULL, ngx_http_apikey_record_variable,
+      offsetof(ngx_http_apikey_record_t, name), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_org"), NULL, ngx_http_apikey_record_variable,
+      offsetof(ngx_http_apikey_record_t, org), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_scopes"), NULL, ngx_http_apikey_record_variable,
+      offsetof(ngx_http_apikey_record_t, scopes), NGX_HTTP_VAR_NOCACHEABLE,
+      0 },
+
+    { ngx_string("apikey_expires_at"), NULL, ngx_http_apikey_expires_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_status"), NULL, ngx_http_apikey_status_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_apikey_status_names[] = {
+    ngx_string("ok"),
+    ngx_string("missing"),
+    ngx_string("malformed"),
+    ngx_string("invalid"),
+    ngx_string("expired"),
+    ngx_string("revoked"),
+    ngx_string("insufficient_scope"),
+    ngx_string("org_mismatch"),
+    ngx_string("error")
+};
+
+
+ngx_int_t
+ngx_http_apikey_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_apikey_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_str_t *
+ngx_http_apikey_status_name(ngx_http_apikey_status_e status)
+{
+    return &ngx_http_apikey_status_names[status];
+}
+
+
+/* the record is known only once a lookup found the key */
+
+static ngx_http_apikey_record_t *
+ngx_http_apikey_variable_record(ngx_http_request_t *r)
+{
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_http_apikey_get_ctx(r->main);
+
+    if (ctx == NULL || !ctx->found) {
+        return NULL;
+    }
+
+    return &ctx->record;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_record_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                 *value;
+    ngx_http_apikey_record_t  *record;
+
+    record = ngx_http_apikey_variable_record(r);
+
+    if (record == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    value = (ngx_str_t *) ((u_char *) record + data);
+
+    v->len = value->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = value->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_expires_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    ngx_http_apikey_record_t  *record;
+
+    record = ngx_http_apikey_variable_record(r);
+
+    if (record == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%T", record->expires_at) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *name;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_http_apikey_get_ctx(r->main);
+
+    if (ctx == NULL || !ctx->decided) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = ngx_http_apikey_status_name(ctx->status);
+
+    v->len = name->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = name->data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,25 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * $apikey_id, $apikey_name, $apikey_org, $apikey_scopes,
+ * $apikey_expires_at and $apikey_status.
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_VARIABLES_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_VARIABLES_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey.h"
+
+
+ngx_int_t ngx_http_apikey_add_variables(ngx_conf_t *cf);
+ngx_str_t *ngx_http_apikey_status_name(ngx_http_apikey_status_e status);
+
+
+#endif /* _NGX_HTTP_APIKEY_VARIABLES_H_INCLUDED_ */
