@@ -71,7 +71,8 @@ $(NGX_BUILD)/Makefile: config | deps
 
 $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_apikey_module.so $@
+	cp $(NGX_BUILD)/objs/ngx_http_apikey_module.so $@.tmp
+	mv -f $@.tmp $@
 
 $(CLI): $(CLI_SRCS) $(CLI_HDRS) $(KEY_SRCS) | deps
 	@mkdir -p $(BUILD)

@@ -33,7 +33,8 @@ typedef struct {
 } ngx_http_apikey_answer_t;
 
 
-static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_lookup(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 static ngx_http_apikey_status_e ngx_http_apikey_check_format(
@@ -286,8 +287,14 @@ static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
 };
 
 
+/*
+ * The lookup starts in the preaccess phase, ahead of limit_req and
+ * limit_conn, so that $apikey_id can key their zones; the decision is made
+ * in the access phase, where "satisfy" applies.
+ */
+
 static ngx_int_t
-ngx_http_apikey_handler(ngx_http_request_t *r)
+ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t          *cln;
     ngx_http_apikey_ctx_t       *ctx;
@@ -295,22 +302,17 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
 
-    if (!alcf->enable) {
+    if (!alcf->enable || r != r->main) {
         return NGX_DECLINED;
     }
 
     ctx = ngx_http_apikey_get_ctx(r);
 
     if (ctx) {
-        if (!ctx->done) {
-            return NGX_AGAIN;
-        }
-
-        /* after an internal redirect the record is known already */
-
+        /* after an internal redirect the lookup is done already */
         ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
 
-        return ngx_http_apikey_decide(r, alcf, ctx);
+        return ctx->done ? NGX_DECLINED : NGX_AGAIN;
     }
 
     if (ngx_http_apikey_headers_clean(r) != NGX_OK) {
@@ -339,6 +341,39 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
     }
 
     ctx->done = 1;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_apikey_ctx_t       *ctx;
+    ngx_http_apikey_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+
+    if (!alcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+
+    if (ctx == NULL) {
+        rc = ngx_http_apikey_preaccess_handler(r);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+    }
+
+    if (!ctx->done) {
+        return NGX_AGAIN;
+    }
 
     return ngx_http_apikey_decide(r, alcf, ctx);
 }
@@ -505,6 +540,7 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
                       : NGX_HTTP_APIKEY_ERROR;
     }
 
+    ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
     ctx->done = 1;
 
     ngx_http_set_log_request(c->log, r);
@@ -519,7 +555,6 @@ static ngx_int_t
 ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
 {
-    ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
     ctx->status = ctx->lookup;
 
     if (ctx->found) {
@@ -1276,12 +1311,19 @@ ngx_http_apikey_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_preaccess_handler;
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_apikey_handler;
+    *h = ngx_http_apikey_access_handler;
 
     return NGX_OK;
 }
