@@ -40,7 +40,7 @@ use ApiKey::Test::HTTP qw(http_raw http_get http_request build_request);
 
 our @EXPORT = (qw(start_redis start_nginx start_fake_redis nginx_check
     new_token key_hash seed_key answer_is answers answer_body
-    error_log_clean free_port test_dir wait_until project_root
+    error_log_clean now free_port test_dir wait_until project_root
     http_raw http_get http_request build_request time sleep),
     @ApiKey::Test::RESP::EXPORT_OK);
 
@@ -58,6 +58,9 @@ sub import {
     *{"${caller}::$_"} = \&{"Time::HiRes::$_"} for qw(time sleep);
 }
 
+
+# Unix seconds, as records hold them (Time::HiRes::time is fractional).
+sub now () { return CORE::time() }
 
 sub start_redis      { return ApiKey::Test::Redis->start(@_) }
 sub start_nginx      { return ApiKey::Test::Nginx->start(@_) }
@@ -157,6 +160,7 @@ sub answer_is {
     my $ok = 1;
     $ok &= is($res->status, $status, "$label: status $status");
     if (defined $challenge) {
+        no warnings qw(redundant);
         my $want = sprintf($challenge, $o{realm} // 'api',
             $o{scope} // '');
         $ok &= is_deeply([$res->headers('www-authenticate')], [$want],
@@ -178,8 +182,8 @@ sub answer_is {
 
 # error_log_clean($nginx, @tokens): no [alert], [crit] or [emerg] in the
 # error log, and none of the tokens in it, except in nginx core's own
-# header dumps ("http header:", "http proxy header:"), which print request
-# headers as received or as sent upstream.
+# header dumps ("http header:" for each request header as received, "http
+# proxy header:" for the whole head sent upstream, which spans lines).
 sub error_log_clean {
     my ($nginx, @tokens) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -187,18 +191,18 @@ sub error_log_clean {
     my $ok = is(scalar(@bad), 0, 'no [alert], [crit] or [emerg] in the '
         . 'error log') or diag(join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
     my @leaks;
-    for my $line (split /\n/, $nginx->error_log) {
-        next if $line =~ /http (?:proxy )?header: /;
+    for my $entry ($nginx->log_entries) {
+        next if $entry =~ /^[^\n]*http (?:proxy )?header:/;
         for my $t (grep { defined && length } @tokens) {
+            next if index($entry, $t) < 0;
             # show where, never the token itself
-            (my $shown = $line) =~ s/\Q$t\E/<TOKEN>/g;
-            push @leaks, $shown if index($line, $t) >= 0;
+            (my $shown = $entry) =~ s/\Q$t\E/<TOKEN>/g;
+            push @leaks, $shown;
         }
     }
     $ok &= is(scalar(@leaks), 0, 'no token in the debug error log')
         or diag(join "\n", @leaks[0 .. ($#leaks < 9 ? $#leaks : 9)]);
     return $ok;
 }
-
 
 1;

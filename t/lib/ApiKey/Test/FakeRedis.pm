@@ -75,7 +75,9 @@ sub stop {
     stop_child($self->{child});
 }
 
-sub _events {
+# Everything that happened, in order: { ev => 'connect' | 'cmd' | 'close'
+# | 'closed_by_fake' | 'protocol_error', conn => N, args => [...] }.
+sub events {
     my ($self) = @_;
     open(my $fh, '<', $self->{log}) or return ();
     my $json = JSON::PP->new;
@@ -90,13 +92,13 @@ sub _events {
 # Connections accepted so far.
 sub connections {
     my ($self) = @_;
-    return scalar grep { $_->{ev} eq 'connect' } $self->_events;
+    return scalar grep { $_->{ev} eq 'connect' } $self->events;
 }
 
 # Commands received so far, each an array reference ['HMGET', ...].
 sub commands {
     my ($self) = @_;
-    return map { $_->{args} } grep { $_->{ev} eq 'cmd' } $self->_events;
+    return map { $_->{args} } grep { $_->{ev} eq 'cmd' } $self->events;
 }
 
 sub commands_named {
@@ -108,7 +110,7 @@ sub commands_named {
 sub commands_by_connection {
     my ($self) = @_;
     my %c;
-    for my $e (grep { $_->{ev} eq 'cmd' } $self->_events) {
+    for my $e (grep { $_->{ev} eq 'cmd' } $self->events) {
         push @{ $c{ $e->{conn} } }, $e->{args};
     }
     return \%c;

@@ -117,22 +117,34 @@ sub request {
 
 sub request_raw {
     my ($self, $bytes, %o) = @_;
-    my $start = time;
+    $self->send_raw($bytes, %o);
+    return $self->read_response;
+}
+
+# send_raw() then, later, read_response(): a request left in flight while
+# the test does something else.
+sub send_raw {
+    my ($self, $bytes, %o) = @_;
+    $self->{start} = time;
+    $self->{head_only} = $o{head} // $self->{head};
     my $sock = $self->_connect;
     local $SIG{PIPE} = 'IGNORE';
-    my $res = ApiKey::Test::HTTP::Response->new;
     my $off = 0;
     while ($off < length $bytes) {
         my $n = syswrite($sock, $bytes, length($bytes) - $off, $off);
-        if (!defined $n) {
-            # the server may answer and close before reading everything
-            last;
-        }
+        # the server may answer and close before reading everything
+        last unless defined $n;
         $off += $n;
     }
-    $self->_read_response($res, $o{head} // $self->{head},
-        $start + $self->{timeout});
-    $res->{elapsed} = time - $start;
+    return $self;
+}
+
+sub read_response {
+    my ($self) = @_;
+    my $res = ApiKey::Test::HTTP::Response->new;
+    $self->_read_response($res, $self->{head_only},
+        $self->{start} + $self->{timeout});
+    $res->{elapsed} = time - $self->{start};
     $self->close if $res->{error} || !$res->keepalive;
     return $res;
 }

@@ -231,11 +231,20 @@ sub error_log_since {
     return substr($self->error_log, $mark // 0);
 }
 
-# Lines of the error log at the given levels ('alert', 'crit', ...).
+# The error log as entries: an entry starts with a time stamp and may span
+# several lines (nginx dumps whole proxied request heads in one entry).
+sub log_entries {
+    my ($self, $text) = @_;
+    $text //= $self->error_log;
+    my @e = split /\n(?=\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[)/, $text;
+    return grep { length } @e;
+}
+
+# Entries of the error log at the given levels ('alert', 'crit', ...).
 sub log_lines {
     my ($self, @levels) = @_;
     my $re = join '|', @levels;
-    return grep { /\[(?:$re)\]/ } split /\n/, $self->error_log;
+    return grep { /^\S+ \S+ \[(?:$re)\]/ } $self->log_entries;
 }
 
 

@@ -1,0 +1,121 @@
+# Configuration errors are caught by `nginx -t` with an [emerg] line that
+# names the directive or the bad value; good configurations pass.
+
+use lib 't/lib';
+use ApiKey::Test;
+
+my $dir = test_dir();
+
+sub write_file {
+    my ($name, $content) = @_;
+    open(my $fh, '>', "$dir/$name") or die "$dir/$name: $!";
+    print {$fh} $content;
+    close $fh;
+    return "$dir/$name";
+}
+
+my $secret = write_file('secret', "s3cret\n");
+my $empty = write_file('empty', '');
+my $newline_only = write_file('newline-only', "\n");
+
+sub conf {
+    my ($in_location, $in_server) = @_;
+    return <<"EOF";
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        @{[ $in_server // '' ]}
+        location / {
+            $in_location
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+EOF
+}
+
+sub accepts {
+    my ($what, $in_location, $in_server) = @_;
+    my ($rc, $out) = nginx_check(http => conf($in_location, $in_server));
+    is($rc, 0, "accepted: $what") or diag $out;
+}
+
+sub rejects {
+    my ($what, $in_location, $re, $in_server) = @_;
+    subtest "rejected: $what" => sub {
+        my ($rc, $out) = nginx_check(http => conf($in_location, $in_server));
+        isnt($rc, 0, 'nginx -t fails');
+        like($out, qr/\[emerg\]/, 'with an [emerg] line');
+        like($out, $re, "saying $re") or diag $out;
+    };
+}
+
+accepts('every directive with a valid value', <<"EOF");
+            apikey on;
+            apikey_realm "my api";
+            apikey_redis 127.0.0.1:6379 db=2 user=nginx password=pw;
+            apikey_redis_timeout 150ms;
+            apikey_redis_keepalive 8;
+            apikey_redis_prefix keys:;
+            apikey_hash_secret_file $secret;
+            apikey_scopes read:people write:people;
+            apikey_org \$arg_org;
+            apikey_upstream_headers off;
+            apikey_hide_credentials off;
+EOF
+accepts('a host name, resolved when the configuration is read',
+    'apikey on; apikey_redis localhost:6379;');
+accepts('an IPv6 address', 'apikey on; apikey_redis [::1]:6379;');
+accepts('a unix socket', 'apikey on; apikey_redis unix:/tmp/redis.sock;');
+accepts('apikey_redis_keepalive 0 (no idle connections)',
+    'apikey on; apikey_redis_keepalive 0;');
+accepts('apikey and apikey_scopes inside limit_except',
+    'apikey off; limit_except GET { apikey on; apikey_scopes write:x; }');
+accepts('the directives at http level', 'apikey on;',
+    'apikey_redis 127.0.0.1:6379; apikey_realm api;');
+
+rejects('apikey maybe', 'apikey maybe;', qr/"maybe".*"apikey"|apikey.*maybe/);
+rejects('apikey_upstream_headers maybe', 'apikey_upstream_headers maybe;',
+    qr/apikey_upstream_headers/);
+rejects('apikey_hide_credentials 1', 'apikey_hide_credentials 1;',
+    qr/apikey_hide_credentials/);
+rejects('apikey_redis_timeout abc', 'apikey_redis_timeout abc;',
+    qr/apikey_redis_timeout/);
+rejects('apikey_redis db=x', 'apikey_redis 127.0.0.1:6379 db=x;',
+    qr/db=x/);
+rejects('apikey_redis db=-1', 'apikey_redis 127.0.0.1:6379 db=-1;',
+    qr/db=-1/);
+rejects('apikey_redis with an unknown option',
+    'apikey_redis 127.0.0.1:6379 foo=1;', qr/foo=1/);
+rejects('apikey_redis with a port out of range',
+    'apikey_redis 127.0.0.1:70000;', qr/70000/);
+rejects('apikey_redis with an empty unix path', 'apikey_redis unix:;',
+    qr/apikey_redis|unix:/);
+rejects('apikey_redis_keepalive -1', 'apikey_redis_keepalive -1;',
+    qr/apikey_redis_keepalive|"-1"/);
+rejects('apikey_redis_keepalive abc', 'apikey_redis_keepalive abc;',
+    qr/apikey_redis_keepalive|"abc"/);
+rejects('apikey_hash_secret_file that does not exist',
+    'apikey_hash_secret_file /nonexistent/secret;', qr{/nonexistent/secret});
+rejects('an empty secret file', "apikey_hash_secret_file $empty;",
+    qr/\Q$empty\E/);
+rejects('a secret file holding only a newline',
+    "apikey_hash_secret_file $newline_only;", qr/\Q$newline_only\E/);
+rejects('apikey_realm with a double quote', q{apikey_realm 'a"b';},
+    qr/apikey_realm/);
+rejects('apikey_scopes without a scope', 'apikey_scopes;',
+    qr/invalid number of arguments in "apikey_scopes"/);
+rejects('apikey_realm inside limit_except',
+    'limit_except GET { apikey_realm x; }',
+    qr/"apikey_realm" directive is not allowed here/);
+
+for my $d ('apikey on', 'apikey_realm api', 'apikey_redis 127.0.0.1:6379',
+    'apikey_redis_timeout 1s', 'apikey_redis_keepalive 4',
+    'apikey_redis_prefix p:', "apikey_hash_secret_file $secret",
+    'apikey_scopes a', 'apikey_org x', 'apikey_upstream_headers on',
+    'apikey_hide_credentials on')
+{
+    my ($name) = split / /, $d;
+    rejects("$name twice in one block", "$d; $d;",
+        qr/"$name" directive is duplicate/);
+}
+
+done_testing;

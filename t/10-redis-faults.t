@@ -1,0 +1,207 @@
+# When Redis misbehaves the module fails closed with 503 and never blocks
+# the worker: a fake Redis stalls, answers late, answers errors, splits its
+# replies across packets or closes in the middle of one.
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::Test::HTTP;
+
+# one key per behaviour; the fake picks its behaviour by the key looked up
+my (%token, %fault);
+for my $what (qw(ok err wrongtype noauth split bytewise cut close_now stall
+    slow_ok late unknown gone))
+{
+    $token{$what} = new_token();
+    $fault{ key_hash($token{$what}) } = $what;
+}
+
+my $fake = start_fake_redis(handler => sub {
+    my ($cmd, $ctx) = @_;
+    return undef unless uc $cmd->[0] eq 'HMGET';
+    my $what = $fault{ $cmd->[1] } // 'default';
+    my $reply = $ctx->{default}->();
+    return resp_error('ERR something went wrong') if $what eq 'err';
+    return resp_error('WRONGTYPE Operation against a key holding the wrong '
+        . 'kind of value') if $what eq 'wrongtype';
+    return resp_error('NOAUTH Authentication required.') if $what eq 'noauth';
+    if ($what eq 'split') {
+        return [send => substr($reply, 0, 3), sleep => 0.02,
+            send => substr($reply, 3, 20), sleep => 0.02,
+            send => substr($reply, 23)];
+    }
+    if ($what eq 'bytewise') {
+        return [map { (send => $_, sleep => 0.001) } split //, $reply];
+    }
+    return [send => substr($reply, 0, int(length($reply) / 2)), close => 1]
+        if $what eq 'cut';
+    return [close => 1] if $what eq 'close_now';
+    return [stall => 1] if $what eq 'stall' || $what eq 'gone';
+    return [sleep => 0.1, send => $reply] if $what eq 'slow_ok';
+    return [sleep => 0.6, send => $reply] if $what eq 'late';
+    return undef;
+});
+
+for my $what (grep { $_ ne 'unknown' } keys %token) {
+    seed_key($fake, $token{$what}, id => "k_$what", name => "key $what",
+        scopes => 'read:people');
+}
+
+my $closed_port = free_port();
+
+my $nginx = start_nginx(workers => 1, redis => $fake,
+    vars => { CLOSED => $closed_port }, http => <<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        add_header X-Status $apikey_status always;
+
+        location /open/ {
+            return 200 "open\n";
+        }
+
+        location /api/ {
+            apikey on;
+            apikey_redis %%REDIS%%;
+            apikey_redis_timeout 300ms;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /refused/ {
+            apikey on;
+            apikey_redis 127.0.0.1:%%CLOSED%%;
+            apikey_redis_timeout 300ms;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+
+my @workers = $nginx->worker_pids;
+
+sub get_with {
+    my ($what, $path) = @_;
+    return $nginx->get($path // '/api/x',
+        Authorization => "Bearer $token{$what}");
+}
+
+sub id_of {
+    my ($res) = @_;
+    return $res->status . ' ' . ($res->upstream
+        ? $res->upstream->header('x-apikey-id') // '-'
+        : $res->header('x-status') // '(none)');
+}
+
+is(id_of(get_with('ok')), '200 k_ok', 'a well-behaved Redis: 200');
+
+for my $c (['an error reply (-ERR)', 'err'],
+    ['a -WRONGTYPE reply', 'wrongtype'],
+    ['a -NOAUTH reply', 'noauth'],
+    ['a connection closed in the middle of the reply', 'cut'],
+    ['a connection closed without a reply', 'close_now'])
+{
+    my ($what, $fault) = @$c;
+    subtest "$what: 503, logged at error level, then recovery" => sub {
+        my $mark = $nginx->mark;
+        my $res = get_with($fault);
+        answer_is($res, 'error');
+        is($res->header('x-status'), 'error', '$apikey_status = error');
+        ok((grep { /\[error\]/ }
+            $nginx->log_entries($nginx->error_log_since($mark))),
+            'an [error] line in the log');
+        is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
+        is(id_of(get_with('unknown')), '401 invalid',
+            'and an unknown key is still refused');
+    };
+}
+
+subtest 'a reply split across packets is put back together' => sub {
+    is(id_of(get_with('split')), '200 k_split', 'in three parts');
+    is(id_of(get_with('bytewise')), '200 k_bytewise', 'one byte at a time');
+    is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
+};
+
+subtest 'a reply slower than usual but within the timeout is used' => sub {
+    my $res = get_with('slow_ok');
+    is(id_of($res), '200 k_slow_ok', 'status 200 with the right key');
+    cmp_ok($res->elapsed, '>=', 0.1, 'it waited for the reply');
+};
+
+subtest 'a reply after the timeout: 503, and it never answers a later '
+    . 'request' => sub {
+    my $res = get_with('late');
+    answer_is($res, 'error');
+    cmp_ok($res->elapsed, '<', 0.3 + 0.1, 'within the timeout + 100 ms');
+    # the late reply (a valid key) must not be taken for this one
+    is(id_of(get_with('unknown')), '401 invalid',
+        'an unknown key right after is refused');
+    sleep 0.6;
+    is(id_of(get_with('unknown')), '401 invalid',
+        'and again once the late reply has arrived');
+    is(id_of(get_with('ok')), '200 k_ok', 'a good key works');
+};
+
+subtest 'a stalled Redis: 503 within the timeout while the worker keeps '
+    . 'serving' => sub {
+    my $slow = ApiKey::Test::HTTP->new(port => $nginx->port, timeout => 3);
+    $slow->send_raw(build_request('GET', '/api/x',
+        Authorization => "Bearer $token{stall}"));
+    sleep 0.05;
+
+    my $open = $nginx->get('/open/x');
+    is($open->status, 200, 'an unprotected location answers');
+    cmp_ok($open->elapsed, '<', 0.1, 'at once');
+
+    my $res = $slow->read_response;
+    answer_is($res, 'error');
+    cmp_ok($res->elapsed, '<=', 0.3 + 0.1, 'within the timeout + 100 ms');
+    cmp_ok($res->elapsed, '>=', 0.25, 'not before the timeout');
+    is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
+};
+
+subtest 'a stalled Redis does not hold up other protected requests' => sub {
+    my @slow = map {
+        ApiKey::Test::HTTP->new(port => $nginx->port, timeout => 3)
+            ->send_raw(build_request('GET', '/api/x',
+                Authorization => "Bearer $token{stall}"))
+    } 1 .. 5;
+    sleep 0.05;
+    my $t = time;
+    my $res = get_with('ok');
+    is(id_of($res), '200 k_ok', 'a good key during five stalled lookups');
+    cmp_ok(time - $t, '<', 0.2, 'answered without waiting for them');
+    is($_->read_response->status, 503, 'stalled request: 503') for @slow;
+};
+
+subtest 'a client that leaves while Redis stalls releases the connection'
+    => sub {
+    my $c = ApiKey::Test::HTTP->new(port => $nginx->port);
+    $c->send_raw(build_request('GET', '/api/x',
+        Authorization => "Bearer $token{gone}"));
+    my $conn;
+    ok(wait_until(sub {
+        my $by = $fake->commands_by_connection;
+        ($conn) = grep {
+            grep { ($fault{ $_->[1] // '' } // '') eq 'gone' } @{ $by->{$_} }
+        } keys %$by;
+        return $conn;
+    }, 1), 'the lookup reached Redis');
+    $c->close;
+    ok(wait_until(sub {
+        grep { $_->{ev} eq 'close' && $_->{conn} == $conn } $fake->events
+    }, 1), 'nginx closed that Redis connection within a second');
+    is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
+};
+
+subtest 'Redis not listening: 503 at once' => sub {
+    my $res = get_with('ok', '/refused/x');
+    answer_is($res, 'error');
+    cmp_ok($res->elapsed, '<', 0.2, 'no wait for a refused connection');
+};
+
+subtest 'no worker died' => sub {
+    is_deeply([$nginx->worker_pids], \@workers, 'same worker as at start');
+};
+
+subtest 'the error log stays clean' => sub {
+    error_log_clean($nginx, values %token);
+};
+
+done_testing;

@@ -1,0 +1,98 @@
+# A real Redis goes away and comes back: requests fail closed (503) while
+# it is gone and recover by themselves, without reloading nginx.
+
+use lib 't/lib';
+use ApiKey::Test;
+
+my $redis = start_redis();
+my $nginx = start_nginx(workers => 1, redis => $redis, http => <<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        add_header X-Status $apikey_status always;
+
+        location /open/ {
+            return 200 "open\n";
+        }
+
+        location /api/ {
+            apikey on;
+            apikey_redis %%REDIS%%;
+            apikey_redis_timeout 200ms;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+
+my $token = new_token();
+my $unknown = new_token();
+seed_key($redis, $token, id => 'k_1');
+my @workers = $nginx->worker_pids;
+
+sub outcome {
+    my $res = $nginx->get('/api/x', Authorization => "Bearer $token");
+    return $res->status . ' ' . ($res->header('x-status') // '(none)');
+}
+
+is(outcome(), '200 ok', 'Redis up: 200');
+
+subtest 'Redis stopped: 503 at once' => sub {
+    $redis->stop;
+    my $res = $nginx->get('/api/x', Authorization => "Bearer $token");
+    answer_is($res, 'error');
+    cmp_ok($res->elapsed, '<', 0.2 + 0.1, 'within the timeout');
+    is($nginx->get('/open/x')->status, 200, 'unprotected location works');
+};
+
+subtest 'Redis restarted: the very next request succeeds' => sub {
+    $redis->restart;
+    seed_key($redis, $token, id => 'k_1');
+    is(outcome(), '200 ok', 'first request after the restart: 200');
+    is(outcome(), '200 ok', 'and the next');
+};
+
+subtest 'Redis killed with SIGKILL and restarted' => sub {
+    is(outcome(), '200 ok', 'before: 200 (an idle connection is pooled)');
+    $redis->kill9;
+    is(outcome(), '503 error', 'while it is gone: 503');
+    $redis->restart;
+    seed_key($redis, $token, id => 'k_1');
+    is(outcome(), '200 ok', 'after the restart: 200');
+};
+
+subtest 'Redis closing idle connections does not fail a request' => sub {
+    is(outcome(), '200 ok', 'before: 200');
+    $redis->cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    sleep 0.05;
+    is(outcome(), '200 ok', 'after CLIENT KILL: 200');
+};
+
+subtest 'Redis stopped with SIGSTOP for a second, then SIGCONT' => sub {
+    is(outcome(), '200 ok', 'before: 200');
+    $redis->pause;
+    my $t = time;
+    my $res = $nginx->get('/api/x', Authorization => "Bearer $token");
+    answer_is($res, 'error');
+    cmp_ok($res->elapsed, '<=', 0.2 + 0.1, 'within the timeout + 100 ms');
+    my $open = $nginx->get('/open/x');
+    is($open->status, 200, 'unprotected location answers');
+    cmp_ok($open->elapsed, '<', 0.1, 'at once');
+    sleep(1 - (time - $t)) if time - $t < 1;
+    $redis->resume;
+    my $ok = wait_until(sub { outcome() eq '200 ok' }, 1, 0.01);
+    ok($ok, 'recovered within a second of SIGCONT');
+    is($nginx->get('/api/x', Authorization => "Bearer $unknown")->status, 401,
+        'an unknown key is refused (no stale reply taken for it)');
+};
+
+subtest 'no leak and no reload' => sub {
+    is_deeply([$nginx->worker_pids], \@workers, 'same worker all along');
+    ok($redis->connected_clients <= 16,
+        'Redis holds no more connections than the keepalive allows')
+        or diag 'clients: ' . $redis->connected_clients;
+};
+
+subtest 'the error log stays clean' => sub {
+    error_log_clean($nginx, $token, $unknown);
+};
+
+done_testing;

@@ -1,0 +1,101 @@
+# The debug error log never holds a token or a secret (nginx core's own
+# header dumps aside), and nothing in normal use is logged at alert, crit
+# or emerg level, across every kind of answer, a reload and a stop.
+
+use lib 't/lib';
+use ApiKey::Test;
+
+my $dir = test_dir();
+open(my $fh, '>', "$dir/secret") or die $!;
+print {$fh} "hmac-secret-value\n";
+close $fh;
+
+my $redis = start_redis(password => 'redis-pw-value');
+my $http = <<'EOF';
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%% password=redis-pw-value;
+
+        location /api/ {
+            apikey on;
+            apikey_scopes read:people;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location ~ ^/w/(?<ws>[^/]+)/ {
+            apikey on;
+            apikey_org $ws;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /hmac/ {
+            apikey on;
+            apikey_hash_secret_file %%SECRET%%;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /pass/ {
+            apikey on;
+            apikey_hide_credentials off;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /down/ {
+            apikey on;
+            apikey_redis 127.0.0.1:%%CLOSED%%;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+my $nginx = start_nginx(workers => 2, redis => $redis, http => $http,
+    vars => { SECRET => "$dir/secret", CLOSED => free_port() });
+
+my %t = map { $_ => new_token() } qw(good unknown expired revoked noscope
+    otherorg hmac);
+seed_key($redis, $t{good}, id => 'k_good', org => 'acme',
+    scopes => 'read:people');
+seed_key($redis, $t{expired}, id => 'k_exp', expires_at => now - 5);
+seed_key($redis, $t{revoked}, id => 'k_rev', revoked => 1);
+seed_key($redis, $t{noscope}, id => 'k_nos', scopes => 'write:people');
+seed_key($redis, $t{otherorg}, id => 'k_oth', org => 'globex');
+seed_key($redis, $t{hmac}, id => 'k_hmac', -secret => 'hmac-secret-value');
+
+my @requests = (
+    ['/api/x', 'good', 200], ['/api/x', 'unknown', 401],
+    ['/api/x', 'expired', 401], ['/api/x', 'revoked', 401],
+    ['/api/x', 'noscope', 403], ['/w/acme/x', 'good', 200],
+    ['/w/acme/x', 'otherorg', 403], ['/hmac/x', 'hmac', 200],
+    ['/pass/x', 'good', 200], ['/down/x', 'good', 503],
+);
+
+sub run_all {
+    my ($label) = @_;
+    for my $r (@requests) {
+        my ($path, $which, $want) = @$r;
+        is($nginx->get($path, Authorization => "Bearer $t{$which}")->status,
+            $want, "$label: $path with the $which key: $want");
+    }
+}
+
+run_all('first round');
+$nginx->reload;
+run_all('after a reload');
+
+subtest 'no token, secret or password in the debug log' => sub {
+    ok(scalar(grep { /\[debug\]/ } $nginx->log_entries) > 100,
+        'the log is at debug level');
+    error_log_clean($nginx, values %t);
+    my @secrets = grep { /hmac-secret-value|redis-pw-value/ }
+        $nginx->log_entries;
+    is(scalar(@secrets), 0, 'no HMAC secret or Redis password')
+        or diag(join "\n",
+            map { s/hmac-secret-value|redis-pw-value/<SECRET>/gr } @secrets);
+};
+
+subtest 'a graceful stop logs nothing alarming' => sub {
+    $nginx->stop;
+    my @bad = $nginx->log_lines(qw(alert crit emerg));
+    is(scalar(@bad), 0, 'no [alert], [crit] or [emerg]') or diag "@bad";
+};
+
+done_testing;
