@@ -147,6 +147,10 @@ static void ngx_http_apikey_cli_queue_keep(ngx_http_apikey_cli_t *cli,
     ngx_http_apikey_cli_record_t *rec, int64_t until);
 static int ngx_http_apikey_cli_load(ngx_http_apikey_cli_t *cli,
     const char *id, ngx_http_apikey_cli_record_t *rec, int watch);
+static int ngx_http_apikey_cli_load_last_used(ngx_http_apikey_cli_t *cli,
+    ngx_http_apikey_cli_record_t *rec);
+static void ngx_http_apikey_cli_last_used(ngx_http_apikey_cli_record_t *rec,
+    redisReply *reply);
 static void ngx_http_apikey_cli_multi(ngx_http_apikey_cli_t *cli);
 static void ngx_http_apikey_cli_queue(ngx_http_apikey_cli_t *cli, ...);
 static int ngx_http_apikey_cli_exec(ngx_http_apikey_cli_t *cli);
@@ -769,7 +773,7 @@ ngx_http_apikey_cli_list(ngx_http_apikey_cli_t *cli)
     size_t                         i, n, nrecs, nstale;
     char                           set[NGX_HTTP_APIKEY_CLI_RKEY_LEN];
     char                           buf[NGX_HTTP_APIKEY_CLI_RKEY_LEN];
-    redisReply                    *ids, *reply, **hashes;
+    redisReply                    *ids, *reply, *used, **hashes;
     ngx_http_apikey_cli_table_t    table;
     ngx_http_apikey_cli_record_t  *recs;
 
@@ -823,6 +827,9 @@ ngx_http_apikey_cli_list(ngx_http_apikey_cli_t *cli)
         {
             ngx_http_apikey_cli_redis_append(cli->ctx, "HGETALL",
                 ngx_http_apikey_cli_rkey(cli, buf, "", hashes[i]->str), NULL);
+            ngx_http_apikey_cli_redis_append(cli->ctx, "HGET",
+                ngx_http_apikey_cli_rkey(cli, buf, "last_used", ""),
+                ids->element[i]->str, NULL);
         }
     }
 
@@ -841,12 +848,23 @@ ngx_http_apikey_cli_list(ngx_http_apikey_cli_t *cli)
             goto done;
         }
 
+        used = ngx_http_apikey_cli_redis_read(cli->ctx, cli->err);
+        if (used == NULL) {
+            freeReplyObject(reply);
+            ngx_http_apikey_cli_fail("%s", cli->err);
+            goto done;
+        }
+
         if (ngx_http_apikey_cli_record_parse(&recs[nrecs], reply) != 0) {
             freeReplyObject(reply);
+            freeReplyObject(used);
             goto stale;
         }
 
         freeReplyObject(reply);
+
+        ngx_http_apikey_cli_last_used(&recs[nrecs], used);
+        freeReplyObject(used);
 
         if (strcmp(recs[nrecs].id, ids->element[i]->str) != 0
             || (cli->org
@@ -886,9 +904,12 @@ ngx_http_apikey_cli_list(ngx_http_apikey_cli_t *cli)
         ngx_http_apikey_cli_redis_append(cli->ctx, "DEL",
             ngx_http_apikey_cli_rkey(cli, buf, "id:", ids->element[i]->str),
             NULL);
+        ngx_http_apikey_cli_redis_append(cli->ctx, "HDEL",
+            ngx_http_apikey_cli_rkey(cli, buf, "last_used", ""),
+            ids->element[i]->str, NULL);
     }
 
-    for (i = 0; i < nstale * 3; i++) {
+    for (i = 0; i < nstale * 4; i++) {
         reply = ngx_http_apikey_cli_redis_read(cli->ctx, cli->err);
         if (reply == NULL) {
             ngx_http_apikey_cli_fail("%s", cli->err);
@@ -1344,6 +1365,11 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
 
     freeReplyObject(reply);
 
+    if (found && ngx_http_apikey_cli_load_last_used(cli, found) != 0) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return NGX_HTTP_APIKEY_CLI_ERROR;
+    }
+
     result = ngx_http_apikey_cli_record_verdict(found, cli->now, cli->scopes,
                                                 cli->nscopes, cli->org);
 
@@ -1627,7 +1653,52 @@ ngx_http_apikey_cli_load(ngx_http_apikey_cli_t *cli, const char *id,
 
     memcpy(rec->hash, hash, sizeof(hash));
 
+    return ngx_http_apikey_cli_load_last_used(cli, rec);
+}
+
+
+/* the module writes the last use apart from the record: Plast_used */
+
+static int
+ngx_http_apikey_cli_load_last_used(ngx_http_apikey_cli_t *cli,
+    ngx_http_apikey_cli_record_t *rec)
+{
+    char         rkey[NGX_HTTP_APIKEY_CLI_RKEY_LEN];
+    redisReply  *reply;
+
+    reply = ngx_http_apikey_cli_redis_command(cli->ctx, cli->err, "HGET",
+                ngx_http_apikey_cli_rkey(cli, rkey, "last_used", ""),
+                rec->id, NULL);
+
+    if (reply == NULL) {
+        ngx_http_apikey_cli_record_free(rec);
+        return ngx_http_apikey_cli_fail("%s", cli->err);
+    }
+
+    ngx_http_apikey_cli_last_used(rec, reply);
+    freeReplyObject(reply);
+
     return NGX_HTTP_APIKEY_CLI_OK;
+}
+
+
+static void
+ngx_http_apikey_cli_last_used(ngx_http_apikey_cli_record_t *rec,
+    redisReply *reply)
+{
+    int64_t  t;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    t = ngx_http_apikey_cli_number(reply->str);
+
+    /* a last_used_at field in the record, from older writers, may be newer */
+
+    if (t > rec->last_used_at) {
+        rec->last_used_at = t;
+    }
 }
 
 

@@ -286,8 +286,22 @@ subtest 'a record written by another program shows up through verify' => sub {
     is($v->{record}{id}, 'k_foreign', 'its id');
 };
 
+subtest 'the last use comes from the module\'s apikey:last_used hash' => sub {
+    my $k = apikey_json('create', '--name', 'Used');
+    $redis->cmd('HSET', 'apikey:last_used', $k->{id}, 1893456000);
+    is(apikey_json('show', $k->{id})->{last_used_at},
+        '2030-01-01T00:00:00Z', 'show');
+    my ($row) = grep { $_->{id} eq $k->{id} } @{ apikey_json('list') };
+    is($row->{last_used_at}, '2030-01-01T00:00:00Z', 'list --json');
+    like(apikey('list')->{out},
+        qr/^\Q$k->{id}\E\s.*2030-01-01T00:00:00Z\s+active$/m, 'list');
+    is(apikey_json('verify', $k->{key})->{record}{last_used_at},
+        '2030-01-01T00:00:00Z', 'verify');
+};
+
 subtest 'list drops index entries whose record is gone' => sub {
     my $k = apikey_json('create', '--name', 'Gone', '--org', 'acme');
+    $redis->cmd('HSET', 'apikey:last_used', $k->{id}, int(time));
     $redis->cmd('DEL', 'apikey:' . sha256_hex($k->{key}));
     ok(!grep({ $_->{id} eq $k->{id} } @{ apikey_json('list') }),
         'not listed');
@@ -295,6 +309,8 @@ subtest 'list drops index entries whose record is gone' => sub {
         'removed from apikey:ids');
     is($redis->cmd('EXISTS', "apikey:id:$k->{id}"), 0,
         'apikey:id:<id> removed');
+    ok(!$redis->cmd('HEXISTS', 'apikey:last_used', $k->{id}),
+        'its last use removed');
     apikey_json('list', '--org', 'acme');
     ok(!$redis->cmd('SISMEMBER', 'apikey:org:acme', $k->{id}),
         'list --org removes it from the org set');
