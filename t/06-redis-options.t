@@ -40,6 +40,11 @@ my $nginx = start_nginx(redis => $redis,
             proxy_pass http://%%ECHO%%;
         }
 
+        location /localhost/ {
+            apikey_redis localhost:%%RPORT%% password=admin-pw;
+            proxy_pass http://%%ECHO%%;
+        }
+
         location /unix/ {
             apikey_redis unix:%%SOCK%% password=admin-pw;
             proxy_pass http://%%ECHO%%;
@@ -122,6 +127,8 @@ subtest 'AUTH as an ACL user' => sub {
 };
 
 is(id_at('/unix/x', $token), '200 k_db0', 'over a unix socket');
+is(id_at('/localhost/x', $token), '200 k_db0',
+    'a host name (resolved when the configuration is read)');
 
 subtest 'db= selects the database' => sub {
     is(id_at('/db3/x', $token3), '200 k_db3', 'a key in db 3 is found');

@@ -20,6 +20,14 @@ package ApiKey::Test;
 #   answer_is($nginx->get('/api/x'), 'missing');
 #
 # Every process started here dies with the test (see ApiKey::Test::Proc).
+#
+# Environment:
+#   APIKEY_TEST_MODULE          the module to load (build/ngx_http_apikey_module.so)
+#   APIKEY_TEST_NGINX           the nginx binary (nginx)
+#   APIKEY_TEST_NGINX_WRAPPER   a command prefix for nginx (valgrind ...)
+#   APIKEY_TEST_TIME_FACTOR     scales timing tolerances (slack()) on slow runs
+#   APIKEY_TEST_LIFETIME        seconds any child may live (300)
+#   APIKEY_TEST_KEEP            keep the temporary directory
 
 use strict;
 use warnings;
@@ -40,7 +48,7 @@ use ApiKey::Test::HTTP qw(http_raw http_get http_request build_request);
 
 our @EXPORT = (qw(start_redis start_nginx start_fake_redis nginx_check
     new_token key_hash seed_key answer_is answers answer_body
-    error_log_clean now free_port test_dir wait_until project_root
+    error_log_clean now slack free_port test_dir wait_until project_root
     http_raw http_get http_request build_request time sleep),
     @ApiKey::Test::RESP::EXPORT_OK);
 
@@ -58,6 +66,10 @@ sub import {
     *{"${caller}::$_"} = \&{"Time::HiRes::$_"} for qw(time sleep);
 }
 
+
+# A timing tolerance, scaled by APIKEY_TEST_TIME_FACTOR for slow runs
+# (sanitizers, valgrind): slack(0.1) is 100 ms on a normal run.
+sub slack ($) { return $_[0] * ($ENV{APIKEY_TEST_TIME_FACTOR} || 1) }
 
 # Unix seconds, as records hold them (Time::HiRes::time is fractional).
 sub now () { return CORE::time() }

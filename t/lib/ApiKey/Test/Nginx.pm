@@ -42,6 +42,10 @@ use ApiKey::Test::Echo;
 
 our $NGINX = $ENV{APIKEY_TEST_NGINX} || 'nginx';
 
+# A command that nginx runs under, e.g. "valgrind --error-exitcode=99"
+# (split on spaces); an environment such as LD_PRELOAD passes through.
+our @WRAPPER = split ' ', $ENV{APIKEY_TEST_NGINX_WRAPPER} // '';
+
 my $serial = 0;
 
 sub module_path {
@@ -165,7 +169,7 @@ sub start {
     my $d = $self->{dir};
     my $me = $self;
     $self->{child} = spawn(name => "nginx$serial",
-        cmd => [$NGINX, '-p', "$d/", '-c', "$d/nginx.conf"],
+        cmd => [@WRAPPER, $NGINX, '-p', "$d/", '-c', "$d/nginx.conf"],
         out => "$d/stderr.log",
         stop => sub { $me->_graceful_stop });
     $self->{master} = $self->{child}{pid};
