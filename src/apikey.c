@@ -1162,6 +1162,7 @@ ngx_http_apikey_cli_rotate(ngx_http_apikey_cli_t *cli)
     int64_t                       until;
     char                          rkey[NGX_HTTP_APIKEY_CLI_RKEY_LEN];
     char                          expires[32];
+    char                          at[NGX_HTTP_APIKEY_CLI_TIME_LEN];
     const char                   *prefix;
     unsigned char                 key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
     ngx_http_apikey_cli_record_t  old, rec;
@@ -1253,8 +1254,8 @@ ngx_http_apikey_cli_rotate(ngx_http_apikey_cli_t *cli)
             fprintf(stderr, "%s is revoked.\n", old.id);
 
         } else {
-            fprintf(stderr, "%s keeps working for %lld more seconds.\n",
-                    old.id, (long long) (until - cli->now));
+            ngx_http_apikey_cli_time_format(until, at);
+            fprintf(stderr, "%s keeps working until %s.\n", old.id, at);
         }
     }
 
