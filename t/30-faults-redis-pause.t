@@ -1,0 +1,162 @@
+# Redis stops answering (SIGSTOP) for 2 s under load, on nginx with two
+# workers: protected requests get 503 within the Redis timeout, an open
+# location keeps answering at once, everything recovers within 1 s of
+# SIGCONT, nothing is let through that should not be, and no descriptor
+# or Redis connection is left behind.
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::Load;
+
+my $TIMEOUT = 0.3;
+
+my $redis = start_redis();
+my $nginx = start_nginx(redis => $redis, workers => 2, http => <<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%%;
+        apikey_redis_timeout 300ms;
+
+        location /open/ {
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /api/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+
+my %token = map { $_ => new_token() } qw(valid1 valid2 unknown revoked);
+seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
+seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
+seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
+
+my @mix = (
+    { class => 'valid', path => '/api/a', token => $token{valid1},
+      id => 'k_valid1' },
+    { class => 'unknown', path => '/api/b', token => $token{unknown} },
+    { class => 'valid', path => '/api/c', token => $token{valid2},
+      id => 'k_valid2' },
+    { class => 'revoked', path => '/api/d', token => $token{revoked} },
+    { class => 'open', path => '/open/e', protected => 0 },
+);
+
+my @workers = $nginx->worker_pids;
+is(scalar(@workers), 2, 'nginx runs two workers');
+
+# what nginx and Redis hold once a first load is over: the reference
+sub census {
+    my %c = (redis_clients => $redis->connected_clients);
+    for my $pid (@workers) {
+        my $f = ApiKey::Load->fd_census($pid, $redis->port);
+        $c{other}{$pid} = $f->{other};
+        $c{redis}{$pid} = $f->{redis};
+        $c{nginx_redis} += $f->{redis};
+    }
+    return \%c;
+}
+
+my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 4);
+sleep 1;
+my $w = $warm->stop;
+is($w->wrong_allows, 0, 'warm-up: no wrong allow');
+is($w->errors, 0, 'warm-up: every request answered');
+my $before;
+wait_until(sub {
+    $before = census();
+    $before->{redis_clients} == $before->{nginx_redis};
+}, 3);
+note explain { before => $before };
+
+my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 4);
+sleep 1;
+my $t_stop = time;
+$redis->pause;
+sleep 2;
+my $t_cont = time;
+$redis->resume;
+sleep 2;
+my $r = $load->stop;
+note $r->summary;
+
+is($r->wrong_allows, 0, 'no wrong allow');
+is($r->errors, 0, 'every request got an answer')
+    or diag $r->describe($r->rows(error => 1));
+
+subtest 'before the stop: every answer as usual' => sub {
+    # a request in flight when Redis stops may time out
+    my %w = (to => $t_stop - $TIMEOUT - 0.05);
+    ok($r->count(%w) > 20, 'requests were sent');
+    for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
+        my ($class, $status) = @$_;
+        my @bad = $r->other_than([$status], %w, class => $class);
+        is(scalar(@bad), 0, "$class: $status") or diag $r->describe(@bad);
+    }
+};
+
+subtest 'while Redis is stopped: protected requests get 503 within the '
+    . 'timeout' => sub {
+    my %w = (from => $t_stop + 0.05, to => $t_cont - $TIMEOUT - 0.1);
+    my $n = $r->count(%w, protected => 1);
+    ok($n >= 4, "$n protected requests started while Redis was stopped");
+    my @bad = $r->other_than([503], %w, protected => 1);
+    is(scalar(@bad), 0, 'all of them 503') or diag $r->describe(@bad);
+    my $max = $r->max_elapsed(%w, protected => 1);
+    cmp_ok($max, '<=', $TIMEOUT + slack(0.25),
+        sprintf('slowest answer %.3fs: the timeout (%.1fs) and no more',
+            $max, $TIMEOUT));
+    my $fast = grep { $_->{elapsed} < $TIMEOUT * 0.9 }
+        $r->rows(%w, protected => 1, status => 503);
+    is($fast, 0, 'none answered before the timeout: nginx did wait');
+};
+
+subtest 'while Redis is stopped: the open location answers at once'
+    => sub {
+    my %w = (from => $t_stop + 0.05, to => $t_cont, class => 'open');
+    ok($r->count(%w) >= 2, $r->count(%w) . ' open requests meanwhile');
+    my @bad = $r->other_than([200], %w);
+    is(scalar(@bad), 0, 'all 200') or diag $r->describe(@bad);
+    my $max = $r->max_elapsed(%w);
+    cmp_ok($max, '<', $TIMEOUT * 0.8 * ($ENV{APIKEY_TEST_TIME_FACTOR} || 1),
+        sprintf('slowest %.3fs: never waits on Redis', $max));
+};
+
+subtest 'within 1 s of SIGCONT everything is back' => sub {
+    my %w = (from => $t_cont + 1);
+    ok($r->count(%w, protected => 1) > 10, 'requests were sent');
+    for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
+        my ($class, $status) = @$_;
+        my @bad = $r->other_than([$status], %w, class => $class);
+        is(scalar(@bad), 0, "$class: $status") or diag $r->describe(@bad);
+    }
+};
+
+subtest 'no worker died, no descriptor or Redis connection leaked' => sub {
+    is_deeply([$nginx->worker_pids], \@workers, 'the same two workers');
+    my $after;
+    my $ok = wait_until(sub {
+        $after = census();
+        return $after->{redis_clients} == $after->{nginx_redis}
+            && join(',', map { $after->{other}{$_} } @workers)
+               eq join(',', map { $before->{other}{$_} } @workers);
+    }, slack(5));
+    note explain { after => $after };
+    is_deeply($after->{other}, $before->{other},
+        'each worker holds the same descriptors besides Redis connections');
+    is($after->{redis_clients}, $after->{nginx_redis},
+        "Redis counts exactly the workers' connections "
+        . "($after->{redis_clients})");
+    for my $pid (@workers) {
+        cmp_ok($after->{redis}{$pid}, '<=', 16,
+            "worker $pid keeps at most apikey_redis_keepalive connections");
+    }
+};
+
+error_log_clean($nginx, values %token);
+unlike($nginx->error_log, qr/exited on signal/, 'no worker crashed');
+
+done_testing;
