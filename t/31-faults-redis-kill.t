@@ -1,0 +1,158 @@
+# Redis is killed (SIGKILL) under load and started again on the same port,
+# on nginx with two workers: 503 while it is down, full recovery without
+# reloading nginx, nothing let through that should not be, and afterwards
+# the workers hold the descriptors they held before and Redis counts
+# exactly the connections nginx keeps (no leak on either side).
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::Load;
+
+my $redis = start_redis();
+my $nginx = start_nginx(redis => $redis, workers => 2, http => <<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%%;
+        
+        location /open/ {
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /api/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+
+my %token = map { $_ => new_token() } qw(valid1 valid2 unknown revoked);
+seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
+seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
+seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
+
+my @mix = (
+    { class => 'valid', path => '/api/a', token => $token{valid1},
+      id => 'k_valid1' },
+    { class => 'unknown', path => '/api/b', token => $token{unknown} },
+    { class => 'valid', path => '/api/c', token => $token{valid2},
+      id => 'k_valid2' },
+    { class => 'revoked', path => '/api/d', token => $token{revoked} },
+    { class => 'open', path => '/open/e', protected => 0 },
+);
+
+my @workers = $nginx->worker_pids;
+is(scalar(@workers), 2, 'nginx runs two workers');
+
+# what nginx and Redis hold once a first load is over: the reference
+sub census {
+    my %c = (redis_clients => $redis->connected_clients);
+    for my $pid (@workers) {
+        my $f = ApiKey::Load->fd_census($pid, $redis->port);
+        $c{other}{$pid} = $f->{other};
+        $c{redis}{$pid} = $f->{redis};
+        $c{nginx_redis} += $f->{redis};
+    }
+    return \%c;
+}
+
+my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 4);
+sleep 1;
+my $w = $warm->stop;
+is($w->wrong_allows, 0, 'warm-up: no wrong allow');
+is($w->errors, 0, 'warm-up: every request answered');
+my $before;
+wait_until(sub {
+    $before = census();
+    $before->{redis_clients} == $before->{nginx_redis};
+}, 3);
+note explain { before => $before };
+
+my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 4);
+sleep 1;
+my $t_kill = time;
+$redis->kill9;
+sleep 1.5;
+my $t_restart = time;
+$redis->restart;
+# the new Redis starts empty: the keys come back as a restore would bring
+# them; requests in between find no key (401), which is right
+seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
+seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
+seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
+my $t_back = time;
+sleep 2;
+my $r = $load->stop;
+note $r->summary;
+note sprintf 'down for %.2fs, restarted in %.2fs', $t_restart - $t_kill,
+    $t_back - $t_restart;
+
+is($r->wrong_allows, 0, 'no wrong allow');
+is($r->errors, 0, 'every request got an answer')
+    or diag $r->describe($r->rows(error => 1));
+
+subtest 'before the kill: every answer as usual' => sub {
+    my %w = (to => $t_kill - 0.05);
+    ok($r->count(%w) > 20, 'requests were sent');
+    for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
+        my ($class, $status) = @$_;
+        my @bad = $r->other_than([$status], %w, class => $class);
+        is(scalar(@bad), 0, "$class: $status") or diag $r->describe(@bad);
+    }
+};
+
+subtest 'while Redis is down: 503 at once, the open location answers'
+    => sub {
+    my %w = (from => $t_kill + 0.05, to => $t_restart);
+    my $n = $r->count(%w, protected => 1);
+    ok($n >= 10, "$n protected requests while Redis was down");
+    my @bad = $r->other_than([503], %w, protected => 1);
+    is(scalar(@bad), 0, 'all of them 503') or diag $r->describe(@bad);
+    my $max = $r->max_elapsed(%w, protected => 1);
+    cmp_ok($max, '<', slack(0.2),
+        sprintf('slowest %.3fs: a refused connection is known at once',
+            $max));
+    @bad = $r->other_than([200], %w, class => 'open');
+    ok($r->count(%w, class => 'open') >= 2, 'open requests meanwhile');
+    is(scalar(@bad), 0, 'open location: all 200') or diag $r->describe(@bad);
+};
+
+subtest 'after the restart: recovery without a reload' => sub {
+    my %w = (from => $t_back + 1);
+    ok($r->count(%w, protected => 1) > 10, 'requests were sent');
+    for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
+        my ($class, $status) = @$_;
+        my @bad = $r->other_than([$status], %w, class => $class);
+        is(scalar(@bad), 0, "$class: $status") or diag $r->describe(@bad);
+    }
+    my @late = $r->other_than([200], from => $t_back, class => 'valid');
+    is(scalar(@late), 0, 'valid keys pass from the moment they are back')
+        or diag $r->describe(@late);
+};
+
+subtest 'no worker died, no descriptor or Redis connection leaked' => sub {
+    is_deeply([$nginx->worker_pids], \@workers, 'the same two workers');
+    my $after;
+    wait_until(sub {
+        $after = census();
+        return $after->{redis_clients} == $after->{nginx_redis}
+            && join(',', map { $after->{other}{$_} } @workers)
+               eq join(',', map { $before->{other}{$_} } @workers);
+    }, slack(5));
+    note explain { after => $after };
+    is_deeply($after->{other}, $before->{other},
+        'each worker holds the same descriptors besides Redis connections');
+    is($after->{redis_clients}, $after->{nginx_redis},
+        "Redis counts exactly the workers' connections "
+        . "($after->{redis_clients})");
+    for my $pid (@workers) {
+        cmp_ok($after->{redis}{$pid}, '<=', 16,
+            "worker $pid keeps at most apikey_redis_keepalive connections");
+    }
+};
+
+error_log_clean($nginx, values %token);
+unlike($nginx->error_log, qr/exited on signal/, 'no worker crashed');
+
+done_testing;
