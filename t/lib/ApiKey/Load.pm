@@ -185,6 +185,21 @@ sub fd_census {
     return \%c;
 }
 
+# Established TCP connections whose local end is 127.0.0.1:$port: the
+# server side of the connections a listener accepted and still holds.
+sub server_connections {
+    my ($class, $port) = @_;
+    open(my $fh, '<', '/proc/net/tcp') or return undef;
+    <$fh>;
+    my $n = 0;
+    while (my $line = <$fh>) {
+        my @f = split ' ', $line;
+        $n++ if uc($f[1]) eq sprintf('0100007F:%04X', $port)
+            && $f[3] eq '01';
+    }
+    return $n;
+}
+
 # inode => "ip:port" of the remote end, for IPv4 TCP sockets.
 sub _tcp_peers {
     my %peer;

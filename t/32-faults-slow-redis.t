@@ -1,0 +1,137 @@
+# A Redis that answers half of the lookups too late, under load, on nginx
+# with two workers: exactly those get 503 (at the timeout), the others
+# their usual answer, nothing is let through that should not be, no
+# worker dies and no connection is left behind.
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::Load;
+
+my $TIMEOUT = 0.2;
+
+my %token = map { $_ => new_token() }
+    qw(valid valid_late unknown unknown_late revoked revoked_late);
+my %late = map { key_hash($token{$_}) => 1 } grep { /_late$/ } keys %token;
+
+my $fake = start_fake_redis(handler => sub {
+    my ($cmd, $ctx) = @_;
+    return undef unless uc $cmd->[0] eq 'HMGET' && $late{ $cmd->[1] };
+    return [sleep => $TIMEOUT + 0.3, send => $ctx->{default}->()];
+});
+
+seed_key($fake, $token{$_}, id => "k_$_", scopes => 'read:x')
+    for qw(valid valid_late);
+seed_key($fake, $token{$_}, id => "k_$_", revoked => 1)
+    for qw(revoked revoked_late);
+
+my $nginx = start_nginx(redis => $fake, workers => 2, http => <<'EOF2');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%%;
+        apikey_redis_timeout 200ms;
+
+        location /open/ {
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /api/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF2
+
+my @mix = ((map {
+    { class => $_, path => "/api/$_", token => $token{$_},
+      /^valid/ ? (id => "k_$_") : () }
+} qw(valid valid_late unknown unknown_late revoked revoked_late)),
+    { class => 'open', path => '/open/x', protected => 0 });
+
+my @workers = $nginx->worker_pids;
+is(scalar(@workers), 2, 'nginx runs two workers');
+
+sub census {
+    my %c = (fake_side => ApiKey::Load->server_connections($fake->port));
+    for my $pid (@workers) {
+        my $f = ApiKey::Load->fd_census($pid, $fake->port);
+        $c{other}{$pid} = $f->{other};
+        $c{redis}{$pid} = $f->{redis};
+        $c{nginx_redis} += $f->{redis};
+    }
+    return \%c;
+}
+
+sub settled {
+    my ($ref) = @_;
+    my $c;
+    wait_until(sub {
+        $c = census();
+        return $c->{fake_side} == $c->{nginx_redis}
+            && (!$ref || join(',', map { $c->{other}{$_} } @workers)
+                eq join(',', map { $ref->{other}{$_} } @workers));
+    }, slack(5));
+    return $c;
+}
+
+my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 4);
+sleep 1;
+my $w = $warm->stop;
+is($w->wrong_allows, 0, 'warm-up: no wrong allow');
+my $before = settled();
+note explain { before => $before };
+
+my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    clients => 6);
+sleep 4;
+my $r = $load->stop;
+note $r->summary;
+
+is($r->wrong_allows, 0, 'no wrong allow');
+is($r->errors, 0, 'every request got an answer')
+    or diag $r->describe($r->rows(error => 1));
+
+my @late = grep { /_late$/ } keys %token;
+my $n_late = $r->count(class => \@late);
+my $n_fast = $r->count(protected => 1) - $n_late;
+ok($n_late >= 10 && $n_fast >= 10,
+    "$n_late late and $n_fast timely lookups were made");
+
+subtest 'the lookups answered too late, and only those, get 503' => sub {
+    my @bad = $r->other_than([503], class => \@late);
+    is(scalar(@bad), 0, 'late lookups: 503') or diag $r->describe(@bad);
+    my @early = grep { $_->{elapsed} < $TIMEOUT * 0.9 }
+        $r->rows(class => \@late);
+    is(scalar(@early), 0, 'none before the timeout');
+    my $max = $r->max_elapsed(class => \@late);
+    cmp_ok($max, '<=', $TIMEOUT + slack(0.25),
+        sprintf('slowest %.3fs: the timeout and no more', $max));
+    for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
+        my ($class, $status) = @$_;
+        @bad = $r->other_than([$status], class => $class);
+        is(scalar(@bad), 0, "timely $class: $status")
+            or diag $r->describe(@bad);
+    }
+};
+
+subtest 'no worker died, no connection or descriptor left behind' => sub {
+    is_deeply([$nginx->worker_pids], \@workers, 'the same two workers');
+    my $after = settled($before);
+    note explain { after => $after };
+    is_deeply($after->{other}, $before->{other},
+        'each worker holds the same descriptors besides Redis connections');
+    is($after->{fake_side}, $after->{nginx_redis},
+        "the fake Redis holds exactly the workers' connections "
+        . "($after->{fake_side})");
+    for my $pid (@workers) {
+        cmp_ok($after->{redis}{$pid}, '<=', 16,
+            "worker $pid keeps at most apikey_redis_keepalive connections");
+    }
+};
+
+my @timeouts = grep { /timed out reading/ } $nginx->log_lines('error');
+ok(@timeouts >= $n_late, scalar(@timeouts) . ' timeouts logged at [error]');
+error_log_clean($nginx, values %token);
+unlike($nginx->error_log, qr/exited on signal/, 'no worker crashed');
+
+done_testing;
