@@ -14,16 +14,12 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey.h"
-#include "ngx_http_apikey_token.h"
-#include "ngx_http_apikey_record.h"
+#include "ngx_http_apikey_lookup.h"
+#include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_headers.h"
 #include "ngx_http_apikey_last_used.h"
 #include "ngx_http_apikey_variables.h"
-
-
-/* longer tokens cannot be keys of ours: refused without a lookup */
-#define NGX_HTTP_APIKEY_TOKEN_MAX  512
 
 
 typedef struct {
@@ -35,12 +31,6 @@ typedef struct {
 
 static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_apikey_lookup(ngx_http_request_t *r,
-    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
-static ngx_http_apikey_status_e ngx_http_apikey_check_format(
-    ngx_http_apikey_loc_conf_t *alcf, ngx_str_t *token);
-static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
-    redisReply *reply);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
@@ -55,11 +45,13 @@ static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_int_t ngx_http_apikey_merge_command(ngx_conf_t *cf,
+static ngx_int_t ngx_http_apikey_merge_source(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *conf);
 static ngx_int_t ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *conf);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -76,11 +68,6 @@ static char *ngx_http_apikey_check_prefix(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_apikey_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
-static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
-
-
-/* fetched once per worker: an implicit fetch on every digest costs more */
-static EVP_MD  *ngx_http_apikey_sha256;
 
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_realm_p =
@@ -142,6 +129,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
     { ngx_string("apikey_hash_secret_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_apikey_secret_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -225,7 +219,7 @@ ngx_module_t  ngx_http_apikey_module = {
     ngx_http_apikey_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_apikey_exit_process,          /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -404,150 +398,6 @@ ngx_http_apikey_get_ctx(ngx_http_request_t *r)
     }
 
     return ctx;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_lookup(ngx_http_request_t *r,
-    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
-{
-    u_char                         *p;
-    ngx_str_t                       token;
-    ngx_http_apikey_redis_query_t  *q;
-
-    ctx->lookup = ngx_http_apikey_token(r, &token);
-
-    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
-        return NGX_DECLINED;
-    }
-
-    ctx->lookup = ngx_http_apikey_check_format(alcf, &token);
-
-    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_apikey_key_hash(ngx_http_apikey_sha256, alcf->secret.data,
-                                 alcf->secret.len, token.data, token.len,
-                                 ctx->hash)
-        != 0)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "apikey: hashing the token failed");
-        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
-        return NGX_DECLINED;
-    }
-
-    q = &ctx->query;
-
-    p = ngx_pnalloc(r->pool, alcf->command.len);
-    if (p == NULL) {
-        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
-        return NGX_DECLINED;
-    }
-
-    ngx_memcpy(p, alcf->command.data, alcf->command.len);
-    ngx_memcpy(p + alcf->command_hash, ctx->hash,
-               NGX_HTTP_APIKEY_HASH_HEX_LEN);
-
-    q->command.data = p;
-    q->command.len = alcf->command.len;
-    q->server = alcf->redis;
-    q->timeout = alcf->timeout;
-    q->keepalive = alcf->keepalive;
-    q->handler = ngx_http_apikey_lookup_done;
-    q->data = ctx;
-    q->log = r->connection->log;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "apikey: looking up key %*s...", (size_t) 8, ctx->hash);
-
-    if (ngx_http_apikey_redis_query(q) != NGX_OK) {
-        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
-        return NGX_DECLINED;
-    }
-
-    return NGX_AGAIN;
-}
-
-
-/*
- * Keys of the apikey tool's format are checked before any lookup: a
- * mistyped or made-up key costs no round trip.
- */
-
-static ngx_http_apikey_status_e
-ngx_http_apikey_check_format(ngx_http_apikey_loc_conf_t *alcf,
-    ngx_str_t *token)
-{
-    size_t      len;
-    ngx_str_t  *prefix;
-    ngx_uint_t  i;
-
-    if (token->len > NGX_HTTP_APIKEY_TOKEN_MAX) {
-        return NGX_HTTP_APIKEY_INVALID;
-    }
-
-    if (alcf->key_prefixes) {
-        prefix = alcf->key_prefixes->elts;
-
-        for (i = 0; i < alcf->key_prefixes->nelts; i++) {
-            len = prefix[i].len;
-
-            if (token->len == len + NGX_HTTP_APIKEY_KEY_BODY_LEN
-                && ngx_strncmp(token->data, prefix[i].data, len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == alcf->key_prefixes->nelts) {
-            return NGX_HTTP_APIKEY_INVALID;
-        }
-    }
-
-    if (alcf->key_checksum
-        && !ngx_http_apikey_key_check(token->data, token->len))
-    {
-        return NGX_HTTP_APIKEY_INVALID;
-    }
-
-    return NGX_HTTP_APIKEY_OK;
-}
-
-
-static void
-ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
-    redisReply *reply)
-{
-    ngx_int_t               rc;
-    ngx_connection_t       *c;
-    ngx_http_request_t     *r;
-    ngx_http_apikey_ctx_t  *ctx;
-
-    ctx = q->data;
-    r = ctx->request;
-    c = r->connection;
-
-    if (reply == NULL) {
-        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
-
-    } else {
-        rc = ngx_http_apikey_record(r->pool, reply, &ctx->record, c->log);
-
-        ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
-                      : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
-                      : NGX_HTTP_APIKEY_ERROR;
-    }
-
-    ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
-    ctx->done = 1;
-
-    ngx_http_set_log_request(c->log, r);
-
-    r->write_event_handler(r);
-
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -742,7 +592,7 @@ ngx_http_apikey_cleanup(void *data)
 {
     ngx_http_apikey_ctx_t  *ctx = data;
 
-    ngx_http_apikey_redis_cancel(&ctx->query);
+    ngx_http_apikey_lookup_cancel(ctx);
 }
 
 
@@ -758,10 +608,21 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&amcf->servers, cf->pool, 4,
                        sizeof(ngx_http_apikey_redis_server_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&amcf->sources, cf->pool, 4,
+                          sizeof(ngx_http_apikey_source_t *))
+           != NGX_OK)
     {
         return NULL;
     }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     amcf->cache = NULL;
+     *     amcf->cache_ttl = 0;
+     *     amcf->cache_negative_ttl = 0;
+     */
 
     return amcf;
 }
@@ -783,8 +644,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *     conf->realm = { 0, NULL };
      *     conf->prefix = { 0, NULL };
      *     conf->secret = { 0, NULL };
-     *     conf->command = { 0, NULL };
-     *     conf->command_hash = 0;
+     *     conf->source = NULL;
      *     conf->challenge* = { 0, NULL };
      */
 
@@ -799,6 +659,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->org = NGX_CONF_UNSET_PTR;
     conf->upstream_headers = NGX_CONF_UNSET;
     conf->hide_credentials = NGX_CONF_UNSET;
+    conf->cache = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -812,6 +673,8 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_str_t                     address;
     ngx_http_apikey_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
@@ -828,14 +691,17 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
+    ngx_conf_merge_value(conf->cache, prev->cache, 1);
+
+    if (amcf->cache == NULL) {
+        conf->cache = 0;
+    }
 
     if (!conf->enable) {
         return NGX_CONF_OK;
     }
 
     if (conf->redis == NULL) {
-        amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
-
         ngx_str_set(&address, "127.0.0.1:6379");
 
         conf->redis = ngx_http_apikey_redis_server(cf, &amcf->servers,
@@ -845,7 +711,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (ngx_http_apikey_merge_command(cf, conf) != NGX_OK
+    if (ngx_http_apikey_merge_source(cf, conf) != NGX_OK
         || ngx_http_apikey_merge_challenges(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -855,63 +721,67 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/*
- * HMGET <prefix><hash> id name ..., formatted once by hiredis with a
- * placeholder hash; a request copies it and writes its hash in place.
- */
-
 static ngx_int_t
-ngx_http_apikey_merge_command(ngx_conf_t *cf,
-    ngx_http_apikey_loc_conf_t *conf)
+ngx_http_apikey_merge_source(ngx_conf_t *cf, ngx_http_apikey_loc_conf_t *conf)
 {
-    u_char      *p, *last;
-    size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS], len;
-    ngx_str_t    key;
-    ngx_uint_t   i;
-    const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
+    ngx_uint_t                    i;
+    ngx_http_apikey_source_t     *source, **known;
+    ngx_http_apikey_main_conf_t  *amcf;
 
-    static const char  *fields[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 
-    key.len = conf->prefix.len + NGX_HTTP_APIKEY_HASH_HEX_LEN;
-    key.data = ngx_pnalloc(cf->temp_pool, key.len);
-    if (key.data == NULL) {
-        return NGX_ERROR;
-    }
+    known = amcf->sources.elts;
 
-    p = ngx_cpymem(key.data, conf->prefix.data, conf->prefix.len);
-    ngx_memset(p, '0', NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    for (i = 0; i < amcf->sources.nelts; i++) {
+        source = known[i];
 
-    argv[0] = "HMGET";
-    argvlen[0] = 5;
-    argv[1] = (const char *) key.data;
-    argvlen[1] = key.len;
-
-    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
-        argv[2 + i] = fields[i];
-        argvlen[2 + i] = ngx_strlen(fields[i]);
-    }
-
-    if (ngx_http_apikey_redis_format(cf->pool, &conf->command,
-                                     2 + NGX_HTTP_APIKEY_RECORD_NFIELDS,
-                                     argv, argvlen)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* "*8\r\n$5\r\nHMGET\r\n$<len>\r\n<key>\r\n...": find the key */
-
-    last = conf->command.data + conf->command.len;
-    len = key.len;
-
-    for (p = conf->command.data; p + len <= last; p++) {
-        if (ngx_memcmp(p, key.data, len) == 0) {
-            conf->command_hash = (p - conf->command.data) + conf->prefix.len;
-            return NGX_OK;
+        if (source->server == conf->redis
+            && source->prefix.len == conf->prefix.len
+            && ngx_strncmp(source->prefix.data, conf->prefix.data,
+                           conf->prefix.len)
+               == 0)
+        {
+            goto found;
         }
     }
 
-    return NGX_ERROR;
+    source = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_source_t));
+    if (source == NULL) {
+        return NGX_ERROR;
+    }
+
+    source->server = conf->redis;
+    source->prefix = conf->prefix;
+    source->index = amcf->sources.nelts;
+
+    if (ngx_http_apikey_lookup_command(cf, source) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    known = ngx_array_push(&amcf->sources);
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    *known = source;
+
+found:
+
+    conf->source = source;
+
+    if (conf->cache) {
+        if (source->index >= NGX_HTTP_APIKEY_CACHE_SOURCES) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"apikey_cache\" tracks at most %d pairs of "
+                               "\"apikey_redis\" and \"apikey_redis_prefix\"",
+                               NGX_HTTP_APIKEY_CACHE_SOURCES);
+            return NGX_ERROR;
+        }
+
+        source->cached = 1;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1028,6 +898,140 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (alcf->redis == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * apikey_cache zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME];  (http)
+ * apikey_cache off;
+ */
+
+static char *
+ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    u_char                       *p;
+    ssize_t                       size;
+    ngx_str_t                    *value, name, s;
+    ngx_uint_t                    i;
+    ngx_msec_t                    ttl, negative_ttl;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+
+    if (alcf->cache != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->cache = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+        return "with zone= is only valid at the http level; "
+               "use \"apikey_cache off\" here";
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+
+    ngx_str_null(&name);
+    size = 0;
+    ttl = 60000;
+    negative_ttl = 10000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+
+            name.data = value[i].data + 5;
+
+            p = (u_char *) ngx_strchr(name.data, ':');
+
+            if (p == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone size \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            name.len = p - name.data;
+
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || name.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "zone \"%V\" is too small", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            ttl = ngx_parse_time(&s, 0);
+
+            if (ttl == (ngx_msec_t) NGX_ERROR || ttl == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid ttl \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
+
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+
+            negative_ttl = ngx_parse_time(&s, 0);
+
+            if (negative_ttl == (ngx_msec_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid negative_ttl \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected zone=, ttl= "
+                           "or negative_ttl=", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_cache\" needs zone=NAME:SIZE or off");
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->cache = ngx_http_apikey_cache_add(cf, &name, size);
+    if (amcf->cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->cache_ttl = ttl;
+    amcf->cache_negative_ttl = negative_ttl;
+
+    alcf->cache = 1;
 
     return NGX_CONF_OK;
 }
@@ -1306,8 +1310,9 @@ ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_apikey_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_apikey_main_conf_t  *amcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -1325,6 +1330,12 @@ ngx_http_apikey_init(ngx_conf_t *cf)
 
     *h = ngx_http_apikey_access_handler;
 
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+
+    if (amcf->cache) {
+        ngx_http_apikey_cache_sources(amcf->cache, &amcf->sources);
+    }
+
     return NGX_OK;
 }
 
@@ -1332,21 +1343,20 @@ ngx_http_apikey_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_apikey_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ngx_http_apikey_main_conf_t  *amcf;
 
-    if (ngx_http_apikey_sha256 == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "apikey: EVP_MD_fetch(\"SHA256\") failed");
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+
+    if (amcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_apikey_lookup_init_process(cycle) != NGX_OK
+        || ngx_http_apikey_last_used_init(cycle) != NGX_OK
+        || ngx_http_apikey_cache_init_process(cycle, amcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    return ngx_http_apikey_last_used_init(cycle);
-}
-
-
-static void
-ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
-{
-    EVP_MD_free(ngx_http_apikey_sha256);
-    ngx_http_apikey_sha256 = NULL;
+    return NGX_OK;
 }

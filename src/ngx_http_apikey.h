@@ -42,8 +42,32 @@ typedef struct {
 } ngx_http_apikey_record_t;
 
 
+/*
+ * Where records come from: a Redis server and a key prefix.  Locations
+ * with the same pair share the lookup command, in-flight lookups and, in
+ * the cache, entries and invalidations.
+ */
+
+typedef struct {
+    ngx_http_apikey_redis_server_t  *server;
+    ngx_str_t                        prefix;
+    ngx_uint_t                       index;
+
+    /* HMGET with a placeholder where a request writes its hash */
+    ngx_str_t                        command;
+    size_t                           command_hash;
+
+    unsigned                         cached:1;
+} ngx_http_apikey_source_t;
+
+
 typedef struct {
     ngx_array_t                      servers;     /* of redis server * */
+    ngx_array_t                      sources;     /* of source * */
+
+    ngx_shm_zone_t                  *cache;
+    ngx_msec_t                       cache_ttl;
+    ngx_msec_t                       cache_negative_ttl;
 } ngx_http_apikey_main_conf_t;
 
 
@@ -67,14 +91,11 @@ typedef struct {
 
     ngx_flag_t                       upstream_headers;
     ngx_flag_t                       hide_credentials;
+    ngx_flag_t                       cache;
 
-    /*
-     * Made at configuration time: the HMGET command with a placeholder
-     * where the hash goes, and the WWW-Authenticate values.
-     */
-    ngx_str_t                        command;
-    size_t                           command_hash;
+    ngx_http_apikey_source_t        *source;
 
+    /* the WWW-Authenticate values, made at configuration time */
     ngx_str_t                        challenge;
     ngx_str_t                        challenge_request;
     ngx_str_t                        challenge_token;
@@ -83,9 +104,15 @@ typedef struct {
 } ngx_http_apikey_loc_conf_t;
 
 
+typedef struct ngx_http_apikey_lookup_s  ngx_http_apikey_lookup_t;
+
+
 typedef struct {
     ngx_http_request_t              *request;
-    ngx_http_apikey_redis_query_t    query;
+
+    /* an in-flight lookup the request waits for, shared by all its askers */
+    ngx_http_apikey_lookup_t        *lookup_in_flight;
+    ngx_queue_t                      waiting;
 
     /* what the lookup found, then what the location makes of it */
     ngx_http_apikey_status_e         lookup;

@@ -835,6 +835,27 @@ ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
 }
 
 
+/* the request a query logs for has gone; another one takes over */
+
+void
+ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q, ngx_log_t *log)
+{
+    ngx_connection_t  *c;
+
+    q->log = log;
+
+    if (q->conn == NULL) {
+        return;
+    }
+
+    c = q->conn->peer.connection;
+
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+}
+
+
 /*
  * Sends a command whose reply nobody waits for on an idle connection,
  * if there is one at hand; otherwise the command is dropped (NGX_DECLINED).

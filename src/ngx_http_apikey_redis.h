@@ -75,6 +75,8 @@ ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
 
 ngx_int_t ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q);
+void ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q,
+    ngx_log_t *log);
 ngx_int_t ngx_http_apikey_redis_forget(ngx_http_apikey_redis_server_t *server,
     u_char *cmd, size_t len);
 

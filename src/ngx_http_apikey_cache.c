@@ -1,0 +1,1163 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_cache.h"
+
+
+/* how often the subscription is checked, and how soon it is tried again */
+#define NGX_HTTP_APIKEY_CACHE_PING     1000
+#define NGX_HTTP_APIKEY_CACHE_RETRY    500
+
+#define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
+#define NGX_HTTP_APIKEY_CACHE_EVICT    16
+
+#define NGX_HTTP_APIKEY_SUB_HELLO      0
+#define NGX_HTTP_APIKEY_SUB_TRACKING   1
+#define NGX_HTTP_APIKEY_SUB_SUBSCRIBE  2
+#define NGX_HTTP_APIKEY_SUB_LIVE       3
+
+
+typedef struct {
+    ngx_rbtree_t                       rbtree;
+    ngx_rbtree_node_t                  sentinel;
+    ngx_queue_t                        queue;
+
+    /* changes with every invalidation: a reply older than it is not kept */
+    ngx_uint_t                         seq;
+
+    /* the worker whose subscriptions vouch for the entries, and when */
+    ngx_pid_t                          owner;
+    uint32_t                           config;
+    ngx_uint_t                         valid[NGX_HTTP_APIKEY_CACHE_SOURCES];
+} ngx_http_apikey_cache_sh_t;
+
+
+typedef struct {
+    ngx_http_apikey_cache_sh_t        *sh;
+    ngx_slab_pool_t                   *shpool;
+    uint32_t                           config;
+} ngx_http_apikey_cache_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t                  node;
+    ngx_queue_t                        queue;
+    uint64_t                           expire;     /* unix msec */
+    time_t                             expires_at;
+    u_char                             hash[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    u_char                             source;
+    u_char                             negative;
+    u_char                             revoked;
+    u_short                            len[4];     /* id name org scopes */
+    u_char                             data[1];
+} ngx_http_apikey_cache_node_t;
+
+
+typedef struct {
+    ngx_http_apikey_cache_t           *cache;
+    ngx_http_apikey_source_t          *source;
+    ngx_http_apikey_main_conf_t       *amcf;
+
+    ngx_peer_connection_t              peer;
+    redisReader                       *reader;
+    ngx_event_t                        timer;
+    ngx_log_t                          log;
+
+    ngx_uint_t                         state;
+    ngx_uint_t                         init;
+    ngx_uint_t                         pings;
+
+    u_char                            *pos;
+    u_char                            *last;
+    u_char                             out[NGX_HTTP_APIKEY_CACHE_BUFFER];
+} ngx_http_apikey_sub_t;
+
+
+static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_apikey_cache_key(u_char *hex, u_char *bin,
+    uint32_t *key);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
+    ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *bin,
+    uint32_t key);
+static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node);
+static void ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache,
+    ngx_int_t source);
+static void ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
+    redisReply *key);
+static uint64_t ngx_http_apikey_cache_now(void);
+static void ngx_http_apikey_cache_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+
+static void ngx_http_apikey_sub_connect(ngx_http_apikey_sub_t *sub);
+static void ngx_http_apikey_sub_timer_handler(ngx_event_t *ev);
+static void ngx_http_apikey_sub_write_handler(ngx_event_t *wev);
+static void ngx_http_apikey_sub_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub,
+    redisReply *reply);
+static ngx_int_t ngx_http_apikey_sub_command(ngx_http_apikey_sub_t *sub,
+    int argc, const char **argv, const size_t *argvlen);
+static ngx_int_t ngx_http_apikey_sub_send(ngx_http_apikey_sub_t *sub);
+static void ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub,
+    char *reason);
+
+
+ngx_shm_zone_t *
+ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size)
+{
+    ngx_shm_zone_t           *shm_zone;
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_cache_t));
+    if (cache == NULL) {
+        return NULL;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_apikey_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", name);
+        return NULL;
+    }
+
+    shm_zone->init = ngx_http_apikey_cache_init_zone;
+    shm_zone->data = cache;
+
+    return shm_zone;
+}
+
+
+/*
+ * Entries are keyed by source index: workers of another configuration
+ * (during a reload) may number sources otherwise, and must not share them.
+ */
+
+void
+ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
+{
+    uint32_t                   crc;
+    ngx_uint_t                 i;
+    ngx_http_apikey_cache_t   *cache;
+    ngx_http_apikey_source_t **source;
+
+    cache = shm_zone->data;
+    source = sources->elts;
+
+    ngx_crc32_init(crc);
+
+    for (i = 0; i < sources->nelts; i++) {
+        ngx_crc32_update(&crc, source[i]->server->url.data,
+                         source[i]->server->url.len);
+        ngx_crc32_update(&crc, (u_char *) "\n", 1);
+        ngx_crc32_update(&crc, source[i]->prefix.data,
+                         source[i]->prefix.len);
+        ngx_crc32_update(&crc, (u_char *) "\n", 1);
+    }
+
+    ngx_crc32_final(crc);
+
+    cache->config = crc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_apikey_cache_t  *ocache = data;
+
+    size_t                    len;
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    cache->sh = ngx_slab_alloc(cache->shpool,
+                               sizeof(ngx_http_apikey_cache_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cache->sh, sizeof(ngx_http_apikey_cache_sh_t));
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_http_apikey_cache_rbtree_insert_value);
+
+    ngx_queue_init(&cache->sh->queue);
+
+    len = sizeof(" in apikey_cache zone \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in apikey_cache zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts entries; running out of memory is not news */
+    cache->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: a key's record, copied into pool; NGX_DECLINED: a known unknown
+ * key; NGX_AGAIN: not cached, *seq tells how fresh a reply must be to be
+ * kept; NGX_BUSY: the cache cannot be trusted right now, ask Redis.
+ */
+
+ngx_int_t
+ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *hash, ngx_pool_t *pool,
+    ngx_http_apikey_record_t *record, ngx_uint_t *seq)
+{
+    u_char                        *p, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    uint32_t                       key;
+    ngx_int_t                      rc;
+    ngx_str_t                     *s[4];
+    ngx_uint_t                     i;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+
+    if (!sh->valid[source->index] || sh->config != cache->config
+        || ngx_http_apikey_cache_key(hash, bin, &key) != NGX_OK)
+    {
+        return NGX_BUSY;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    *seq = sh->seq;
+
+    node = ngx_http_apikey_cache_find(cache, source->index, bin, key);
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_AGAIN;
+    }
+
+    if (node->expire <= ngx_http_apikey_cache_now()) {
+        ngx_http_apikey_cache_delete(cache, node);
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_AGAIN;
+    }
+
+    ngx_queue_remove(&node->queue);
+    ngx_queue_insert_head(&sh->queue, &node->queue);
+
+    if (node->negative) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_OK;
+
+    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
+                          + node->len[3]);
+
+    if (p == NULL) {
+        rc = NGX_ERROR;
+
+    } else {
+        s[0] = &record->id;
+        s[1] = &record->name;
+        s[2] = &record->org;
+        s[3] = &record->scopes;
+
+        ngx_memcpy(p, node->data, node->len[0] + node->len[1]
+                                  + node->len[2] + node->len[3]);
+
+        for (i = 0; i < 4; i++) {
+            s[i]->data = p;
+            s[i]->len = node->len[i];
+            p += node->len[i];
+        }
+
+        record->expires_at = node->expires_at;
+        record->revoked = node->revoked;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *hash,
+    ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl)
+{
+    u_char                        *p, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    size_t                         size;
+    uint32_t                       key;
+    ngx_str_t                     *s[4];
+    ngx_uint_t                     i, n;
+    ngx_queue_t                   *q;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+
+    if (ngx_http_apikey_cache_key(hash, bin, &key) != NGX_OK) {
+        return;
+    }
+
+    size = offsetof(ngx_http_apikey_cache_node_t, data);
+
+    if (record) {
+        s[0] = &record->id;
+        s[1] = &record->name;
+        s[2] = &record->org;
+        s[3] = &record->scopes;
+
+        for (i = 0; i < 4; i++) {
+            if (s[i]->len > 65535) {
+                return;
+            }
+
+            size += s[i]->len;
+        }
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    /* an invalidation came after the lookup was sent: its reply is stale */
+
+    if (!sh->valid[source->index] || sh->config != cache->config
+        || sh->seq != seq)
+    {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    node = ngx_http_apikey_cache_find(cache, source->index, bin, key);
+
+    if (node) {
+        ngx_http_apikey_cache_delete(cache, node);
+    }
+
+    for (n = 0; /* void */ ; n++) {
+
+        node = ngx_slab_alloc_locked(cache->shpool, size);
+
+        if (node || n == NGX_HTTP_APIKEY_CACHE_EVICT
+            || ngx_queue_empty(&sh->queue))
+        {
+            break;
+        }
+
+        q = ngx_queue_last(&sh->queue);
+
+        ngx_http_apikey_cache_delete(cache,
+                   ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue));
+    }
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    node->node.key = key;
+    node->expire = ngx_http_apikey_cache_now() + ttl;
+    ngx_memcpy(node->hash, bin, sizeof(bin));
+    node->source = (u_char) source->index;
+    node->negative = (record == NULL);
+    node->revoked = 0;
+    node->expires_at = 0;
+    ngx_memzero(node->len, sizeof(node->len));
+
+    if (record) {
+        node->revoked = record->revoked;
+        node->expires_at = record->expires_at;
+
+        p = node->data;
+
+        for (i = 0; i < 4; i++) {
+            node->len[i] = (u_short) s[i]->len;
+            p = ngx_cpymem(p, s[i]->data, s[i]->len);
+        }
+    }
+
+    ngx_rbtree_insert(&sh->rbtree, &node->node);
+    ngx_queue_insert_head(&sh->queue, &node->queue);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_key(u_char *hex, u_char *bin, uint32_t *key)
+{
+    ngx_int_t   n;
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_HASH_HEX_LEN / 2; i++) {
+        n = ngx_hextoi(hex + 2 * i, 2);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        bin[i] = (u_char) n;
+    }
+
+    ngx_memcpy(key, bin, sizeof(uint32_t));
+
+    return NGX_OK;
+}
+
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
+    u_char *bin, uint32_t key)
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key != node->key) {
+            node = (key < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        cn = (ngx_http_apikey_cache_node_t *) node;
+
+        rc = ngx_memcmp(bin, cn->hash, sizeof(cn->hash));
+
+        if (rc == 0) {
+            rc = (ngx_int_t) source - (ngx_int_t) cn->source;
+        }
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node)
+{
+    ngx_queue_remove(&node->queue);
+    ngx_rbtree_delete(&cache->sh->rbtree, &node->node);
+    ngx_slab_free_locked(cache->shpool, node);
+}
+
+
+/* source -1 flushes every source; the caller holds no lock */
+
+static void
+ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache, ngx_int_t source)
+{
+    ngx_queue_t                   *q, *next;
+    ngx_http_apikey_cache_node_t  *node;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    for (q = ngx_queue_head(&cache->sh->queue);
+         q != ngx_queue_sentinel(&cache->sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
+
+        if (source == -1 || node->source == source) {
+            ngx_http_apikey_cache_delete(cache, node);
+        }
+    }
+
+    cache->sh->seq++;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+static void
+ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
+    redisReply *key)
+{
+    u_char                        *hex, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    uint32_t                       k;
+    ngx_str_t                     *prefix;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *node;
+
+    prefix = &sub->source->prefix;
+
+    /* only record names matter: the indexes and last_used are not cached */
+
+    if (key->type != REDIS_REPLY_STRING
+        || key->len != prefix->len + NGX_HTTP_APIKEY_HASH_HEX_LEN
+        || ngx_strncmp(key->str, prefix->data, prefix->len) != 0)
+    {
+        return;
+    }
+
+    hex = (u_char *) key->str + prefix->len;
+
+    if (ngx_http_apikey_cache_key(hex, bin, &k) != NGX_OK) {
+        return;
+    }
+
+    cache = sub->cache;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    node = ngx_http_apikey_cache_find(cache, sub->source->index, bin, k);
+
+    if (node) {
+        ngx_http_apikey_cache_delete(cache, node);
+    }
+
+    cache->sh->seq++;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &sub->log, 0,
+                   "apikey cache: invalidated %*s...", (size_t) 8, hex);
+}
+
+
+/* every worker must agree on this clock: ngx_current_msec is per process */
+
+static uint64_t
+ngx_http_apikey_cache_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static void
+ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_node_t            **p;
+    ngx_http_apikey_cache_node_t  *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            cn = (ngx_http_apikey_cache_node_t *) node;
+            cnt = (ngx_http_apikey_cache_node_t *) temp;
+
+            rc = ngx_memcmp(cn->hash, cnt->hash, sizeof(cn->hash));
+
+            if (rc == 0) {
+                rc = (ngx_int_t) cn->source - (ngx_int_t) cnt->source;
+            }
+
+            p = (rc < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/*
+ * One worker holds a subscription per cached source and vouches for the
+ * zone: until a subscription is live (again), its source is flushed and
+ * bypassed, so that no invalidation can have been missed.
+ */
+
+ngx_int_t
+ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
+    ngx_http_apikey_main_conf_t *amcf)
+{
+    ngx_uint_t                   i;
+    ngx_http_apikey_sub_t       *sub;
+    ngx_http_apikey_cache_t     *cache;
+    ngx_http_apikey_source_t   **source;
+    ngx_http_apikey_cache_sh_t  *sh;
+
+    if (amcf->cache == NULL) {
+        return NGX_OK;
+    }
+
+    cache = amcf->cache->data;
+    sh = cache->sh;
+
+    if ((ngx_process != NGX_PROCESS_WORKER
+         && ngx_process != NGX_PROCESS_SINGLE)
+        || ngx_worker != 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    sh->owner = ngx_pid;
+    sh->config = cache->config;
+    ngx_memzero(sh->valid, sizeof(sh->valid));
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_http_apikey_cache_flush(cache, -1);
+
+    source = amcf->sources.elts;
+
+    for (i = 0; i < amcf->sources.nelts; i++) {
+
+        if (!source[i]->cached) {
+            continue;
+        }
+
+        sub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apikey_sub_t));
+        if (sub == NULL) {
+            return NGX_ERROR;
+        }
+
+        sub->cache = cache;
+        sub->source = source[i];
+        sub->amcf = amcf;
+
+        sub->log = *cycle->log;
+
+        sub->timer.handler = ngx_http_apikey_sub_timer_handler;
+        sub->timer.data = sub;
+        sub->timer.log = &sub->log;
+        sub->timer.cancelable = 1;
+
+        ngx_http_apikey_sub_connect(sub);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_sub_connect(ngx_http_apikey_sub_t *sub)
+{
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_addr_t                      *addr;
+    ngx_connection_t                *c;
+    ngx_http_apikey_redis_server_t  *server;
+
+    static const char   *argv[] = { "CLIENT", "ID" };
+    static const size_t  argvlen[] = { 6, 2 };
+
+    server = sub->source->server;
+
+    sub->reader = redisReaderCreate();
+    if (sub->reader == NULL) {
+        goto retry;
+    }
+
+    addr = &server->addrs[0];
+
+    ngx_memzero(&sub->peer, sizeof(ngx_peer_connection_t));
+
+    sub->peer.sockaddr = addr->sockaddr;
+    sub->peer.socklen = addr->socklen;
+    sub->peer.name = &server->url;
+    sub->peer.get = ngx_event_get_peer;
+    sub->peer.log = &sub->log;
+    sub->peer.log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(&sub->peer);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        if (sub->peer.connection) {
+            ngx_close_connection(sub->peer.connection);
+            sub->peer.connection = NULL;
+        }
+
+        redisReaderFree(sub->reader);
+        sub->reader = NULL;
+
+        goto retry;
+    }
+
+    c = sub->peer.connection;
+    c->data = sub;
+    c->read->handler = ngx_http_apikey_sub_read_handler;
+    c->write->handler = ngx_http_apikey_sub_write_handler;
+
+    /* closed at once on graceful shutdown, as idle connections are */
+    c->idle = 1;
+
+    sub->state = NGX_HTTP_APIKEY_SUB_HELLO;
+    sub->init = server->ninit;
+    sub->pings = 0;
+
+    len = server->init.len;
+
+    if (len > NGX_HTTP_APIKEY_CACHE_BUFFER / 2) {
+        ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
+                      "apikey cache: redis credentials too long");
+        ngx_http_apikey_sub_down(sub, NULL);
+        return;
+    }
+
+    sub->pos = sub->out;
+    sub->last = ngx_cpymem(sub->out, server->init.data, len);
+
+    if (ngx_http_apikey_sub_command(sub, 2, argv, argvlen) != NGX_OK) {
+        ngx_http_apikey_sub_down(sub, "command too long");
+        return;
+    }
+
+    /* the handshake must be over by the first check */
+    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
+
+    if (rc == NGX_OK) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return;
+
+retry:
+
+    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_RETRY);
+}
+
+
+static void
+ngx_http_apikey_sub_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_apikey_sub_t  *sub;
+
+    static const char   *argv[] = { "PING" };
+    static const size_t  argvlen[] = { 4 };
+
+    sub = ev->data;
+
+    if (ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    if (sub->peer.connection == NULL) {
+        ngx_http_apikey_sub_connect(sub);
+        return;
+    }
+
+    if (sub->state != NGX_HTTP_APIKEY_SUB_LIVE) {
+        ngx_http_apikey_sub_down(sub, "did not complete the subscription "
+                                      "in time");
+        return;
+    }
+
+    if (sub->pings) {
+        ngx_http_apikey_sub_down(sub, "did not answer PING in time");
+        return;
+    }
+
+    if (ngx_http_apikey_sub_command(sub, 1, argv, argvlen) != NGX_OK
+        || ngx_http_apikey_sub_send(sub) == NGX_ERROR)
+    {
+        ngx_http_apikey_sub_down(sub, "failed to send PING");
+        return;
+    }
+
+    sub->pings++;
+
+    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
+}
+
+
+static void
+ngx_http_apikey_sub_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t       *c;
+    ngx_http_apikey_sub_t  *sub;
+
+    c = wev->data;
+    sub = c->data;
+
+    if (ngx_http_apikey_sub_send(sub) == NGX_ERROR) {
+        ngx_http_apikey_sub_down(sub, "failed to send");
+    }
+}
+
+
+static void
+ngx_http_apikey_sub_read_handler(ngx_event_t *rev)
+{
+    u_char                  buf[4096];
+    void                   *r;
+    ssize_t                 n;
+    ngx_int_t               rc;
+    ngx_connection_t       *c;
+    ngx_http_apikey_sub_t  *sub;
+
+    c = rev->data;
+    sub = c->data;
+
+    if (c->close) {
+        ngx_http_apikey_sub_down(sub, NULL);
+        return;
+    }
+
+    for ( ;; ) {
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_http_apikey_sub_down(sub, "closed the connection");
+            return;
+        }
+
+        if (redisReaderFeed(sub->reader, (const char *) buf, n) != REDIS_OK) {
+            ngx_http_apikey_sub_down(sub, "sent too much");
+            return;
+        }
+
+        for ( ;; ) {
+            if (redisReaderGetReply(sub->reader, &r) != REDIS_OK) {
+                ngx_http_apikey_sub_down(sub, "sent an invalid reply");
+                return;
+            }
+
+            if (r == NULL) {
+                break;
+            }
+
+            rc = ngx_http_apikey_sub_reply(sub, r);
+
+            freeReplyObject(r);
+
+            if (rc != NGX_OK) {
+                ngx_http_apikey_sub_down(sub, "refused the subscription");
+                return;
+            }
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_apikey_sub_down(sub, "failed to wait for reading");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
+{
+    u_char                     id[NGX_INT64_LEN];
+    size_t                     i, argvlen[8];
+    redisReply                *keys;
+    const char                *argv[8];
+    ngx_http_apikey_cache_t   *cache;
+
+    if (sub->init) {
+        sub->init--;
+        return reply->type == REDIS_REPLY_STATUS ? NGX_OK : NGX_ERROR;
+    }
+
+    switch (sub->state) {
+
+    case NGX_HTTP_APIKEY_SUB_HELLO:
+
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            return NGX_ERROR;
+        }
+
+        argv[0] = "CLIENT";
+        argv[1] = "TRACKING";
+        argv[2] = "on";
+        argv[3] = "REDIRECT";
+        argv[4] = (const char *) id;
+        argv[5] = "BCAST";
+        argv[6] = "PREFIX";
+        argv[7] = (const char *) sub->source->prefix.data;
+
+        argvlen[4] = ngx_sprintf(id, "%L", (int64_t) reply->integer) - id;
+        argvlen[7] = sub->source->prefix.len;
+
+        for (i = 0; i < 8; i++) {
+            if (i != 4 && i != 7) {
+                argvlen[i] = ngx_strlen(argv[i]);
+            }
+        }
+
+        if (ngx_http_apikey_sub_command(sub, 8, argv, argvlen) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        argv[1] = "__redis__:invalidate";
+        argvlen[1] = 20;
+
+        if (ngx_http_apikey_sub_command(sub, 2, argv, argvlen) != NGX_OK
+            || ngx_http_apikey_sub_send(sub) == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+
+        sub->state = NGX_HTTP_APIKEY_SUB_TRACKING;
+
+        return NGX_OK;
+
+    case NGX_HTTP_APIKEY_SUB_TRACKING:
+
+        if (reply->type != REDIS_REPLY_STATUS) {
+            if (reply->type == REDIS_REPLY_ERROR) {
+                ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
+                              "apikey cache: redis \"%V\" refused CLIENT "
+                              "TRACKING: %*s", &sub->source->server->url,
+                              (size_t) ngx_min(reply->len, 128), reply->str);
+            }
+
+            return NGX_ERROR;
+        }
+
+        sub->state = NGX_HTTP_APIKEY_SUB_SUBSCRIBE;
+
+        return NGX_OK;
+
+    case NGX_HTTP_APIKEY_SUB_SUBSCRIBE:
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+            || reply->element[0]->type != REDIS_REPLY_STRING
+            || ngx_strcmp(reply->element[0]->str, "subscribe") != 0)
+        {
+            return NGX_ERROR;
+        }
+
+        /*
+         * From now on every write is heard of: what was cached before
+         * may have missed one.
+         */
+
+        cache = sub->cache;
+
+        ngx_http_apikey_cache_flush(cache, sub->source->index);
+
+        ngx_shmtx_lock(&cache->shpool->mutex);
+
+        if (cache->sh->owner == ngx_pid) {
+            cache->sh->valid[sub->source->index] = 1;
+        }
+
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+
+        sub->state = NGX_HTTP_APIKEY_SUB_LIVE;
+
+        ngx_log_error(NGX_LOG_INFO, &sub->log, 0,
+                      "apikey cache: invalidations from redis \"%V\" on "
+                      "\"%V\" are live", &sub->source->server->url,
+                      &sub->source->prefix);
+
+        if (sub->timer.timer_set) {
+            ngx_del_timer(&sub->timer);
+        }
+
+        ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
+
+        return NGX_OK;
+
+    default: /* NGX_HTTP_APIKEY_SUB_LIVE */
+        break;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_strcmp(reply->element[0]->str, "pong") == 0) {
+        sub->pings = 0;
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(reply->element[0]->str, "message") != 0
+        || reply->elements != 3)
+    {
+        return NGX_OK;
+    }
+
+    keys = reply->element[2];
+
+    /* FLUSHALL and FLUSHDB invalidate everything with a null */
+
+    if (keys->type == REDIS_REPLY_NIL) {
+        ngx_http_apikey_cache_flush(sub->cache, sub->source->index);
+        return NGX_OK;
+    }
+
+    if (keys->type != REDIS_REPLY_ARRAY) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < keys->elements; i++) {
+        ngx_http_apikey_cache_invalidate(sub, keys->element[i]);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_sub_command(ngx_http_apikey_sub_t *sub, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int    len;
+    char  *cmd;
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        return NGX_ERROR;
+    }
+
+    if (sub->pos == sub->last) {
+        sub->pos = sub->out;
+        sub->last = sub->out;
+    }
+
+    if ((size_t) len > (size_t) (sub->out + NGX_HTTP_APIKEY_CACHE_BUFFER
+                                 - sub->last))
+    {
+        free(cmd);
+        return NGX_ERROR;
+    }
+
+    sub->last = ngx_cpymem(sub->last, cmd, len);
+
+    free(cmd);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_sub_send(ngx_http_apikey_sub_t *sub)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = sub->peer.connection;
+
+    while (sub->pos < sub->last) {
+
+        n = c->send(c, sub->pos, sub->last - sub->pos);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        sub->pos += n;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub, char *reason)
+{
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = sub->cache;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (cache->sh->owner == ngx_pid) {
+        cache->sh->valid[sub->source->index] = 0;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_http_apikey_cache_flush(cache, sub->source->index);
+
+    if (reason) {
+        ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
+                      "apikey cache: redis \"%V\" %s; the cache is bypassed "
+                      "until the subscription is back",
+                      &sub->source->server->url, reason);
+    }
+
+    if (sub->peer.connection) {
+        ngx_close_connection(sub->peer.connection);
+        sub->peer.connection = NULL;
+    }
+
+    if (sub->reader) {
+        redisReaderFree(sub->reader);
+        sub->reader = NULL;
+    }
+
+    if (sub->timer.timer_set) {
+        ngx_del_timer(&sub->timer);
+    }
+
+    if (!ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_RETRY);
+    }
+}

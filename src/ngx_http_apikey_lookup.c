@@ -1,0 +1,535 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_lookup.h"
+#include "ngx_http_apikey_token.h"
+#include "ngx_http_apikey_record.h"
+#include "ngx_http_apikey_cache.h"
+
+
+/* longer tokens cannot be keys of ours: refused without a lookup */
+#define NGX_HTTP_APIKEY_TOKEN_MAX  512
+
+
+struct ngx_http_apikey_lookup_s {
+    ngx_rbtree_node_t                  node;
+    ngx_http_apikey_source_t          *source;
+    u_char                             hash[NGX_HTTP_APIKEY_HASH_HEX_LEN];
+
+    ngx_queue_t                        waiting;
+    ngx_http_apikey_redis_query_t      query;
+
+    /* where and for how long the answer may be cached */
+    ngx_shm_zone_t                    *cache;
+    ngx_uint_t                         seq;
+    ngx_msec_t                         ttl;
+    ngx_msec_t                         negative_ttl;
+};
+
+
+static ngx_http_apikey_status_e ngx_http_apikey_lookup_format(
+    ngx_http_apikey_loc_conf_t *alcf, ngx_str_t *token);
+static ngx_http_apikey_lookup_t *ngx_http_apikey_lookup_find(
+    ngx_http_apikey_source_t *source, u_char *hash, uint32_t key);
+static ngx_int_t ngx_http_apikey_lookup_send(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx,
+    uint32_t key, ngx_shm_zone_t *cache, ngx_uint_t seq);
+static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
+    redisReply *reply);
+static void ngx_http_apikey_lookup_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+
+
+/* fetched once per worker: an implicit fetch on every digest costs more */
+static EVP_MD             *ngx_http_apikey_sha256;
+
+/* the lookups this worker is waiting for */
+static ngx_rbtree_t        ngx_http_apikey_lookups;
+static ngx_rbtree_node_t   ngx_http_apikey_lookups_sentinel;
+
+
+ngx_int_t
+ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+    if (ngx_http_apikey_sha256 == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "apikey: EVP_MD_fetch(\"SHA256\") failed");
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_init(&ngx_http_apikey_lookups,
+                    &ngx_http_apikey_lookups_sentinel,
+                    ngx_http_apikey_lookup_rbtree_insert_value);
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_DECLINED: ctx->lookup holds the outcome already (no or a malformed
+ * token, a cached record, an error); NGX_AGAIN: the request is resumed
+ * when Redis answers.
+ */
+
+ngx_int_t
+ngx_http_apikey_lookup(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
+{
+    uint32_t                      key;
+    ngx_int_t                     rc;
+    ngx_str_t                     token;
+    ngx_uint_t                    seq;
+    ngx_shm_zone_t               *cache;
+    ngx_http_apikey_lookup_t     *lookup;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    ctx->lookup = ngx_http_apikey_token(r, &token);
+
+    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+        return NGX_DECLINED;
+    }
+
+    ctx->lookup = ngx_http_apikey_lookup_format(alcf, &token);
+
+    if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_apikey_key_hash(ngx_http_apikey_sha256, alcf->secret.data,
+                                 alcf->secret.len, token.data, token.len,
+                                 ctx->hash)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey: hashing the token failed");
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        return NGX_DECLINED;
+    }
+
+    cache = NULL;
+    seq = 0;
+
+    if (alcf->cache) {
+        amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+        rc = ngx_http_apikey_cache_get(amcf->cache, alcf->source, ctx->hash,
+                                       r->pool, &ctx->record, &seq);
+
+        if (rc == NGX_OK || rc == NGX_DECLINED) {
+            ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
+                                         : NGX_HTTP_APIKEY_INVALID;
+            ctx->found = (rc == NGX_OK);
+            return NGX_DECLINED;
+        }
+
+        if (rc == NGX_ERROR) {
+            ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+            return NGX_DECLINED;
+        }
+
+        /* NGX_AGAIN is a miss, NGX_BUSY a cache that cannot be trusted */
+
+        if (rc == NGX_AGAIN) {
+            cache = amcf->cache;
+        }
+    }
+
+    key = ngx_crc32_short(ctx->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+    lookup = ngx_http_apikey_lookup_find(alcf->source, ctx->hash, key);
+
+    if (lookup) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apikey: joining a lookup in flight");
+
+        ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+        ctx->lookup_in_flight = lookup;
+
+        return NGX_AGAIN;
+    }
+
+    if (ngx_http_apikey_lookup_send(r, alcf, ctx, key, cache, seq)
+        != NGX_OK)
+    {
+        ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        return NGX_DECLINED;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * Keys of the apikey tool's format are checked before any lookup: a
+ * mistyped or made-up key costs no round trip.
+ */
+
+static ngx_http_apikey_status_e
+ngx_http_apikey_lookup_format(ngx_http_apikey_loc_conf_t *alcf,
+    ngx_str_t *token)
+{
+    size_t      len;
+    ngx_str_t  *prefix;
+    ngx_uint_t  i;
+
+    if (token->len > NGX_HTTP_APIKEY_TOKEN_MAX) {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    if (alcf->key_prefixes) {
+        prefix = alcf->key_prefixes->elts;
+
+        for (i = 0; i < alcf->key_prefixes->nelts; i++) {
+            len = prefix[i].len;
+
+            if (token->len == len + NGX_HTTP_APIKEY_KEY_BODY_LEN
+                && ngx_strncmp(token->data, prefix[i].data, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == alcf->key_prefixes->nelts) {
+            return NGX_HTTP_APIKEY_INVALID;
+        }
+    }
+
+    if (alcf->key_checksum
+        && !ngx_http_apikey_key_check(token->data, token->len))
+    {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    return NGX_HTTP_APIKEY_OK;
+}
+
+
+static ngx_http_apikey_lookup_t *
+ngx_http_apikey_lookup_find(ngx_http_apikey_source_t *source, u_char *hash,
+    uint32_t key)
+{
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_apikey_lookup_t  *lookup;
+
+    node = ngx_http_apikey_lookups.root;
+    sentinel = ngx_http_apikey_lookups.sentinel;
+
+    while (node != sentinel) {
+
+        if (key != node->key) {
+            node = (key < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        lookup = (ngx_http_apikey_lookup_t *) node;
+
+        rc = ngx_memcmp(hash, lookup->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+        if (rc == 0 && source == lookup->source) {
+            return lookup;
+        }
+
+        node = (rc < 0 || (rc == 0 && source < lookup->source))
+               ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_lookup_send(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx,
+    uint32_t key, ngx_shm_zone_t *cache, ngx_uint_t seq)
+{
+    u_char                         *p;
+    ngx_http_apikey_source_t       *source;
+    ngx_http_apikey_lookup_t       *lookup;
+    ngx_http_apikey_main_conf_t    *amcf;
+    ngx_http_apikey_redis_query_t  *q;
+
+    source = alcf->source;
+
+    lookup = ngx_alloc(sizeof(ngx_http_apikey_lookup_t) + source->command.len,
+                       r->connection->log);
+    if (lookup == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(lookup, sizeof(ngx_http_apikey_lookup_t));
+
+    lookup->node.key = key;
+    lookup->source = source;
+    ngx_memcpy(lookup->hash, ctx->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    ngx_queue_init(&lookup->waiting);
+
+    lookup->cache = cache;
+    lookup->seq = seq;
+
+    if (cache) {
+        amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+        lookup->ttl = amcf->cache_ttl;
+        lookup->negative_ttl = amcf->cache_negative_ttl;
+    }
+
+    p = (u_char *) lookup + sizeof(ngx_http_apikey_lookup_t);
+    ngx_memcpy(p, source->command.data, source->command.len);
+    ngx_memcpy(p + source->command_hash, ctx->hash,
+               NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+    q = &lookup->query;
+
+    q->command.data = p;
+    q->command.len = source->command.len;
+    q->server = source->server;
+    q->timeout = alcf->timeout;
+    q->keepalive = alcf->keepalive;
+    q->handler = ngx_http_apikey_lookup_done;
+    q->data = lookup;
+    q->log = r->connection->log;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apikey: looking up key %*s...", (size_t) 8, ctx->hash);
+
+    if (ngx_http_apikey_redis_query(q) != NGX_OK) {
+        ngx_free(lookup);
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_insert(&ngx_http_apikey_lookups, &lookup->node);
+
+    ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+    ctx->lookup_in_flight = lookup;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
+    redisReply *reply)
+{
+    ngx_int_t                  rc;
+    ngx_queue_t               *x;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_apikey_ctx_t     *ctx;
+    ngx_http_apikey_status_e   status;
+    ngx_http_apikey_lookup_t  *lookup;
+
+    lookup = q->data;
+
+    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+
+    /*
+     * Every waiting request gets its own copy of the record before any of
+     * them is resumed: resuming one may free another.
+     */
+
+    status = NGX_HTTP_APIKEY_ERROR;
+
+    for (x = ngx_queue_head(&lookup->waiting);
+         x != ngx_queue_sentinel(&lookup->waiting);
+         x = ngx_queue_next(x))
+    {
+        ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
+        r = ctx->request;
+
+        if (reply == NULL) {
+            status = NGX_HTTP_APIKEY_ERROR;
+
+        } else {
+            rc = ngx_http_apikey_record(r->pool, reply, &ctx->record,
+                                        r->connection->log);
+
+            status = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
+                     : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
+                     : NGX_HTTP_APIKEY_ERROR;
+        }
+
+        ctx->lookup = status;
+        ctx->found = (status == NGX_HTTP_APIKEY_OK);
+        ctx->done = 1;
+    }
+
+    if (lookup->cache && !ngx_queue_empty(&lookup->waiting)) {
+        ctx = ngx_queue_data(ngx_queue_head(&lookup->waiting),
+                             ngx_http_apikey_ctx_t, waiting);
+
+        if (status == NGX_HTTP_APIKEY_OK) {
+            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
+                                      lookup->hash, &ctx->record,
+                                      lookup->seq, lookup->ttl);
+
+        } else if (status == NGX_HTTP_APIKEY_INVALID) {
+            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
+                                      lookup->hash, NULL, lookup->seq,
+                                      lookup->negative_ttl);
+        }
+    }
+
+    while (!ngx_queue_empty(&lookup->waiting)) {
+        x = ngx_queue_head(&lookup->waiting);
+        ngx_queue_remove(x);
+
+        ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
+        ctx->lookup_in_flight = NULL;
+
+        r = ctx->request;
+        c = r->connection;
+
+        ngx_http_set_log_request(c->log, r);
+
+        r->write_event_handler(r);
+
+        ngx_http_run_posted_requests(c);
+    }
+
+    ngx_free(lookup);
+}
+
+
+/*
+ * A request that is gone stops waiting; the last one to go takes the
+ * lookup with it.  The Redis connection logs on behalf of the request
+ * that is first in line.
+ */
+
+void
+ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_http_apikey_ctx_t     *next;
+    ngx_http_apikey_lookup_t  *lookup;
+
+    lookup = ctx->lookup_in_flight;
+
+    if (lookup == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&ctx->waiting);
+    ctx->lookup_in_flight = NULL;
+
+    if (!ngx_queue_empty(&lookup->waiting)) {
+        next = ngx_queue_data(ngx_queue_head(&lookup->waiting),
+                              ngx_http_apikey_ctx_t, waiting);
+
+        ngx_http_apikey_redis_log(&lookup->query,
+                                  next->request->connection->log);
+        return;
+    }
+
+    ngx_http_apikey_redis_cancel(&lookup->query);
+    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    ngx_free(lookup);
+}
+
+
+/*
+ * HMGET <prefix><hash> id name ..., formatted once by hiredis with a
+ * placeholder hash; a lookup copies it and writes its hash in place.
+ */
+
+ngx_int_t
+ngx_http_apikey_lookup_command(ngx_conf_t *cf,
+    ngx_http_apikey_source_t *source)
+{
+    u_char      *p, *last;
+    size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
+    ngx_str_t    key;
+    ngx_uint_t   i;
+    const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
+
+    static const char  *fields[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
+
+    key.len = source->prefix.len + NGX_HTTP_APIKEY_HASH_HEX_LEN;
+    key.data = ngx_pnalloc(cf->temp_pool, key.len);
+    if (key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key.data, source->prefix.data, source->prefix.len);
+    ngx_memset(p, '0', NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = (const char *) key.data;
+    argvlen[1] = key.len;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+        argv[2 + i] = fields[i];
+        argvlen[2 + i] = ngx_strlen(fields[i]);
+    }
+
+    if (ngx_http_apikey_redis_format(cf->pool, &source->command,
+                                     2 + NGX_HTTP_APIKEY_RECORD_NFIELDS,
+                                     argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* "*8\r\n$5\r\nHMGET\r\n$<len>\r\n<key>\r\n...": find the key */
+
+    last = source->command.data + source->command.len;
+
+    for (p = source->command.data; p + key.len <= last; p++) {
+        if (ngx_memcmp(p, key.data, key.len) == 0) {
+            source->command_hash = (p - source->command.data)
+                                   + source->prefix.len;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_apikey_lookup_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t        **p;
+    ngx_http_apikey_lookup_t  *ln, *lnt;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            ln = (ngx_http_apikey_lookup_t *) node;
+            lnt = (ngx_http_apikey_lookup_t *) temp;
+
+            rc = ngx_memcmp(ln->hash, lnt->hash,
+                            NGX_HTTP_APIKEY_HASH_HEX_LEN);
+
+            p = (rc < 0 || (rc == 0 && ln->source < lnt->source))
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
