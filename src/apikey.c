@@ -86,6 +86,7 @@ enum {
 typedef struct {
     ngx_http_apikey_cli_redis_conf_t   redis;
     const char                        *redis_prefix;
+    const char                        *password_file;
     const char                        *secret_file;
     char                              *secret;
     size_t                             secret_len;
@@ -157,6 +158,7 @@ static int ngx_http_apikey_cli_exec(ngx_http_apikey_cli_t *cli);
 static const char *ngx_http_apikey_cli_rkey(ngx_http_apikey_cli_t *cli,
     char *buf, const char *kind, const char *value);
 static char *ngx_http_apikey_cli_scopes_join(ngx_http_apikey_cli_t *cli);
+static int ngx_http_apikey_cli_token_char(unsigned char c);
 static int ngx_http_apikey_cli_read_key(unsigned char *buf, size_t size,
     size_t *len);
 static int ngx_http_apikey_cli_record_compare(const void *one,
@@ -414,7 +416,7 @@ ngx_http_apikey_cli_option(ngx_http_apikey_cli_t *cli, int opt,
         break;
 
     case NGX_HTTP_APIKEY_CLI_OPT_PASSWORD_FILE:
-        cli->redis.password = (char *) value;
+        cli->password_file = value;
         break;
 
     case NGX_HTTP_APIKEY_CLI_OPT_REDIS_PREFIX:
@@ -637,7 +639,6 @@ ngx_http_apikey_cli_check(ngx_http_apikey_cli_t *cli,
 static int
 ngx_http_apikey_cli_setup(ngx_http_apikey_cli_t *cli)
 {
-    char        *file;
     const char  *addr;
 
     addr = cli->redis.addr;
@@ -654,11 +655,9 @@ ngx_http_apikey_cli_setup(ngx_http_apikey_cli_t *cli)
         return ngx_http_apikey_cli_usage_error("%s", cli->err);
     }
 
-    file = cli->redis.password;
-    cli->redis.password = NULL;
-
-    if (file
-        && ngx_http_apikey_cli_file_read(file, &cli->redis.password,
+    if (cli->password_file
+        && ngx_http_apikey_cli_file_read(cli->password_file,
+                                         &cli->redis.password,
                                          &cli->redis.password_len, cli->err)
            != 0)
     {
@@ -1282,10 +1281,6 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
     ngx_http_apikey_cli_table_t    table;
     ngx_http_apikey_cli_record_t   rec, *found;
 
-    static const unsigned char  b64token[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-        "-._~+/";
-
     if (strcmp(cli->arg, "-") == 0) {
         if (ngx_http_apikey_cli_read_key(key, sizeof(key), &len) != 0) {
             return ngx_http_apikey_cli_fail("cannot read the key from "
@@ -1310,10 +1305,10 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
 
     /* the module's token syntax: RFC 6750 b64token */
 
-    for (i = 0; i < len && key[i] != '=' && strchr((char *) b64token, key[i]);
-         i++)
-    {
-        /* void */
+    for (i = 0; i < len; i++) {
+        if (!ngx_http_apikey_cli_token_char(key[i])) {
+            break;
+        }
     }
 
     while (i < len && key[i] == '=') {
@@ -1847,6 +1842,19 @@ ngx_http_apikey_cli_scopes_join(ngx_http_apikey_cli_t *cli)
     *p = '\0';
 
     return scopes;
+}
+
+
+/* RFC 6750 b64token, before the trailing '='s */
+
+static int
+ngx_http_apikey_cli_token_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9')
+           || (c >= 'A' && c <= 'Z')
+           || (c >= 'a' && c <= 'z')
+           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+'
+           || c == '/';
 }
 
 

@@ -324,6 +324,9 @@ ngx_http_apikey_cli_redis_vappend(redisContext *c, va_list args)
         argvlen[argc] = strlen(arg);
     }
 
-    return redisAppendCommandArgv(c, argc, argv, argvlen) == REDIS_OK ? 0
-                                                                      : -1;
+    if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK) {
+        return -1;
+    }
+
+    return 0;
 }
