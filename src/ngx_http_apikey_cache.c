@@ -1122,19 +1122,26 @@ ngx_http_apikey_sub_send(ngx_http_apikey_sub_t *sub)
 static void
 ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub, char *reason)
 {
+    ngx_uint_t                owner;
     ngx_http_apikey_cache_t  *cache;
 
     cache = sub->cache;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    if (cache->sh->owner == ngx_pid) {
+    owner = (cache->sh->owner == ngx_pid);
+
+    if (owner) {
         cache->sh->valid[sub->source->index] = 0;
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    ngx_http_apikey_cache_flush(cache, sub->source->index);
+    /* a worker of an older configuration vouches for nothing any more */
+
+    if (owner) {
+        ngx_http_apikey_cache_flush(cache, sub->source->index);
+    }
 
     if (reason) {
         ngx_log_error(NGX_LOG_ERR, &sub->log, 0,

@@ -372,7 +372,7 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
                                       lookup->hash, &ctx->record,
                                       lookup->seq, lookup->ttl);
 
-        } else if (status == NGX_HTTP_APIKEY_INVALID) {
+        } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
                                       lookup->hash, NULL, lookup->seq,
                                       lookup->negative_ttl);
