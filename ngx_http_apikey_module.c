@@ -300,17 +300,26 @@ ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_apikey_get_ctx(r);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
 
     if (ctx) {
-        /* after an internal redirect the lookup is done already */
-        ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
-
         return ctx->done ? NGX_DECLINED : NGX_AGAIN;
     }
 
+    /*
+     * After an internal redirect the lookup is done already; the identity
+     * headers of the first location go, the new location sets its own.
+     */
+
     if (ngx_http_apikey_headers_clean(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_http_apikey_get_ctx(r);
+
+    if (ctx) {
+        ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+        return NGX_DECLINED;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
