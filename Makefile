@@ -59,7 +59,7 @@ deps:
 module: $(MODULE)
 cli: $(CLI)
 
-$(NGX_BUILD)/Makefile: config | deps
+$(NGX_BUILD)/objs/Makefile: config | deps
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGX_BUILD)
@@ -69,7 +69,7 @@ $(NGX_BUILD)/Makefile: config | deps
 	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	    || { tail -n 20 configure.log; exit 1; }
 
-$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
+$(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_apikey_module.so $@.tmp
 	mv -f $@.tmp $@

@@ -608,6 +608,7 @@ ngx_http_apikey_cleanup(void *data)
 static void *
 ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
 {
+    ngx_str_t                    *secret;
     ngx_http_apikey_main_conf_t  *amcf;
 
     amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_main_conf_t));
@@ -620,10 +621,21 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&amcf->sources, cf->pool, 4,
                           sizeof(ngx_http_apikey_source_t *))
+           != NGX_OK
+        || ngx_array_init(&amcf->secrets, cf->pool, 2, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NULL;
     }
+
+    /* hasher 0: plain SHA-256 */
+
+    secret = ngx_array_push(&amcf->secrets);
+    if (secret == NULL) {
+        return NULL;
+    }
+
+    ngx_str_null(secret);
 
     /*
      * set by ngx_pcalloc():
@@ -733,6 +745,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_apikey_merge_source(ngx_conf_t *cf, ngx_http_apikey_loc_conf_t *conf)
 {
+    ngx_str_t                    *secret;
     ngx_uint_t                    i;
     ngx_http_apikey_source_t     *source, **known;
     ngx_http_apikey_main_conf_t  *amcf;
@@ -777,6 +790,29 @@ ngx_http_apikey_merge_source(ngx_conf_t *cf, ngx_http_apikey_loc_conf_t *conf)
 found:
 
     conf->source = source;
+
+    secret = amcf->secrets.elts;
+
+    for (i = 0; i < amcf->secrets.nelts; i++) {
+        if (secret[i].len == conf->secret.len
+            && ngx_memcmp(secret[i].data, conf->secret.data,
+                          conf->secret.len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == amcf->secrets.nelts) {
+        secret = ngx_array_push(&amcf->secrets);
+        if (secret == NULL) {
+            return NGX_ERROR;
+        }
+
+        *secret = conf->secret;
+    }
+
+    conf->hasher = i;
 
     if (conf->cache) {
         if (source->index >= NGX_HTTP_APIKEY_CACHE_SOURCES) {
@@ -1360,7 +1396,7 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_apikey_lookup_init_process(cycle) != NGX_OK
+    if (ngx_http_apikey_lookup_init_process(cycle, amcf) != NGX_OK
         || ngx_http_apikey_last_used_init(cycle) != NGX_OK
         || ngx_http_apikey_cache_init_process(cycle, amcf) != NGX_OK)
     {

@@ -64,6 +64,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                      servers;     /* of redis server * */
     ngx_array_t                      sources;     /* of source * */
+    ngx_array_t                      secrets;     /* of ngx_str_t */
 
     ngx_shm_zone_t                  *cache;
     ngx_msec_t                       cache_ttl;
@@ -81,6 +82,7 @@ typedef struct {
 
     ngx_str_t                        prefix;
     ngx_str_t                        secret;
+    ngx_uint_t                       hasher;      /* index of the secret */
 
     ngx_flag_t                       key_checksum;
     ngx_array_t                     *key_prefixes; /* of ngx_str_t */

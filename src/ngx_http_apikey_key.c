@@ -7,10 +7,12 @@
  */
 
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_apikey_key.h"
@@ -20,6 +22,8 @@
 #define NGX_HTTP_APIKEY_KEY_RAND_LIMIT  248
 
 
+static int ngx_http_apikey_key_hex(unsigned char *digest, size_t n,
+    unsigned char *hex);
 static int ngx_http_apikey_key_prefix_char(unsigned char c);
 static int ngx_http_apikey_key_base62_value(unsigned char c);
 
@@ -243,11 +247,8 @@ ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
     size_t secret_len, const unsigned char *token, size_t len,
     unsigned char *hex)
 {
-    size_t         i;
     unsigned int   n;
     unsigned char  digest[EVP_MAX_MD_SIZE];
-
-    static const unsigned char  xdigits[] = "0123456789abcdef";
 
     if (secret_len > 0) {
         if (HMAC(md, secret, (int) secret_len, token, len, digest, &n)
@@ -262,8 +263,120 @@ ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
         }
     }
 
+    return ngx_http_apikey_key_hex(digest, n, hex);
+}
+
+
+struct ngx_http_apikey_hasher_s {
+    EVP_MD         *md;
+    EVP_MD_CTX     *md_ctx;
+    EVP_MAC        *mac;
+    EVP_MAC_CTX    *mac_ctx;
+};
+
+
+ngx_http_apikey_hasher_t *
+ngx_http_apikey_hasher_create(const unsigned char *secret, size_t secret_len)
+{
+    OSSL_PARAM                 params[2];
+    ngx_http_apikey_hasher_t  *h;
+
+    h = calloc(1, sizeof(ngx_http_apikey_hasher_t));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    if (secret_len == 0) {
+        h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        h->md_ctx = EVP_MD_CTX_new();
+
+        if (h->md == NULL || h->md_ctx == NULL) {
+            goto failed;
+        }
+
+        return h;
+    }
+
+    h->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (h->mac == NULL) {
+        goto failed;
+    }
+
+    h->mac_ctx = EVP_MAC_CTX_new(h->mac);
+    if (h->mac_ctx == NULL) {
+        goto failed;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    /* the key is set once; EVP_MAC_init() without a key reuses it */
+
+    if (EVP_MAC_init(h->mac_ctx, secret, secret_len, params) != 1) {
+        goto failed;
+    }
+
+    return h;
+
+failed:
+
+    ngx_http_apikey_hasher_free(h);
+
+    return NULL;
+}
+
+
+int
+ngx_http_apikey_hasher_hash(ngx_http_apikey_hasher_t *h,
+    const unsigned char *token, size_t len, unsigned char *hex)
+{
+    size_t         size;
+    unsigned int   n;
+    unsigned char  digest[EVP_MAX_MD_SIZE];
+
+    if (h->mac_ctx) {
+        if (EVP_MAC_init(h->mac_ctx, NULL, 0, NULL) != 1
+            || EVP_MAC_update(h->mac_ctx, token, len) != 1
+            || EVP_MAC_final(h->mac_ctx, digest, &size, sizeof(digest)) != 1)
+        {
+            return -1;
+        }
+
+        return ngx_http_apikey_key_hex(digest, size, hex);
+    }
+
+    if (EVP_DigestInit_ex2(h->md_ctx, h->md, NULL) != 1
+        || EVP_DigestUpdate(h->md_ctx, token, len) != 1
+        || EVP_DigestFinal_ex(h->md_ctx, digest, &n) != 1)
+    {
+        return -1;
+    }
+
+    return ngx_http_apikey_key_hex(digest, n, hex);
+}
+
+
+void
+ngx_http_apikey_hasher_free(ngx_http_apikey_hasher_t *h)
+{
+    EVP_MAC_CTX_free(h->mac_ctx);
+    EVP_MAC_free(h->mac);
+    EVP_MD_CTX_free(h->md_ctx);
+    EVP_MD_free(h->md);
+    free(h);
+}
+
+
+static int
+ngx_http_apikey_key_hex(unsigned char *digest, size_t n, unsigned char *hex)
+{
+    size_t  i;
+
+    static const unsigned char  xdigits[] = "0123456789abcdef";
+
     if (n * 2 != NGX_HTTP_APIKEY_HASH_HEX_LEN) {
-        OPENSSL_cleanse(digest, sizeof(digest));
+        OPENSSL_cleanse(digest, n);
         return -1;
     }
 
@@ -272,7 +385,7 @@ ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
         hex[2 * i + 1] = xdigits[digest[i] & 0xf];
     }
 
-    OPENSSL_cleanse(digest, sizeof(digest));
+    OPENSSL_cleanse(digest, n);
 
     return 0;
 }

@@ -48,8 +48,8 @@ static void ngx_http_apikey_lookup_rbtree_insert_value(
     ngx_rbtree_node_t *sentinel);
 
 
-/* fetched once per worker: an implicit fetch on every digest costs more */
-static EVP_MD             *ngx_http_apikey_sha256;
+/* one per secret, made once per worker */
+static ngx_http_apikey_hasher_t  **ngx_http_apikey_hashers;
 
 /* the lookups this worker is waiting for */
 static ngx_rbtree_t        ngx_http_apikey_lookups;
@@ -57,14 +57,29 @@ static ngx_rbtree_node_t   ngx_http_apikey_lookups_sentinel;
 
 
 ngx_int_t
-ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle)
+ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle,
+    ngx_http_apikey_main_conf_t *amcf)
 {
-    ngx_http_apikey_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ngx_str_t   *secret;
+    ngx_uint_t   i;
 
-    if (ngx_http_apikey_sha256 == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "apikey: EVP_MD_fetch(\"SHA256\") failed");
+    ngx_http_apikey_hashers = ngx_pcalloc(cycle->pool, amcf->secrets.nelts
+                                          * sizeof(ngx_http_apikey_hasher_t *));
+    if (ngx_http_apikey_hashers == NULL) {
         return NGX_ERROR;
+    }
+
+    secret = amcf->secrets.elts;
+
+    for (i = 0; i < amcf->secrets.nelts; i++) {
+        ngx_http_apikey_hashers[i] = ngx_http_apikey_hasher_create(
+                                                 secret[i].data, secret[i].len);
+
+        if (ngx_http_apikey_hashers[i] == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "apikey: creating the SHA-256 hasher failed");
+            return NGX_ERROR;
+        }
     }
 
     ngx_rbtree_init(&ngx_http_apikey_lookups,
@@ -105,9 +120,8 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_apikey_key_hash(ngx_http_apikey_sha256, alcf->secret.data,
-                                 alcf->secret.len, token.data, token.len,
-                                 ctx->hash)
+    if (ngx_http_apikey_hasher_hash(ngx_http_apikey_hashers[alcf->hasher],
+                                    token.data, token.len, ctx->hash)
         != 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -26,15 +26,7 @@ ngx_http_apikey_policy(ngx_http_request_t *r,
         return NGX_HTTP_APIKEY_EXPIRED;
     }
 
-    if (alcf->scopes) {
-        scope = alcf->scopes->elts;
-
-        for (i = 0; i < alcf->scopes->nelts; i++) {
-            if (!ngx_http_apikey_scope_granted(&record->scopes, &scope[i])) {
-                return NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE;
-            }
-        }
-    }
+    /* a key of another organisation learns nothing of the scopes here */
 
     if (alcf->org) {
         if (ngx_http_complex_value(r, alcf->org, &org) != NGX_OK) {
@@ -48,6 +40,16 @@ ngx_http_apikey_policy(ngx_http_request_t *r,
             || ngx_strncmp(org.data, record->org.data, org.len) != 0)
         {
             return NGX_HTTP_APIKEY_ORG_MISMATCH;
+        }
+    }
+
+    if (alcf->scopes) {
+        scope = alcf->scopes->elts;
+
+        for (i = 0; i < alcf->scopes->nelts; i++) {
+            if (!ngx_http_apikey_scope_granted(&record->scopes, &scope[i])) {
+                return NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE;
+            }
         }
     }
 
