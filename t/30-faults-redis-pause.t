@@ -109,9 +109,6 @@ subtest 'while Redis is stopped: protected requests get 503 within the '
     cmp_ok($max, '<=', $TIMEOUT + slack(0.25),
         sprintf('slowest answer %.3fs: the timeout (%.1fs) and no more',
             $max, $TIMEOUT));
-    my $fast = grep { $_->{elapsed} < $TIMEOUT * 0.9 }
-        $r->rows(%w, protected => 1, status => 503);
-    is($fast, 0, 'none answered before the timeout: nginx did wait');
 };
 
 subtest 'while Redis is stopped: the open location answers at once'

@@ -100,9 +100,6 @@ ok($n_late >= 10 && $n_fast >= 10,
 subtest 'the lookups answered too late, and only those, get 503' => sub {
     my @bad = $r->other_than([503], class => \@late);
     is(scalar(@bad), 0, 'late lookups: 503') or diag $r->describe(@bad);
-    my @early = grep { $_->{elapsed} < $TIMEOUT * 0.9 }
-        $r->rows(class => \@late);
-    is(scalar(@early), 0, 'none before the timeout');
     my $max = $r->max_elapsed(class => \@late);
     cmp_ok($max, '<=', $TIMEOUT + slack(0.25),
         sprintf('slowest %.3fs: the timeout and no more', $max));
@@ -129,8 +126,11 @@ subtest 'no worker died, no connection or descriptor left behind' => sub {
     }
 };
 
+# requests of one worker for the same key share a lookup: one timeout
+# logged answers all of them
 my @timeouts = grep { /timed out reading/ } $nginx->log_lines('error');
-ok(@timeouts >= $n_late, scalar(@timeouts) . ' timeouts logged at [error]');
+ok(@timeouts >= 1 && @timeouts <= $n_late,
+    scalar(@timeouts) . " timeouts logged at [error] for $n_late requests");
 error_log_clean($nginx, values %token);
 unlike($nginx->error_log, qr/exited on signal/, 'no worker crashed');
 
