@@ -1,0 +1,336 @@
+package ApiKey::CacheTest;
+
+# What the cache tests (t/4*-cache*.t) share, on top of ApiKey::Test:
+#
+#   my $nginx = start_cached_nginx(redis => $redis, workers => 2,
+#       cache => 'zone=apikeys:1m ttl=60s', server => '...more...');
+#   wait_live($nginx);            # the invalidation subscription is up
+#   my $r = apikey('revoke', $id, redis => $redis);       # the CLI, waited
+#   my $p = apikey_start('revoke', $id, redis => $redis); # in background
+#   $p->done;                     # undef while running, else when it ended
+#   my $b = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+#
+# The nginx of start_cached_nginx serves static files, so that thousands
+# of requests cost little, and tells in headers which worker answered
+# (X-Worker: $pid), the module's verdict (X-Status) and the key's id
+# (X-Id).  Locations: /api/ (apikey on), /nocache/ (apikey_cache off),
+# /people/ (apikey_scopes read:people), /echo/ and /echo-nocache/
+# (proxied to the echo upstream, to see the identity headers).
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use Carp qw(croak);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+use ApiKey::Test ();
+use ApiKey::Test::Proc qw(test_dir wait_until project_root);
+
+our @EXPORT = qw(start_cached_nginx wait_live apikey apikey_start
+    cached_http);
+
+my $www;
+
+sub _www {
+    return $www if $www;
+    $www = test_dir() . '/www';
+    for my $d ('', qw(/api /nocache /people)) {
+        mkdir "$www$d" or croak "mkdir $www$d: $!";
+        chmod 0755, "$www$d";
+        next unless $d;
+        open(my $fh, '>', "$www$d/x") or croak "$www$d/x: $!";
+        print {$fh} "ok\n";
+        close $fh;
+        chmod 0644, "$www$d/x";
+    }
+    return $www;
+}
+
+# The http{} text of a cached nginx; `cache` is what follows apikey_cache,
+# `http` and `server` are added at those levels.
+sub cached_http {
+    my (%o) = @_;
+    my $cache = $o{cache} // 'zone=apikeys:1m';
+    my $http = $o{http} // '';
+    my $server = $o{server} // '';
+    return <<"EOF";
+    apikey_cache $cache;
+    $http
+
+    server {
+        listen 127.0.0.1:%%PORT%% reuseport;
+        apikey_redis %%REDIS%%;
+        add_header X-Worker \$pid always;
+        add_header X-Status \$apikey_status always;
+        add_header X-Id \$apikey_id always;
+        root %%WWW%%;
+
+        location /api/ {
+            apikey on;
+        }
+
+        location /nocache/ {
+            apikey on;
+            apikey_cache off;
+        }
+
+        location /people/ {
+            apikey on;
+            apikey_scopes read:people;
+        }
+
+        location /echo/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /echo-nocache/ {
+            apikey on;
+            apikey_cache off;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        $server
+    }
+EOF
+}
+
+sub start_cached_nginx {
+    my (%o) = @_;
+    my %http = map { $_ => delete $o{$_} } grep { exists $o{$_} }
+        qw(cache http server);
+    my $nginx = ApiKey::Test::start_nginx(%o,
+        vars => { WWW => _www(), %{ $o{vars} // {} } },
+        http => cached_http(%http));
+    wait_live($nginx);
+    return $nginx;
+}
+
+# Waits until the module says its invalidation subscription is up (after
+# $mark in the error log, if given); dies after $timeout seconds.
+sub wait_live {
+    my ($nginx, $mark, $timeout) = @_;
+    my $ok = wait_until(sub {
+        $nginx->error_log_since($mark // 0)
+            =~ /apikey cache: invalidations from redis .* are live/;
+    }, $timeout // 5, 0.005);
+    croak "the cache subscription did not come up:\n"
+        . join("\n", grep { !/\[debug\]/ }
+            split /\n/, $nginx->error_log_since($mark // 0))
+        unless $ok;
+    return 1;
+}
+
+
+# The apikey tool against the test's Redis.  apikey(@args, redis => $r)
+# waits and returns { code, out, err }; apikey_start returns at once.
+sub _cli_args {
+    my (@args) = @_;
+    my $redis;
+    for (my $i = 0; $i < @args - 1; $i++) {
+        next unless $args[$i] eq 'redis' && ref $args[$i + 1];
+        $redis = $args[$i + 1];
+        splice @args, $i, 2;
+        last;
+    }
+    croak "apikey: redis => \$redis required" unless $redis;
+    my $cli = project_root() . '/build/apikey';
+    croak "\n\n*** $cli is missing: run `make cli` first ***\n\n"
+        unless -x $cli;
+    return ('timeout', '30', $cli, '--redis', $redis->addr, @args);
+}
+
+my $serial = 0;
+
+sub apikey_start {
+    my (@args) = @_;
+    my @cmd = _cli_args(@args);
+    my $base = test_dir() . '/cli' . ++$serial;
+    my $pid = fork // croak "fork: $!";
+    if ($pid == 0) {
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>', "$base.out");
+        open(STDERR, '>', "$base.err");
+        exec(@cmd) or POSIX::_exit(127);
+    }
+    return bless { pid => $pid, base => $base, started => time },
+        'ApiKey::CacheTest::CLI';
+}
+
+sub apikey {
+    my $p = apikey_start(@_);
+    return $p->wait;
+}
+
+
+package ApiKey::CacheTest::CLI;
+
+use Time::HiRes qw(time);
+use POSIX qw(WNOHANG);
+
+# When the command ended (undef while it runs).
+sub done {
+    my ($self) = @_;
+    return $self->{ended} if $self->{ended};
+    return undef unless waitpid($self->{pid}, WNOHANG) == $self->{pid};
+    $self->{code} = $? >> 8;
+    return $self->{ended} = time;
+}
+
+sub wait {
+    my ($self) = @_;
+    unless ($self->{ended}) {
+        waitpid($self->{pid}, 0);
+        $self->{code} = $? >> 8;
+        $self->{ended} = time;
+    }
+    my %r = (code => $self->{code}, started => $self->{started},
+        ended => $self->{ended});
+    for my $f (qw(out err)) {
+        open(my $fh, '<', "$self->{base}.$f") or next;
+        local $/;
+        $r{$f} = <$fh> // '';
+    }
+    return \%r;
+}
+
+
+package ApiKey::Burst;
+
+# Many keep-alive connections to nginx driven from one process: each
+# connection sends its next request as soon as the previous answer is in,
+# so that every nginx worker serves a share of them (listen ... reuseport
+# spreads connections over the workers), and every answer is recorded
+# with when its request was sent.  Something else can happen meanwhile (a
+# `tick` callback runs on every turn of the loop), so that a revocation
+# lands while requests keep flowing.
+#
+#   my $b = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+#   my @rows = $b->run(
+#       request => sub { my ($i) = @_; return ('/api/x',
+#                        Authorization => "Bearer $t") },   # () = none
+#       until   => sub { my ($rows) = @_; return @$rows >= 100 },
+#       tick    => sub { ... },           # optional, on every turn
+#       timeout => 2);                    # a bound in any case
+#   $_->{status}, $_->{sent}, $_->{got}, $_->{conn}, $_->{header}{x-worker}
+#
+# Answers must carry a Content-Length (nginx's own pages and static files
+# do).  A connection nginx closes is opened again.  Tokens stay in memory.
+
+use Carp qw(croak);
+use IO::Select;
+use IO::Socket::INET;
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Time::HiRes qw(time);
+
+sub new {
+    my ($class, %o) = @_;
+    croak "ApiKey::Burst: port required" unless $o{port};
+    my $self = bless { port => $o{port}, conns => [] }, $class;
+    $self->{conns}[$_] = { i => $_ } for 0 .. ($o{conns} // 8) - 1;
+    return $self;
+}
+
+sub _open {
+    my ($self, $c) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $self->{port}, Proto => 'tcp', Timeout => 2)
+        or croak "connect 127.0.0.1:$self->{port}: $!";
+    binmode $s;
+    $s->blocking(0);
+    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
+    @$c{qw(sock buf sent)} = ($s, '', undef);
+}
+
+sub _close {
+    my ($self, $c) = @_;
+    close $c->{sock} if $c->{sock};
+    @$c{qw(sock buf sent)} = (undef, '', undef);
+}
+
+sub close {
+    my ($self) = @_;
+    $self->_close($_) for @{ $self->{conns} };
+}
+
+# One answer taken out of $c->{buf}, or undef while it is incomplete.
+sub _answer {
+    my ($self, $c) = @_;
+    my $end = index($c->{buf}, "\r\n\r\n");
+    return undef if $end < 0;
+    my @lines = split /\r\n/, substr($c->{buf}, 0, $end);
+    my ($status) = (shift @lines) =~ m{^HTTP/\d\.\d (\d{3})}
+        or croak "ApiKey::Burst: bad status line";
+    my %h;
+    for (@lines) {
+        my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
+        $h{ lc $k } = $v;
+    }
+    my $len = $h{'content-length'} // 0;
+    return undef if length($c->{buf}) < $end + 4 + $len;
+    my $body = substr($c->{buf}, $end + 4, $len);
+    substr($c->{buf}, 0, $end + 4 + $len, '');
+    return { status => $status + 0, header => \%h, body => $body,
+        close => lc($h{connection} // '') eq 'close' };
+}
+
+sub run {
+    my ($self, %o) = @_;
+    my $request = $o{request} or croak "ApiKey::Burst: request required";
+    my $until = $o{until} // sub { 0 };
+    my $end = time + ($o{timeout} // 5);
+    my @rows;
+    local $SIG{PIPE} = 'IGNORE';
+
+    while (time < $end) {
+        my $sel = IO::Select->new;
+        for my $c (@{ $self->{conns} }) {
+            $self->_open($c) unless $c->{sock};
+            if (!defined $c->{sent}) {
+                my ($path, @h) = $request->($c->{i});
+                next unless defined $path;
+                my $req = "GET $path HTTP/1.1\r\nHost: localhost\r\n";
+                for (my $i = 0; $i < @h; $i += 2) {
+                    $req .= "$h[$i]: $h[$i + 1]\r\n";
+                }
+                $req .= "\r\n";
+                # a request fits in the empty send buffer of a new turn
+                my $n = syswrite($c->{sock}, $req);
+                if (!defined $n || $n != length $req) {
+                    $self->_close($c);
+                    next;
+                }
+                $c->{sent} = time;
+            }
+            $sel->add([$c->{sock}, $c]);
+        }
+        $o{tick}->() if $o{tick};
+        for my $ready ($sel->can_read(0.005)) {
+            my $c = $ready->[1];
+            my $n = sysread($c->{sock}, $c->{buf}, 65536, length $c->{buf});
+            next if !defined $n && $!{EAGAIN};
+            if (!$n) {
+                # closed by nginx: the request goes again on a new one
+                $self->_close($c);
+                next;
+            }
+            while (defined(my $a = $self->_answer($c))) {
+                @$a{qw(sent got conn)} = ($c->{sent}, time, $c->{i});
+                push @rows, $a;
+                $c->{sent} = undef;
+                if ($a->{close}) {
+                    $self->_close($c);
+                    last;
+                }
+            }
+        }
+        last if $until->(\@rows);
+        # nothing asked, nothing in flight: nothing more can come
+        last unless grep { defined $_->{sent} } @{ $self->{conns} };
+    }
+    return @rows;
+}
+
+1;
