@@ -121,7 +121,7 @@ typedef struct {
     ngx_http_apikey_status_e         status;
     ngx_http_apikey_record_t         record;
 
-    u_char                           hash[NGX_HTTP_APIKEY_HASH_HEX_LEN];
+    u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
 
     unsigned                         done:1;
     unsigned                         found:1;

@@ -51,7 +51,7 @@ typedef struct {
     ngx_queue_t                        queue;
     uint64_t                           expire;     /* unix msec */
     time_t                             expires_at;
-    u_char                             hash[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
     u_char                             source;
     u_char                             negative;
     u_char                             revoked;
@@ -82,11 +82,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_apikey_cache_key(u_char *hex, u_char *bin,
-    uint32_t *key);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
-    ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *bin,
-    uint32_t key);
+    ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *digest);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
 static void ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache,
@@ -236,11 +233,10 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 ngx_int_t
 ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
-    ngx_http_apikey_source_t *source, u_char *hash, ngx_pool_t *pool,
+    ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq)
 {
-    u_char                        *p, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
-    uint32_t                       key;
+    u_char                        *p;
     ngx_int_t                      rc;
     ngx_str_t                     *s[4];
     ngx_uint_t                     i;
@@ -251,9 +247,7 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     cache = shm_zone->data;
     sh = cache->sh;
 
-    if (!sh->valid[source->index] || sh->config != cache->config
-        || ngx_http_apikey_cache_key(hash, bin, &key) != NGX_OK)
-    {
+    if (!sh->valid[source->index] || sh->config != cache->config) {
         return NGX_BUSY;
     }
 
@@ -261,7 +255,7 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
     *seq = sh->seq;
 
-    node = ngx_http_apikey_cache_find(cache, source->index, bin, key);
+    node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
     if (node == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -317,10 +311,10 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
 void
 ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
-    ngx_http_apikey_source_t *source, u_char *hash,
+    ngx_http_apikey_source_t *source, u_char *digest,
     ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl)
 {
-    u_char                        *p, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
+    u_char                        *p;
     size_t                         size;
     uint32_t                       key;
     ngx_str_t                     *s[4];
@@ -332,10 +326,6 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 
     cache = shm_zone->data;
     sh = cache->sh;
-
-    if (ngx_http_apikey_cache_key(hash, bin, &key) != NGX_OK) {
-        return;
-    }
 
     size = offsetof(ngx_http_apikey_cache_node_t, data);
 
@@ -365,7 +355,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         return;
     }
 
-    node = ngx_http_apikey_cache_find(cache, source->index, bin, key);
+    node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
     if (node) {
         ngx_http_apikey_cache_delete(cache, node);
@@ -392,9 +382,11 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         return;
     }
 
+    ngx_memcpy(&key, digest, sizeof(uint32_t));
+
     node->node.key = key;
     node->expire = ngx_http_apikey_cache_now() + ttl;
-    ngx_memcpy(node->hash, bin, sizeof(bin));
+    ngx_memcpy(node->digest, digest, NGX_HTTP_APIKEY_HASH_LEN);
     node->source = (u_char) source->index;
     node->negative = (record == NULL);
     node->revoked = 0;
@@ -420,35 +412,17 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 }
 
 
-static ngx_int_t
-ngx_http_apikey_cache_key(u_char *hex, u_char *bin, uint32_t *key)
-{
-    ngx_int_t   n;
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_APIKEY_HASH_HEX_LEN / 2; i++) {
-        n = ngx_hextoi(hex + 2 * i, 2);
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        bin[i] = (u_char) n;
-    }
-
-    ngx_memcpy(key, bin, sizeof(uint32_t));
-
-    return NGX_OK;
-}
-
-
 static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
-    u_char *bin, uint32_t key)
+    u_char *digest)
 {
+    uint32_t                       key;
     ngx_int_t                      rc;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_apikey_cache_node_t  *cn;
+
+    /* a digest is as good a hash as any */
+    ngx_memcpy(&key, digest, sizeof(uint32_t));
 
     node = cache->sh->rbtree.root;
     sentinel = cache->sh->rbtree.sentinel;
@@ -462,7 +436,7 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
 
         cn = (ngx_http_apikey_cache_node_t *) node;
 
-        rc = ngx_memcmp(bin, cn->hash, sizeof(cn->hash));
+        rc = ngx_memcmp(digest, cn->digest, NGX_HTTP_APIKEY_HASH_LEN);
 
         if (rc == 0) {
             rc = (ngx_int_t) source - (ngx_int_t) cn->source;
@@ -521,9 +495,10 @@ static void
 ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
     redisReply *key)
 {
-    u_char                        *hex, bin[NGX_HTTP_APIKEY_HASH_HEX_LEN / 2];
-    uint32_t                       k;
+    u_char                        *hex, digest[NGX_HTTP_APIKEY_HASH_LEN];
+    ngx_int_t                      n;
     ngx_str_t                     *prefix;
+    ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_node_t  *node;
 
@@ -540,15 +515,21 @@ ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
 
     hex = (u_char *) key->str + prefix->len;
 
-    if (ngx_http_apikey_cache_key(hex, bin, &k) != NGX_OK) {
-        return;
+    for (i = 0; i < NGX_HTTP_APIKEY_HASH_LEN; i++) {
+        n = ngx_hextoi(hex + 2 * i, 2);
+
+        if (n == NGX_ERROR) {
+            return;
+        }
+
+        digest[i] = (u_char) n;
     }
 
     cache = sub->cache;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    node = ngx_http_apikey_cache_find(cache, sub->source->index, bin, k);
+    node = ngx_http_apikey_cache_find(cache, sub->source->index, digest);
 
     if (node) {
         ngx_http_apikey_cache_delete(cache, node);
@@ -593,7 +574,8 @@ ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
             cn = (ngx_http_apikey_cache_node_t *) node;
             cnt = (ngx_http_apikey_cache_node_t *) temp;
 
-            rc = ngx_memcmp(cn->hash, cnt->hash, sizeof(cn->hash));
+            rc = ngx_memcmp(cn->digest, cnt->digest,
+                            NGX_HTTP_APIKEY_HASH_LEN);
 
             if (rc == 0) {
                 rc = (ngx_int_t) cn->source - (ngx_int_t) cnt->source;

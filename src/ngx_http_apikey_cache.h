@@ -31,10 +31,10 @@ ngx_int_t ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf);
 
 ngx_int_t ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
-    ngx_http_apikey_source_t *source, u_char *hash, ngx_pool_t *pool,
+    ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq);
 void ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
-    ngx_http_apikey_source_t *source, u_char *hash,
+    ngx_http_apikey_source_t *source, u_char *digest,
     ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl);
 
 

@@ -22,8 +22,6 @@
 #define NGX_HTTP_APIKEY_KEY_RAND_LIMIT  248
 
 
-static int ngx_http_apikey_key_hex(unsigned char *digest, size_t n,
-    unsigned char *hex);
 static int ngx_http_apikey_key_prefix_char(unsigned char c);
 static int ngx_http_apikey_key_base62_value(unsigned char c);
 
@@ -263,7 +261,30 @@ ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
         }
     }
 
-    return ngx_http_apikey_key_hex(digest, n, hex);
+    if (n != NGX_HTTP_APIKEY_HASH_LEN) {
+        OPENSSL_cleanse(digest, sizeof(digest));
+        return -1;
+    }
+
+    ngx_http_apikey_key_hex(digest, hex);
+
+    OPENSSL_cleanse(digest, sizeof(digest));
+
+    return 0;
+}
+
+
+void
+ngx_http_apikey_key_hex(const unsigned char *digest, unsigned char *hex)
+{
+    size_t  i;
+
+    static const unsigned char  xdigits[] = "0123456789abcdef";
+
+    for (i = 0; i < NGX_HTTP_APIKEY_HASH_LEN; i++) {
+        hex[2 * i] = xdigits[digest[i] >> 4];
+        hex[2 * i + 1] = xdigits[digest[i] & 0xf];
+    }
 }
 
 
@@ -328,32 +349,35 @@ failed:
 
 
 int
-ngx_http_apikey_hasher_hash(ngx_http_apikey_hasher_t *h,
-    const unsigned char *token, size_t len, unsigned char *hex)
+ngx_http_apikey_hasher_digest(ngx_http_apikey_hasher_t *h,
+    const unsigned char *token, size_t len, unsigned char *digest)
 {
-    size_t         size;
-    unsigned int   n;
-    unsigned char  digest[EVP_MAX_MD_SIZE];
+    size_t        size;
+    unsigned int  n;
 
     if (h->mac_ctx) {
         if (EVP_MAC_init(h->mac_ctx, NULL, 0, NULL) != 1
             || EVP_MAC_update(h->mac_ctx, token, len) != 1
-            || EVP_MAC_final(h->mac_ctx, digest, &size, sizeof(digest)) != 1)
+            || EVP_MAC_final(h->mac_ctx, digest, &size,
+                             NGX_HTTP_APIKEY_HASH_LEN)
+               != 1
+            || size != NGX_HTTP_APIKEY_HASH_LEN)
         {
             return -1;
         }
 
-        return ngx_http_apikey_key_hex(digest, size, hex);
+        return 0;
     }
 
     if (EVP_DigestInit_ex2(h->md_ctx, h->md, NULL) != 1
         || EVP_DigestUpdate(h->md_ctx, token, len) != 1
-        || EVP_DigestFinal_ex(h->md_ctx, digest, &n) != 1)
+        || EVP_DigestFinal_ex(h->md_ctx, digest, &n) != 1
+        || n != NGX_HTTP_APIKEY_HASH_LEN)
     {
         return -1;
     }
 
-    return ngx_http_apikey_key_hex(digest, n, hex);
+    return 0;
 }
 
 
@@ -365,29 +389,6 @@ ngx_http_apikey_hasher_free(ngx_http_apikey_hasher_t *h)
     EVP_MD_CTX_free(h->md_ctx);
     EVP_MD_free(h->md);
     free(h);
-}
-
-
-static int
-ngx_http_apikey_key_hex(unsigned char *digest, size_t n, unsigned char *hex)
-{
-    size_t  i;
-
-    static const unsigned char  xdigits[] = "0123456789abcdef";
-
-    if (n * 2 != NGX_HTTP_APIKEY_HASH_HEX_LEN) {
-        OPENSSL_cleanse(digest, n);
-        return -1;
-    }
-
-    for (i = 0; i < n; i++) {
-        hex[2 * i] = xdigits[digest[i] >> 4];
-        hex[2 * i + 1] = xdigits[digest[i] & 0xf];
-    }
-
-    OPENSSL_cleanse(digest, n);
-
-    return 0;
 }
 
 

@@ -30,7 +30,8 @@
 #define NGX_HTTP_APIKEY_KEY_DEFAULT_PREFIX "ak_"
 #define NGX_HTTP_APIKEY_KEY_HINT_LEN       4
 
-/* lowercase hex of a SHA-256 digest or HMAC-SHA256 */
+/* a SHA-256 digest or HMAC-SHA256, and its lowercase hex */
+#define NGX_HTTP_APIKEY_HASH_LEN           32
 #define NGX_HTTP_APIKEY_HASH_HEX_LEN       64
 
 
@@ -85,8 +86,11 @@ int ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
     unsigned char *hex);
 
 
+/* writes NGX_HTTP_APIKEY_HASH_HEX_LEN bytes */
+void ngx_http_apikey_key_hex(const unsigned char *digest, unsigned char *hex);
+
 /*
- * The same hash with the OpenSSL objects made once: a long-lived process
+ * The same hash, binary, with the OpenSSL objects made once: a long-lived process
  * (an nginx worker) keeps one hasher per secret; fetching and allocating on
  * every token costs ten times the digest itself.  NULL on failure.
  */
@@ -95,8 +99,8 @@ typedef struct ngx_http_apikey_hasher_s  ngx_http_apikey_hasher_t;
 
 ngx_http_apikey_hasher_t *ngx_http_apikey_hasher_create(
     const unsigned char *secret, size_t secret_len);
-int ngx_http_apikey_hasher_hash(ngx_http_apikey_hasher_t *h,
-    const unsigned char *token, size_t len, unsigned char *hex);
+int ngx_http_apikey_hasher_digest(ngx_http_apikey_hasher_t *h,
+    const unsigned char *token, size_t len, unsigned char *digest);
 void ngx_http_apikey_hasher_free(ngx_http_apikey_hasher_t *h);
 
 

@@ -21,7 +21,7 @@
 struct ngx_http_apikey_lookup_s {
     ngx_rbtree_node_t                  node;
     ngx_http_apikey_source_t          *source;
-    u_char                             hash[NGX_HTTP_APIKEY_HASH_HEX_LEN];
+    u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
 
     ngx_queue_t                        waiting;
     ngx_http_apikey_redis_query_t      query;
@@ -37,7 +37,7 @@ struct ngx_http_apikey_lookup_s {
 static ngx_http_apikey_status_e ngx_http_apikey_lookup_format(
     ngx_http_apikey_loc_conf_t *alcf, ngx_str_t *token);
 static ngx_http_apikey_lookup_t *ngx_http_apikey_lookup_find(
-    ngx_http_apikey_source_t *source, u_char *hash, uint32_t key);
+    ngx_http_apikey_source_t *source, u_char *digest, uint32_t key);
 static ngx_int_t ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx,
     uint32_t key, ngx_shm_zone_t *cache, ngx_uint_t seq);
@@ -120,8 +120,8 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_apikey_hasher_hash(ngx_http_apikey_hashers[alcf->hasher],
-                                    token.data, token.len, ctx->hash)
+    if (ngx_http_apikey_hasher_digest(ngx_http_apikey_hashers[alcf->hasher],
+                                      token.data, token.len, ctx->digest)
         != 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -136,8 +136,9 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     if (alcf->cache) {
         amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
-        rc = ngx_http_apikey_cache_get(amcf->cache, alcf->source, ctx->hash,
-                                       r->pool, &ctx->record, &seq);
+        rc = ngx_http_apikey_cache_get(amcf->cache, alcf->source,
+                                       ctx->digest, r->pool, &ctx->record,
+                                       &seq);
 
         if (rc == NGX_OK || rc == NGX_DECLINED) {
             ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
@@ -158,9 +159,10 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         }
     }
 
-    key = ngx_crc32_short(ctx->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    /* a digest is as good a hash as any */
+    ngx_memcpy(&key, ctx->digest, sizeof(uint32_t));
 
-    lookup = ngx_http_apikey_lookup_find(alcf->source, ctx->hash, key);
+    lookup = ngx_http_apikey_lookup_find(alcf->source, ctx->digest, key);
 
     if (lookup) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -229,8 +231,8 @@ ngx_http_apikey_lookup_format(ngx_http_apikey_loc_conf_t *alcf,
 
 
 static ngx_http_apikey_lookup_t *
-ngx_http_apikey_lookup_find(ngx_http_apikey_source_t *source, u_char *hash,
-    uint32_t key)
+ngx_http_apikey_lookup_find(ngx_http_apikey_source_t *source,
+    u_char *digest, uint32_t key)
 {
     ngx_int_t                  rc;
     ngx_rbtree_node_t         *node, *sentinel;
@@ -248,7 +250,7 @@ ngx_http_apikey_lookup_find(ngx_http_apikey_source_t *source, u_char *hash,
 
         lookup = (ngx_http_apikey_lookup_t *) node;
 
-        rc = ngx_memcmp(hash, lookup->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+        rc = ngx_memcmp(digest, lookup->digest, NGX_HTTP_APIKEY_HASH_LEN);
 
         if (rc == 0 && source == lookup->source) {
             return lookup;
@@ -285,7 +287,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
 
     lookup->node.key = key;
     lookup->source = source;
-    ngx_memcpy(lookup->hash, ctx->hash, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    ngx_memcpy(lookup->digest, ctx->digest, NGX_HTTP_APIKEY_HASH_LEN);
     ngx_queue_init(&lookup->waiting);
 
     lookup->cache = cache;
@@ -299,8 +301,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
 
     p = (u_char *) lookup + sizeof(ngx_http_apikey_lookup_t);
     ngx_memcpy(p, source->command.data, source->command.len);
-    ngx_memcpy(p + source->command_hash, ctx->hash,
-               NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    ngx_http_apikey_key_hex(ctx->digest, p + source->command_hash);
 
     q = &lookup->query;
 
@@ -314,7 +315,8 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     q->log = r->connection->log;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "apikey: looking up key %*s...", (size_t) 8, ctx->hash);
+                   "apikey: looking up key %*s...", (size_t) 8,
+                   p + source->command_hash);
 
     if (ngx_http_apikey_redis_query(q) != NGX_OK) {
         ngx_free(lookup);
@@ -383,12 +385,12 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
 
         if (status == NGX_HTTP_APIKEY_OK) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
-                                      lookup->hash, &ctx->record,
+                                      lookup->digest, &ctx->record,
                                       lookup->seq, lookup->ttl);
 
         } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
-                                      lookup->hash, NULL, lookup->seq,
+                                      lookup->digest, NULL, lookup->seq,
                                       lookup->negative_ttl);
         }
     }
@@ -527,8 +529,8 @@ ngx_http_apikey_lookup_rbtree_insert_value(ngx_rbtree_node_t *temp,
             ln = (ngx_http_apikey_lookup_t *) node;
             lnt = (ngx_http_apikey_lookup_t *) temp;
 
-            rc = ngx_memcmp(ln->hash, lnt->hash,
-                            NGX_HTTP_APIKEY_HASH_HEX_LEN);
+            rc = ngx_memcmp(ln->digest, lnt->digest,
+                            NGX_HTTP_APIKEY_HASH_LEN);
 
             p = (rc < 0 || (rc == 0 && ln->source < lnt->source))
                 ? &temp->left : &temp->right;
