@@ -146,19 +146,20 @@ check_variants();
 
 # ---- runs -------------------------------------------------------------------
 
+# Warm-up before every measured run: JIT, connection pools and, for the
+# random workload, one request per key so that the caches start full.
+my %warmup = (hot => 2, random => $nkeys / 12000 + 1);
+my $gap = 0.5;                    # process start, counters, per run
 my $nruns = @variants * @workloads * $rounds;
-my $left = $seconds - (time - $started) - 5;
-my $gap = 0.4;                    # process start, counters, per run
-my $duration = int(($left / $nruns - $gap) / 1.25);
+my $overhead = 0;
+$overhead += @variants * $rounds * ($warmup{$_} + $gap) for @workloads;
+my $duration = int(($seconds - (time - $started) - 5 - $overhead) / $nruns);
 $duration = 2 if $duration < 2;
-my $warmup = int($duration / 4 + 0.5);
-$warmup = 1 if $warmup < 1;
-$warmup = 5 if $warmup > 5;
 
-printf "bench: %d peers x %d workloads x %d rounds, %ds each after %ds"
+printf "bench: %d peers x %d workloads x %d rounds, %d s each after a"
        . " warm-up; about %d s in all\n",
-       scalar @variants, scalar @workloads, $rounds, $duration, $warmup,
-       $nruns * ($duration + $warmup + $gap) + (time - $started);
+       scalar @variants, scalar @workloads, $rounds, $duration,
+       $nruns * $duration + $overhead + (time - $started);
 
 my %runs;    # workload => variant => [ result, ... ]
 my $failed = 0;
@@ -169,17 +170,31 @@ for my $w (@workloads) {
         my @order = @variants[map { ($_ + $r - 1) % @variants }
                               0 .. $#variants];
         for my $v (@order) {
-            wrk($w, $v, $warmup);
+            if ($w eq 'random') {
+                wrk($w, $v, 60, 'once');
+            } else {
+                wrk($w, $v, $warmup{$w});
+            }
             my $res = measure($w, $v, $duration);
             push @{ $runs{$w}{$v} }, $res;
-            printf "  %-6s round %d %-15s %9.0f req/s  p50 %6d us"
-                   . "  p99 %6d us  nginx %5.1f us/req  hmget/req %.2f%s\n",
+            printf "  %-6s round %d %-15s %7.0f req/s  p50 %5d us"
+                   . "  p99 %6d us  nginx %5.1f us/req  hmget/req %.2f"
+                   . "  other load %.2f%s\n",
                    $w, $r, $v, $res->{rps}, $res->{p50}, $res->{p99},
-                   $res->{cpu}, $res->{hmget},
+                   $res->{cpu}, $res->{hmget}, $res->{other},
                    $res->{error} ? "  ERROR: $res->{error}" : '';
             $failed++ if $res->{error};
         }
     }
+}
+
+my @log = grep { /\[(?:error|crit|alert|emerg)\]/ }
+          split /\n/, read_file("$dir/error.log");
+if (@log) {
+    print STDERR "bench: the nginx error log has ", scalar @log,
+                 " [error] or worse line(s), the first ones:\n",
+                 map { "  $_\n" } @log[0 .. ($#log < 4 ? $#log : 4)];
+    $failed += grep { !/\[error\]/ } @log;
 }
 
 my $report = report();
@@ -650,35 +665,66 @@ sub sum_ticks {
 }
 
 sub wrk {
-    my ($w, $v, $secs) = @_;
+    my ($w, $v, $secs, @args) = @_;
     my $script = "$BENCH/wrk-$w.lua";
     my $file = $w eq 'hot' ? "$dir/hot.txt" : "$dir/keys.txt";
     my @cmd = ('timeout', '-k', '5', $secs + 60, 'wrk', "-t$threads",
                "-c$conns", "-d${secs}s", '--latency', '--timeout', '5s',
                '-s', $script, "http://127.0.0.1:$port{nginx}/$v", '--',
-               $file);
-    open my $fh, '-|', @cmd or die "bench: wrk: $!\n";
-    local $/;
-    my $text = <$fh> // '';
+               $file, @args);
+    my $pid = open my $fh, '-|', @cmd or die "bench: wrk: $!\n";
+    my $text = '';
+    while (my $line = <$fh>) {
+        $text .= $line;
+        if ($line =~ /^BENCH warm-up done/) {
+            kill 'TERM', $pid;
+            close $fh;
+            return $text;
+        }
+    }
     close $fh;
     die "bench: wrk failed ($?):\n$text" if $?;
     return $text;
+}
+
+# busy ticks of the whole machine
+sub machine_ticks {
+    open my $fh, '<', '/proc/stat' or return 0;
+    my $line = <$fh>;
+    close $fh;
+    my (undef, @t) = split ' ', $line;
+    my $busy = 0;
+    $busy += $t[$_] // 0 for 0 .. 2, 5 .. 7;   # all but idle and iowait
+    return $busy;
+}
+
+# CPU ticks of this script and its finished children (wrk)
+sub own_ticks {
+    my ($u, $s, $cu, $cs) = times;
+    return ($u + $s + $cu + $cs) * $CLK_TCK;
 }
 
 sub measure {
     my ($w, $v, $secs) = @_;
     my @workers = nginx_workers();
     my @helpers = helper_pids($v);
+    my @all = (@workers, helper_pids('node'), $master);
 
     my $nginx0 = sum_ticks(@workers);
     my $help0 = sum_ticks(@helpers);
+    my $ours0 = sum_ticks(@all) + own_ticks();
+    my $busy0 = machine_ticks();
     my $hmget0 = hmget_calls();
+    my $t0 = time;
 
     my $text = wrk($w, $v, $secs);
 
-    my $nginx1 = sum_ticks(@workers);
-    my $help1 = sum_ticks(@helpers);
+    my $t1 = time;
     my $hmget1 = hmget_calls();
+    my $busy1 = machine_ticks();
+    my $ours1 = sum_ticks(@all) + own_ticks();
+    my $help1 = sum_ticks(@helpers);
+    my $nginx1 = sum_ticks(@workers);
 
     my ($line) = $text =~ /^BENCH (.*)$/m;
     die "bench: no result from wrk:\n$text" unless defined $line;
@@ -693,7 +739,11 @@ sub measure {
         cpu   => ($nginx1 - $nginx0) / $CLK_TCK * 1e6 / $n,
         help  => ($help1 - $help0) / $CLK_TCK * 1e6 / $n,
         hmget => ($hmget1 - $hmget0) / $n,
+        # cores busy with processes that are not part of the benchmark
+        other => (($busy1 - $busy0) - ($ours1 - $ours0)) / $CLK_TCK
+                 / ($t1 - $t0),
     );
+    $res{other} = 0 if $res{other} < 0;
 
     my @err = map { $m{$_} ? "$m{$_} $_" : () }
               qw(connect read write status timeout);
@@ -762,8 +812,8 @@ sub report {
     my $r = '';
     my $when = POSIX::strftime('%Y-%m-%d %H:%M UTC', gmtime);
 
-    $r .= "Run of $when: $duration s per measurement after a $warmup s"
-        . " warm-up, $rounds rounds alternating the peers, medians shown;"
+    $r .= "Run of $when: $duration s per measurement after a warm-up,"
+        . " $rounds rounds alternating the peers, medians shown;"
         . " wrk -t$threads -c$conns; nginx worker_processes $workers;"
         . " $nkeys keys in the random workload.\n\n";
 
@@ -777,7 +827,7 @@ sub report {
         my %med;
         for my $v (@variants) {
             my @rs = @{ $runs{$w}{$v} };
-            for my $k (qw(rps p50 p99 cpu help hmget)) {
+            for my $k (qw(rps p50 p99 cpu help hmget other)) {
                 $med{$v}{$k} = median(map { $_->{$k} } @rs);
             }
             my @rps = map { $_->{rps} } @rs;
@@ -807,6 +857,14 @@ sub report {
                 $base ? sprintf('%+.0f', $m->{p99} - $base->{p99}) : '–',
                 $m->{cpu}, $m->{help}, $m->{hmget};
         }
+
+        my @other = sort { $a <=> $b }
+                    map { $_->{other} } map { @{ $runs{$w}{$_} } } @variants;
+        $r .= sprintf "\nOther processes kept %.2f cores busy during the"
+                      . " median run, %.2f at most.%s\n",
+            median(@other), $other[-1],
+            $other[-1] > 0.2 ? ' **The machine was not idle: these numbers'
+                               . ' are noisier than they should be.**' : '';
         $r .= "\n";
     }
 

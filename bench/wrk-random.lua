@@ -1,10 +1,16 @@
 -- wrk script: each request carries a key picked at random from TOKENS_FILE
 -- (the "many keys" workload).
--- Usage: wrk ... -s bench/wrk-random.lua URL -- TOKENS_FILE
--- Requests are formatted once in init(); request() only picks one.
+-- Usage: wrk ... -s bench/wrk-random.lua URL -- TOKENS_FILE [once]
+-- Requests are formatted once in init(); request() only picks one.  With
+-- "once", each thread sends every key once, in file order, then stops and
+-- says "BENCH warm-up done" (wrk itself waits out -d, so the caller kills it
+-- then): the warm-up that fills the caches.
 
 local reqs = {}
 local n = 0
+local i = 0
+local answered = 0
+local once = false
 local random = math.random
 
 function init(args)
@@ -13,11 +19,26 @@ function init(args)
       reqs[n] = wrk.format(nil, nil,
                            { Authorization = "Bearer " .. token })
    end
+   once = args[2] == "once"
+   if once then
+      response = function()
+         answered = answered + 1
+         if answered == n then
+            io.write("BENCH warm-up done\n")
+            io.stdout:flush()
+            wrk.thread:stop()
+         end
+      end
+   end
    math.randomseed(os.time() + (tonumber(tostring({}):match("0x(%x+)"), 16)
                                 or 0))
 end
 
 function request()
+   if once then
+      i = i % n + 1
+      return reqs[i]
+   end
    return reqs[random(n)]
 end
 

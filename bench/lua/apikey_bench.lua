@@ -183,6 +183,16 @@ local function field(v)
 end
 
 
+-- replaces what the client sent; an empty value is omitted, as the module does
+local function identity(name, value)
+    if value == "" then
+        clear_header(name)
+    else
+        set_header(name, value)
+    end
+end
+
+
 local function authorize(id, name, org, scopes, expires_at)
     if expires_at > 0 and expires_at <= ngx_time() then
         return exit(401)
@@ -195,11 +205,10 @@ local function authorize(id, name, org, scopes, expires_at)
         end
     end
 
-    -- an empty value removes the header, as the module omits empty ones
     set_header("X-ApiKey-Id", id)
-    set_header("X-ApiKey-Name", name)
-    set_header("X-ApiKey-Org", org)
-    set_header("X-ApiKey-Scopes", scopes)
+    identity("X-ApiKey-Name", name)
+    identity("X-ApiKey-Org", org)
+    identity("X-ApiKey-Scopes", scopes)
     clear_header("Authorization")
 end
 
