@@ -7,6 +7,9 @@ use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::Load;
 
+# a subtest bound to timing: skipped under valgrind (see ApiKey::Load)
+sub timed { ApiKey::Load->timed_subtest(@_) }
+
 my $TIMEOUT = 0.2;
 
 my %token = map { $_ => new_token() }
@@ -94,10 +97,10 @@ is($r->errors, 0, 'every request got an answer')
 my @late = grep { /_late$/ } keys %token;
 my $n_late = $r->count(class => \@late);
 my $n_fast = $r->count(protected => 1) - $n_late;
-ok($n_late >= 10 && $n_fast >= 10,
-    "$n_late late and $n_fast timely lookups were made");
+note "$n_late late and $n_fast timely lookups were made";
 
-subtest 'the lookups answered too late, and only those, get 503' => sub {
+timed 'the lookups answered too late, and only those, get 503' => sub {
+    ok($n_late >= 10 && $n_fast >= 10, 'enough of both were made');
     my @bad = $r->other_than([503], class => \@late);
     is(scalar(@bad), 0, 'late lookups: 503') or diag $r->describe(@bad);
     my $max = $r->max_elapsed(class => \@late);
@@ -128,9 +131,11 @@ subtest 'no worker died, no connection or descriptor left behind' => sub {
 
 # requests of one worker for the same key share a lookup: one timeout
 # logged answers all of them
-my @timeouts = grep { /timed out reading/ } $nginx->log_lines('error');
-ok(@timeouts >= 1 && @timeouts <= $n_late,
-    scalar(@timeouts) . " timeouts logged at [error] for $n_late requests");
+timed 'the timeouts are logged at [error]' => sub {
+    my @timeouts = grep { /timed out reading/ } $nginx->log_lines('error');
+    ok(@timeouts >= 1 && @timeouts <= $n_late,
+        scalar(@timeouts) . " timeouts logged for $n_late late requests");
+};
 error_log_clean($nginx, values %token);
 unlike($nginx->error_log, qr/exited on signal/, 'no worker crashed');
 
