@@ -4,6 +4,8 @@
 #                 and the CLI (build/apikey)
 #   make test     unit tests and the t/ suite
 #   make run      a private Redis + nginx on loopback with demo keys
+#   make bench    the module against its peers (docs/benchmarks.md;
+#                 BENCH_SECONDS=600, see bench/bench.pl)
 #   make install  module, modules-available snippet and CLI
 
 SHELL        := /bin/bash
@@ -35,7 +37,7 @@ CLI_SRCS     := $(wildcard src/apikey*.c)
 CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
 
-.PHONY: all module cli deps test unit prove run install clean
+.PHONY: all module cli deps test unit prove run bench install clean
 
 all: module cli
 
@@ -94,6 +96,9 @@ test: deps all unit prove
 
 run: deps all
 	bash demo/run.sh
+
+bench: deps module
+	bash bench/run.sh
 
 install: all
 	install -D -m 0644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/ngx_http_apikey_module.so

@@ -91,7 +91,7 @@ chmod 0755, $dir;      # the workers run as nobody
 my %child;             # pid => name, all stopped by cleanup()
 
 $SIG{INT} = $SIG{TERM} = $SIG{HUP} = sub { die "bench: interrupted\n" };
-END { cleanup() }
+END { local $?; cleanup() }
 
 my %port = map { $_ => free_port() } qw(redis nginx backend node);
 my $limit = int($seconds * 2 + 600);    # hard stop for every process
@@ -441,8 +441,9 @@ END
     apikey_redis 127.0.0.1:$port{redis};
     apikey_redis_keepalive 32;
     apikey_redis_prefix $PREFIX;
+    apikey_last_used_interval off;
 END
-        $http .= "    apikey_cache zone=apikey_bench:64m ttl=${TTL}s"
+        $http .= "    apikey_cache zone=apikey_module:64m ttl=${TTL}s"
                . " negative_ttl=${NEGATIVE_TTL}s;\n"
             if $has->('module');
     }
