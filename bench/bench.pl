@@ -831,6 +831,7 @@ sub report {
             for my $k (qw(rps p50 p99 cpu help hmget other)) {
                 $med{$v}{$k} = median(map { $_->{$k} } @rs);
             }
+            $med{$v}{total} = median(map { $_->{cpu} + $_->{help} } @rs);
             my @rps = map { $_->{rps} } @rs;
             $med{$v}{spread} = sprintf '%.0f–%.0f',
                 (sort { $a <=> $b } @rps)[0, -1];
@@ -842,13 +843,13 @@ sub report {
             . ($w eq 'random' ? " ($nkeys)" : '') . "\n\n"
             . "| peer | req/s | × base | req/s range | p50 µs | × base"
             . " | p99 µs | × base | Δp99 µs | nginx CPU µs/req"
-            . " | Redis+service CPU µs/req | HMGET/req |\n"
-            . "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+            . " | Redis+service CPU µs/req | auth CPU µs/req | HMGET/req |\n"
+            . "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
 
         for my $v (@variants) {
             my $m = $med{$v};
             $r .= sprintf "| %s | %.0f | %s | %s | %.0f | %s | %.0f | %s"
-                          . " | %s | %.1f | %.1f | %.2f |\n",
+                          . " | %s | %.1f | %.1f | %s | %.2f |\n",
                 $VARIANT{$v} . ($m->{error} ? " **(errors: $m->{error})**"
                                             : ''),
                 $m->{rps}, ratio($m->{rps}, $base && $base->{rps}),
@@ -856,7 +857,9 @@ sub report {
                 $m->{p50}, ratio($m->{p50}, $base && $base->{p50}),
                 $m->{p99}, ratio($m->{p99}, $base && $base->{p99}),
                 $base ? sprintf('%+.0f', $m->{p99} - $base->{p99}) : '–',
-                $m->{cpu}, $m->{help}, $m->{hmget};
+                $m->{cpu}, $m->{help},
+                $base ? sprintf('%.1f', $m->{total} - $base->{total}) : '–',
+                $m->{hmget};
         }
 
         my @other = sort { $a <=> $b }
