@@ -8,7 +8,10 @@ use ApiKey::Test;
 use ApiKey::Load;
 
 # a subtest bound to timing: skipped under valgrind (see ApiKey::Load)
-sub timed { ApiKey::Load->timed_subtest(@_) }
+sub timed {
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    ApiKey::Load->timed_subtest(@_);
+}
 
 my $TIMEOUT = 0.2;
 
