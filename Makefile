@@ -7,6 +7,7 @@
 #   make bench    the module against its peers (docs/benchmarks.md;
 #                 BENCH_SECONDS=600, see bench/bench.pl)
 #   make install  module, modules-available snippet and CLI
+#   make test-asan, make test-valgrind, make fuzz: see fuzz/sanitizers.mk
 
 SHELL        := /bin/bash
 NGINX_SRC    ?= /usr/share/nginx/src
@@ -109,3 +110,6 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+
+include fuzz/sanitizers.mk
