@@ -53,9 +53,13 @@ typedef struct {
     ngx_str_t                        prefix;
     ngx_uint_t                       index;
 
-    /* HMGET with a placeholder where a request writes its hash */
+    /*
+     * HMGET and PING, with placeholders where a lookup writes its hash and
+     * a nonce
+     */
     ngx_str_t                        command;
     size_t                           command_hash;
+    size_t                           command_nonce;
 
     unsigned                         cached:1;
 } ngx_http_apikey_source_t;

@@ -18,6 +18,9 @@
 #define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
 #define NGX_HTTP_APIKEY_CACHE_EVICT    16
 
+/* keys one invalidation message may carry */
+#define NGX_HTTP_APIKEY_CACHE_ELEMENTS 4096
+
 #define NGX_HTTP_APIKEY_SUB_HELLO      0
 #define NGX_HTTP_APIKEY_SUB_TRACKING   1
 #define NGX_HTTP_APIKEY_SUB_SUBSCRIBE  2
@@ -684,7 +687,7 @@ ngx_http_apikey_sub_connect(ngx_http_apikey_sub_t *sub)
 
     server = sub->source->server;
 
-    sub->reader = redisReaderCreate();
+    sub->reader = ngx_http_apikey_redis_reader(NGX_HTTP_APIKEY_CACHE_ELEMENTS);
     if (sub->reader == NULL) {
         goto retry;
     }

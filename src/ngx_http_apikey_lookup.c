@@ -17,6 +17,8 @@
 /* longer tokens cannot be keys of ours: refused without a lookup */
 #define NGX_HTTP_APIKEY_TOKEN_MAX  512
 
+#define NGX_HTTP_APIKEY_NONCE_LEN  16
+
 
 struct ngx_http_apikey_lookup_s {
     ngx_rbtree_node_t                  node;
@@ -50,6 +52,9 @@ static void ngx_http_apikey_lookup_rbtree_insert_value(
 
 /* one per secret, made once per worker */
 static ngx_http_apikey_hasher_t  **ngx_http_apikey_hashers;
+
+/* numbers the lookups of this worker */
+static uint64_t            ngx_http_apikey_nonce;
 
 /* the lookups this worker is waiting for */
 static ngx_rbtree_t        ngx_http_apikey_lookups;
@@ -302,11 +307,14 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     p = (u_char *) lookup + sizeof(ngx_http_apikey_lookup_t);
     ngx_memcpy(p, source->command.data, source->command.len);
     ngx_http_apikey_key_hex(ctx->digest, p + source->command_hash);
+    ngx_sprintf(p + source->command_nonce, "%016xL", ++ngx_http_apikey_nonce);
 
     q = &lookup->query;
 
     q->command.data = p;
     q->command.len = source->command.len;
+    q->nonce.data = p + source->command_nonce;
+    q->nonce.len = NGX_HTTP_APIKEY_NONCE_LEN;
     q->server = source->server;
     q->timeout = alcf->timeout;
     q->keepalive = alcf->keepalive;
@@ -453,17 +461,17 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
 
 
 /*
- * HMGET <prefix><hash> id name ..., formatted once by hiredis with a
- * placeholder hash; a lookup copies it and writes its hash in place.
+ * HMGET <prefix><hash> id name ... and PING <nonce>, formatted once by
+ * hiredis with placeholders; a lookup copies them and fills them in.
  */
 
 ngx_int_t
 ngx_http_apikey_lookup_command(ngx_conf_t *cf,
     ngx_http_apikey_source_t *source)
 {
-    u_char      *p, *last;
+    u_char      *p, nonce[NGX_HTTP_APIKEY_NONCE_LEN];
     size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
-    ngx_str_t    key;
+    ngx_str_t    key, hmget, ping;
     ngx_uint_t   i;
     const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
 
@@ -488,7 +496,7 @@ ngx_http_apikey_lookup_command(ngx_conf_t *cf,
         argvlen[2 + i] = ngx_strlen(fields[i]);
     }
 
-    if (ngx_http_apikey_redis_format(cf->pool, &source->command,
+    if (ngx_http_apikey_redis_format(cf->temp_pool, &hmget,
                                      2 + NGX_HTTP_APIKEY_RECORD_NFIELDS,
                                      argv, argvlen)
         != NGX_OK)
@@ -496,14 +504,37 @@ ngx_http_apikey_lookup_command(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    ngx_memset(nonce, '0', NGX_HTTP_APIKEY_NONCE_LEN);
+
+    argv[0] = "PING";
+    argvlen[0] = 4;
+    argv[1] = (const char *) nonce;
+    argvlen[1] = NGX_HTTP_APIKEY_NONCE_LEN;
+
+    if (ngx_http_apikey_redis_format(cf->temp_pool, &ping, 2, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    source->command.len = hmget.len + ping.len;
+    source->command.data = ngx_pnalloc(cf->pool, source->command.len);
+    if (source->command.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(source->command.data, hmget.data, hmget.len);
+    ngx_memcpy(p, ping.data, ping.len);
+
+    /* "*2\r\n$4\r\nPING\r\n$16\r\n<nonce>\r\n" */
+    source->command_nonce = source->command.len - 2
+                            - NGX_HTTP_APIKEY_NONCE_LEN;
+
     /* "*8\r\n$5\r\nHMGET\r\n$<len>\r\n<key>\r\n...": find the key */
 
-    last = source->command.data + source->command.len;
-
-    for (p = source->command.data; p + key.len <= last; p++) {
+    for (p = hmget.data; p + key.len <= hmget.data + hmget.len; p++) {
         if (ngx_memcmp(p, key.data, key.len) == 0) {
-            source->command_hash = (p - source->command.data)
-                                   + source->prefix.len;
+            source->command_hash = (p - hmget.data) + source->prefix.len;
             return NGX_OK;
         }
     }

@@ -20,6 +20,9 @@ struct ngx_http_apikey_redis_conn_s {
 
     ngx_http_apikey_redis_query_t     *query;
 
+    /* the query's reply, until the echo of its nonce vouches for it */
+    redisReply                        *reply;
+
     size_t                             init_sent;
     size_t                             sent;
     size_t                             received;
@@ -51,6 +54,14 @@ static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
 static void ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
     ngx_uint_t keepalive);
 static void ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn);
+static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
+    int elements);
+
+
+static redisReplyObjectFunctions    ngx_http_apikey_redis_functions;
+static void                      *(*ngx_http_apikey_redis_array)(
+                                       const redisReadTask *task,
+                                       int elements);
 
 
 ngx_http_apikey_redis_server_t *
@@ -331,7 +342,8 @@ ngx_http_apikey_redis_connect(ngx_http_apikey_redis_query_t *q)
 
     conn->server = server;
 
-    conn->reader = redisReaderCreate();
+    conn->reader = ngx_http_apikey_redis_reader(
+                                     NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX);
     if (conn->reader == NULL) {
         ngx_free(conn);
         return NGX_ERROR;
@@ -676,7 +688,35 @@ ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
             continue;
         }
 
-        *reply = rr;
+        if (conn->query->nonce.len == 0) {
+            *reply = rr;
+            return NGX_OK;
+        }
+
+        if (conn->reply == NULL) {
+            conn->reply = rr;
+            continue;
+        }
+
+        /*
+         * A reply nobody asked for (a broken or hostile server) would
+         * otherwise answer the next lookup on this connection.
+         */
+
+        if (rr->type != REDIS_REPLY_STRING
+            || rr->len != conn->query->nonce.len
+            || ngx_memcmp(rr->str, conn->query->nonce.data, rr->len) != 0)
+        {
+            freeReplyObject(rr);
+            *err = "sent replies out of order";
+            return NGX_ERROR;
+        }
+
+        freeReplyObject(rr);
+
+        *reply = conn->reply;
+        conn->reply = NULL;
+
         return NGX_OK;
     }
 }
@@ -810,8 +850,54 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
 
     ngx_close_connection(c);
 
+    if (conn->reply) {
+        freeReplyObject(conn->reply);
+    }
+
     redisReaderFree(conn->reader);
     ngx_free(conn);
+}
+
+
+/*
+ * hiredis allocates the element table of an array as soon as it reads
+ * its header: "*2147483647\r\n" alone would cost gigabytes and seconds of
+ * a blocked worker.  Arrays larger than the reader was made for are
+ * refused before that (the reader reports it as out of memory).
+ */
+
+redisReader *
+ngx_http_apikey_redis_reader(ngx_uint_t elements)
+{
+    redisReader  *reader;
+
+    reader = redisReaderCreate();
+    if (reader == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_apikey_redis_array == NULL) {
+        ngx_http_apikey_redis_functions = *reader->fn;
+        ngx_http_apikey_redis_array = reader->fn->createArray;
+        ngx_http_apikey_redis_functions.createArray =
+                                           ngx_http_apikey_redis_create_array;
+    }
+
+    reader->fn = &ngx_http_apikey_redis_functions;
+    reader->privdata = (void *) elements;
+
+    return reader;
+}
+
+
+static void *
+ngx_http_apikey_redis_create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || (ngx_uint_t) elements > (ngx_uint_t) task->privdata) {
+        return NULL;
+    }
+
+    return ngx_http_apikey_redis_array(task, elements);
 }
 
 

@@ -21,6 +21,7 @@
 
 /* no reply the module asks for comes near this; a larger one is hostile */
 #define NGX_HTTP_APIKEY_REDIS_REPLY_MAX     65536
+#define NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX  64
 #define NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT  60000
 #define NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT  6379
 
@@ -60,6 +61,12 @@ struct ngx_http_apikey_redis_query_s {
 
     ngx_str_t                          command;
 
+    /*
+     * If set, the command ends with PING <nonce>, whose echo must follow
+     * the reply: a stray reply cannot pass for this one.
+     */
+    ngx_str_t                          nonce;
+
     ngx_http_apikey_redis_handler_pt   handler;
     void                              *data;
     ngx_log_t                         *log;
@@ -73,6 +80,7 @@ ngx_http_apikey_redis_server_t *ngx_http_apikey_redis_server(ngx_conf_t *cf,
 ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
     int argc, const char **argv, const size_t *argvlen);
 
+redisReader *ngx_http_apikey_redis_reader(ngx_uint_t elements);
 ngx_int_t ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q,

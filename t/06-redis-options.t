@@ -18,7 +18,7 @@ my $secret_file = write_file('secret', "s3cret-value\n");
 my $secret_nl_file = write_file('secret-nl', "nl-secret\n\n");
 
 my $redis = start_redis(unixsocket => 1, password => 'admin-pw',
-    users => ['nginx on >nginx-pw ~apikey:* ~other:* +hmget +hset +select '
+    users => ['nginx on >nginx-pw ~apikey:* ~other:* +hmget +hset +ping +select '
         . '+ping']);
 
 my $nginx = start_nginx(redis => $redis,

@@ -65,6 +65,8 @@ seed_key($redis, $token, id => 'k_1');
 seed_key($_, $token, id => 'k_1') for $r4, $r0, $plain, $authdb, $acl;
 my $hash_key = key_hash($token);
 my @hmget = ('HMGET', $hash_key, qw(id name org scopes expires_at revoked));
+# every lookup ends with PING <nonce>, whose echo vouches for the reply
+my @ping = ('PING', '<nonce>');
 
 # lookups and the commands that open a connection; an HSET of last_used_at
 # (issue 3) is allowed and left out
@@ -72,7 +74,10 @@ sub lookup_commands {
     my ($fake) = @_;
     my $by = $fake->commands_by_connection;
     return { map {
-        $_ => [grep { uc $_->[0] ne 'HSET' } @{ $by->{$_} }]
+        $_ => [map {
+            uc $_->[0] eq 'PING' && @$_ == 2 && $_->[1] =~ /^[0-9a-f]{16}$/
+                ? \@ping : $_
+        } grep { uc $_->[0] ne 'HSET' } @{ $by->{$_} }]
     } keys %$by };
 }
 
@@ -121,8 +126,8 @@ subtest 'no AUTH or SELECT when none is configured' => sub {
         is($nginx->get('/fake-plain/x', Authorization => "Bearer $token")
             ->status, 200, "request $_: 200");
     }
-    is_deeply(lookup_commands($plain), { 1 => [(\@hmget) x 3] },
-        'one connection, three HMGETs and nothing else');
+    is_deeply(lookup_commands($plain), { 1 => [(\@hmget, \@ping) x 3] },
+        'one connection, three HMGETs, each with its PING, nothing else');
 };
 
 subtest 'AUTH and SELECT once, on the new connection' => sub {
@@ -131,15 +136,16 @@ subtest 'AUTH and SELECT once, on the new connection' => sub {
             ->status, 200, "request $_: 200");
     }
     is_deeply(lookup_commands($authdb), { 1 => [
-        ['AUTH', 'pw'], ['SELECT', '2'], (\@hmget) x 3] },
-        'AUTH pw, SELECT 2, then only HMGETs');
+        ['AUTH', 'pw'], ['SELECT', '2'], (\@hmget, \@ping) x 3] },
+        'AUTH pw, SELECT 2, then only HMGETs and their PINGs');
 };
 
 subtest 'AUTH with an ACL user' => sub {
     is($nginx->get('/fake-acl/x', Authorization => "Bearer $token")->status,
         200, 'status 200');
     is_deeply(lookup_commands($acl), { 1 => [
-        ['AUTH', 'nginx', 'npw'], \@hmget] }, 'AUTH nginx npw, HMGET');
+        ['AUTH', 'nginx', 'npw'], \@hmget, \@ping] },
+        'AUTH nginx npw, HMGET, PING');
 };
 
 subtest 'refused requests do not touch Redis' => sub {

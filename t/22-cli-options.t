@@ -17,7 +17,7 @@ my $redis = start_redis(
     unixsocket => 1,
     users      => ['default on >adminpw ~* &* +@all',
                    'tool on >toolpw ~* &* +@all',
-                   'nginx on >nginxpw ~* +hmget +hset +select']);
+                   'nginx on >nginxpw ~* +hmget +hset +ping +select']);
 
 sub write_file {
     my ($name, $content) = @_;

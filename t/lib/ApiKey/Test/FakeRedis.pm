@@ -155,7 +155,10 @@ sub _default {
             . 'user is disabled.');
     }
     return resp_status('OK') if $name eq 'SELECT';
-    return resp_status('PONG') if $name eq 'PING';
+    if ($name eq 'PING') {
+        # as Redis: PING with an argument echoes it as a bulk string
+        return @a ? resp_bulk($a[0]) : resp_status('PONG');
+    }
     if ($name eq 'HMGET') {
         my $h = $self->_load_data->{ $a[0] } // {};
         return resp_array(map { resp_bulk($h->{$_}) } @a[1 .. $#a]);
