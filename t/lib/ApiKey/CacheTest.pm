@@ -15,7 +15,10 @@ package ApiKey::CacheTest;
 # (X-Worker: $pid), the module's verdict (X-Status) and the key's id
 # (X-Id).  Locations: /api/ (apikey on), /nocache/ (apikey_cache off),
 # /people/ (apikey_scopes read:people), /echo/ and /echo-nocache/
-# (proxied to the echo upstream, to see the identity headers).
+# (proxied to the echo upstream, to see the identity headers).  With
+# quiet => 1 nginx logs at the info level (requests from notice on) and
+# keeps no access log: many thousand requests would otherwise write
+# gigabytes of debug lines.
 
 use strict;
 use warnings;
@@ -55,6 +58,9 @@ sub cached_http {
     my $cache = $o{cache} // 'zone=apikeys:1m';
     my $http = $o{http} // '';
     my $server = $o{server} // '';
+    # thousands of requests: their debug lines would fill the disk
+    my $quiet = $o{quiet} ? "error_log %%DIR%%/error.log notice;\n"
+        . "        access_log off;" : '';
     return <<"EOF";
     apikey_cache $cache;
     $http
@@ -66,6 +72,7 @@ sub cached_http {
         add_header X-Status \$apikey_status always;
         add_header X-Id \$apikey_id always;
         root %%WWW%%;
+        $quiet
 
         location /api/ {
             apikey on;
@@ -100,7 +107,8 @@ EOF
 sub start_cached_nginx {
     my (%o) = @_;
     my %http = map { $_ => delete $o{$_} } grep { exists $o{$_} }
-        qw(cache http server);
+        qw(cache http server quiet);
+    $o{log_level} //= 'info' if $http{quiet};
     my $nginx = ApiKey::Test::start_nginx(%o,
         vars => { WWW => _www(), %{ $o{vars} // {} } },
         http => cached_http(%http));
@@ -306,6 +314,8 @@ sub run {
             }
             $sel->add([$c->{sock}, $c]);
         }
+        # nothing asked, nothing in flight: nothing more can come
+        last unless grep { defined $_->{sent} } @{ $self->{conns} };
         $o{tick}->() if $o{tick};
         for my $ready ($sel->can_read(0.005)) {
             my $c = $ready->[1];
@@ -327,8 +337,6 @@ sub run {
             }
         }
         last if $until->(\@rows);
-        # nothing asked, nothing in flight: nothing more can come
-        last unless grep { defined $_->{sent} } @{ $self->{conns} };
     }
     return @rows;
 }

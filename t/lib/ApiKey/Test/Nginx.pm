@@ -21,7 +21,8 @@ package ApiKey::Test::Nginx;
 #
 # Options: workers (1), module (1: load build/ngx_http_apikey_module.so,
 # dying loudly when missing), main (text for the main context), redis
-# (an object with addr()), vars ({}), echo (an ApiKey::Test::Echo).
+# (an object with addr()), vars ({}), echo (an ApiKey::Test::Echo),
+# log_level (debug: the error log's level).
 #
 # $nginx->get($path, %headers), ->request($method, $path, %headers),
 # ->raw($bytes), ->client (keep-alive), ->reload(http => ...),
@@ -108,7 +109,8 @@ sub _conf {
         . "daemon off;\n"
         . "master_process on;\n"
         . "pid $d/nginx.pid;\n"
-        . "error_log $d/error.log debug;\n"
+        . "error_log $d/error.log " . ($self->{log_level} // 'debug')
+        . ";\n"
         . "worker_shutdown_timeout 3s;\n"
         . $self->_subst($self->{main} // '') . "\n"
         . "events {\n    worker_connections 1024;\n}\n\n"
