@@ -106,6 +106,9 @@ install: all
 	install -d $(DESTDIR)/usr/share/nginx/modules-available
 	echo "load_module modules/ngx_http_apikey_module.so;" \
 	    > $(DESTDIR)/usr/share/nginx/modules-available/mod-http-apikey.conf
+	install -d $(DESTDIR)/etc/nginx/modules-enabled
+	ln -sf /usr/share/nginx/modules-available/mod-http-apikey.conf \
+	    $(DESTDIR)/etc/nginx/modules-enabled/50-mod-http-apikey.conf
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/apikey
 
 clean:
