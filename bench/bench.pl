@@ -872,6 +872,20 @@ sub report {
         $r .= "\n";
     }
 
+    if (@log) {
+        my %what;
+        for (@log) {
+            my ($level, $msg) = /\[(\w+)\] \d+#\d+: (?:\*\d+ )?([^,]*)/;
+            $msg =~ s/"[^"]*"/"..."/g if defined $msg;
+            $what{"[$level] " . ($msg // '?')}++;
+        }
+        $r .= "nginx logged " . @log . " [error] or worse line(s) during"
+            . " the run (warm-ups included):\n\n"
+            . join('', map { "- $what{$_} × `$_`\n" }
+                       sort { $what{$b} <=> $what{$a} } keys %what)
+            . "\n";
+    }
+
     $r .= "### Machine\n\n" . machine() . "\n";
 
     return $r;
