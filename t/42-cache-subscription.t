@@ -1,0 +1,279 @@
+# The cache is only as good as the subscription that keeps it right:
+# when Redis drops the tracking connection (CLIENT KILL), stops answering
+# its PINGs (SIGSTOP), or the worker holding it dies, no key revoked
+# meanwhile is let in from the cache, answers come from Redis (or are 503
+# while it cannot answer), and caching resumes once the subscription is
+# back.
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::CacheTest;
+
+use IO::Select;
+use JSON::PP ();
+
+my $WORKERS = 2;
+my $BOUND = 0.1;      # a write is obeyed within this, as in 41-*.t
+
+my $redis = start_redis();
+my $nginx = start_cached_nginx(redis => $redis, workers => $WORKERS,
+    cache => 'zone=apikeys:1m ttl=60s', quiet => 1);
+
+my @tokens;
+
+sub hmgets { return $redis->calls('hmget') }
+
+sub worker_of { return $_[0]{header}{'x-worker'} // '?' }
+
+sub valid_key {
+    my ($id) = @_;
+    my $t = new_token();
+    push @tokens, $t;
+    seed_key($redis, $t, id => $id);
+    return $t;
+}
+
+sub cli_key {
+    my $r = apikey('create', '--name', 'Subscription test', '--json',
+        redis => $redis);
+    die "apikey create failed ($r->{code}): $r->{err}" if $r->{code};
+    my $k = JSON::PP->new->decode($r->{out});
+    push @tokens, $k->{key};
+    return $k;
+}
+
+# Requests with one token per connection until every worker answered
+# and there are $n answers: the key is in the cache (or the cache is
+# bypassed, when hmgets say so).
+sub warm {
+    my ($token, $n) = @_;
+    my $burst = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+    my $h0 = hmgets();
+    my @rows = $burst->run(timeout => 3,
+        request => sub { ('/api/x', Authorization => "Bearer $token") },
+        until => sub {
+            my %w;
+            $w{ worker_of($_) }++ for @{ $_[0] };
+            @{ $_[0] } >= $n && keys(%w) == $WORKERS;
+        });
+    $burst->close;
+    return { rows => \@rows, hmget => hmgets() - $h0,
+        statuses => join(',', sort { $a <=> $b } keys %{{
+            map { $_->{status} => 1 } @rows }}),
+        workers => scalar(keys %{{ map { worker_of($_) => 1 } @rows }}) };
+}
+
+sub tracking_clients {
+    return grep { ($_->{flags} // '') =~ /t/ || ($_->{cmd} // '') eq
+        'subscribe' } $redis->client_list;
+}
+
+sub describe {
+    my ($t0, @rows) = @_;
+    my @d = map { sprintf '+%.3fs %s worker %s', $_->{sent} - $t0,
+        $_->{status}, worker_of($_) } @rows[0 .. ($#rows < 9 ? $#rows : 9)];
+    push @d, '... ' . (@rows - 10) . ' more' if @rows > 10;
+    return join "\n", @d;
+}
+
+
+subtest 'the tracking connection is a subscriber in BCAST mode' => sub {
+    my @t = tracking_clients();
+    is(scalar(@t), 1, 'one tracking connection');
+    like($t[0]{flags} // '', qr/t/, 'tracking enabled (flag t)');
+    like($t[0]{flags} // '', qr/B/, 'in BCAST mode (flag B)');
+    is($t[0]{sub}, 1, 'subscribed to one channel');
+};
+
+subtest 'CLIENT KILL of the tracking connection: no stale allow '
+    . 'afterwards, the cache is bypassed, then back' => sub {
+    for my $try (1 .. 3) {
+        my $k = cli_key();
+        my $other = valid_key("k_other$try");
+        my $w = warm($k->{key}, 48);
+        is("$w->{statuses} $w->{workers}", "200 $WORKERS",
+            "try $try: the key is let in by every worker");
+        cmp_ok($w->{hmget}, '<=', $WORKERS, "try $try: from the cache");
+        warm($other, 16);
+
+        my @t = tracking_clients();
+        is(scalar(@t), 1, "try $try: one tracking connection") or last;
+        my $mark = $nginx->mark;
+        my $h0 = hmgets();
+        $redis->cmd('CLIENT', 'KILL', 'ID', $t[0]{id});
+        my $cli = apikey_start('revoke', $k->{id}, redis => $redis);
+        my ($done, $live);
+        my $b = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+        my $t0 = time;
+        my @rows = $b->run(timeout => 5,
+            request => sub { ('/api/x', Authorization => 'Bearer '
+                . ($_[0] % 2 ? $other : $k->{key})) },
+            tick => sub {
+                $done //= $cli->done;
+                $live //= time if $done && $nginx->error_log_since($mark)
+                    =~ /are live/;
+            },
+            until => sub { $live && time > $live + 0.3 });
+        $b->close;
+        my $code = $cli->wait->{code};
+        is($code, 0, "try $try: apikey revoke succeeded");
+        ok($live, sprintf("try $try: the subscription is back after "
+            . '%.2fs', ($live // time) - $t0));
+        like($nginx->error_log_since($mark), qr/\[error\].*apikey\ cache:
+            \ redis\ "[^"]+"\ closed\ the\ connection;\ the\ cache\ is
+            \ bypassed\ until\ the\ subscription\ is\ back/x,
+            "try $try: the loss is logged");
+
+        my @revoked = grep { $_->{conn} % 2 == 0 } @rows;
+        my @stale = grep { $_->{status} != 401
+            && $_->{sent} >= ($done // $t0) + $BOUND } @revoked;
+        is(scalar(@stale), 0, "try $try: the revoked key is refused from "
+            . $BOUND * 1000 . ' ms after the revocation on')
+            or diag describe($t0, @stale);
+        my @gap = grep { $_->{conn} % 2 && $_->{sent} < ($live // 0) }
+            @rows;
+        my @bad = grep { $_->{status} != 200 } grep { $_->{conn} % 2 }
+            @rows;
+        ok(@gap > 0, "try $try: " . scalar(@gap) . ' requests for another '
+            . 'key while the subscription was down ...');
+        is(scalar(@bad), 0, "try $try: ... and after, all let in")
+            or diag describe($t0, @bad);
+        cmp_ok(hmgets() - $h0, '>', 2 * $WORKERS, "try $try: "
+            . (hmgets() - $h0) . ' HMGET meanwhile: the cache was bypassed');
+
+        my $again = warm(valid_key("k_again$try"), 100);
+        is($again->{statuses}, 200, "try $try: after the subscription is "
+            . 'back, a new key is let in ...');
+        cmp_ok($again->{hmget}, '<=', $WORKERS, "try $try: ... from the "
+            . "cache ($again->{hmget} HMGET for "
+            . scalar(@{ $again->{rows} }) . ' requests)');
+    }
+};
+
+subtest 'Redis stops answering: cached keys are not served past the PING '
+    . 'deadline, a revocation queued meanwhile is obeyed, and all '
+    . 'recovers' => sub {
+    my $valid = valid_key('k_valid');
+    my $doomed = valid_key('k_doomed');
+    warm($_, 48) for $valid, $doomed;
+    my $writer = $redis->connect;
+    my $mark = $nginx->mark;
+    my $b = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+    my $t0 = time;
+    my ($stop, $queued, $cont, $acked, $live);
+    my $wsel = IO::Select->new($writer->{sock});
+    my @rows = $b->run(timeout => 12,
+        request => sub { ('/api/x', Authorization => 'Bearer '
+            . ($_[0] % 2 ? $doomed : $valid)) },
+        tick => sub {
+            my $now = time;
+            if (!$stop && $now > $t0 + 0.2) {
+                $redis->pause;
+                $stop = time;
+            } elsif ($stop && !$queued && $now > $stop + 0.3) {
+                $writer->send_raw(resp_command('HSET', key_hash($doomed),
+                    'revoked', 1));
+                $queued = $now;
+            } elsif ($queued && !$cont && $now > $stop + 3) {
+                $redis->resume;
+                $cont = time;
+            } elsif ($cont && !$acked && $wsel->can_read(0)) {
+                $writer->read_reply;
+                $acked = time;
+            } elsif ($acked && !$live
+                && $nginx->error_log_since($mark) =~ /are live/)
+            {
+                $live = time;
+            }
+        },
+        until => sub { $live && time > $live + 0.3 });
+    $redis->resume unless $cont;
+    $b->close;
+    $writer->close;
+
+    ok($live, sprintf('the subscription is back %.2fs after SIGCONT',
+        ($live // time) - ($cont // 0)));
+    like($nginx->error_log_since($mark), qr/\[error\].*apikey\ cache:
+        \ redis\ "[^"]+"\ did\ not\ answer\ PING\ in\ time;\ the\ cache
+        \ is\ bypassed/x, 'the unanswered PING is logged');
+
+    # the last PING before the stop was sent at most 1 s before it, the
+    # next one goes unanswered, its deadline is a second later
+    # next one goes unanswered, its deadline is a second later; a lookup
+    # sent less than apikey_redis_timeout before SIGCONT may be answered
+    my $deadline = $stop + 2 + slack(0.25);
+    my @during = grep { $_->{sent} >= $deadline
+        && $_->{sent} < $cont - 0.2 - slack(0.05) } @rows;
+    ok(@during > 4, scalar(@during) . ' requests between the PING '
+        . 'deadline and SIGCONT ...');
+    my @bad = grep { $_->{status} != 503 } @during;
+    is(scalar(@bad), 0, '... all 503: nothing served from a cache that '
+        . 'cannot be trusted') or diag describe($t0, @bad);
+
+    @bad = grep { $_->{conn} % 2 && $_->{status} == 200
+        && $_->{sent} >= ($acked // 0) + $BOUND } @rows;
+    is(scalar(@bad), 0, 'the key revoked while Redis was stopped is never '
+        . 'let in once Redis took the revocation') or diag describe($t0,
+        @bad);
+
+    my @after = grep { $_->{sent} >= $cont + 0.5 } @rows;
+    ok(@after > 10, scalar(@after) . ' requests from 0.5 s after SIGCONT');
+    @bad = grep { $_->{status} != ($_->{conn} % 2 ? 401 : 200) } @after;
+    is(scalar(@bad), 0, 'the valid key is let in, the revoked one refused')
+        or diag describe($t0, @bad);
+
+    my $again = warm($valid, 100);
+    is($again->{statuses}, 200, 'afterwards the valid key is let in ...');
+    cmp_ok($again->{hmget}, '<=', $WORKERS, '... from the cache again '
+        . "($again->{hmget} HMGET)");
+};
+
+subtest 'the error log has no [alert], [crit] or [emerg]' => sub {
+    error_log_clean($nginx, @tokens);
+};
+
+subtest 'the worker holding the subscription dies: a revocation right '
+    . 'after is obeyed within 100 ms' => sub {
+    # until the master has started a new worker, nobody listens to Redis:
+    # the bound holds in one of two tries, so that a slow respawn on a
+    # loaded machine does not fail the test
+    my $n = 0;
+    timing_ok('refused from ' . $BOUND * 1000 . ' ms after the revocation '
+        . 'on', sub {
+        $n++;
+        my @live = $nginx->error_log
+            =~ /\[info\] (\d+)#\d+: apikey cache: invalidations from .* live/g;
+        my $holder = $live[-1];
+        ok($holder && grep({ $_ == $holder } $nginx->worker_pids),
+            "try $n: worker $holder holds the subscription") or return 0;
+        my $t = valid_key("k_orphan$n");
+        my $w = warm($t, 48);
+        is("$w->{statuses} $w->{workers}", "200 $WORKERS",
+            "try $n: the key is let in by every worker");
+        cmp_ok($w->{hmget}, '<=', $WORKERS, "try $n: from the cache");
+
+        my $mark = $nginx->mark;
+        kill 'KILL', $holder;
+        $redis->cmd('HSET', key_hash($t), 'revoked', 1);
+        my $done = time;
+        my $b = ApiKey::Burst->new(port => $nginx->port, conns => 16);
+        my @rows = $b->run(timeout => 5,
+            request => sub { ('/api/x', Authorization => "Bearer $t") },
+            until => sub { time > $done + 1 });
+        $b->close;
+        my %w = map { worker_of($_) => 1 } grep { $_->{sent} > $done + 0.5 }
+            @rows;
+        is(scalar(keys %w), $WORKERS, "try $n: both workers answer, one "
+            . 'of them new');
+        ok(wait_live($nginx, $mark), "try $n: the new worker subscribed");
+
+        my @stale = grep { $_->{status} != 401 } @rows;
+        my $last = $done;
+        $_->{sent} > $last and $last = $_->{sent} for @stale;
+        return (@rows > 20 && $last < $done + $BOUND, sprintf('%d requests, '
+            . '%d not refused, the last sent %.1f ms after the revocation',
+            scalar(@rows), scalar(@stale), ($last - $done) * 1000));
+    }, 2);
+};
+
+done_testing;
