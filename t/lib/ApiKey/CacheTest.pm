@@ -223,6 +223,7 @@ package ApiKey::Burst;
 #       tick    => sub { ... },           # optional, on every turn
 #       timeout => 2);                    # a bound in any case
 #   $_->{status}, $_->{sent}, $_->{got}, $_->{conn}, $_->{header}{x-worker}
+#   $_->{request}                         # [$path, @headers] it answered
 #
 # Answers must carry a Content-Length (nginx's own pages and static files
 # do).  A connection nginx closes is opened again.  Tokens stay in memory.
@@ -311,6 +312,7 @@ sub run {
                     next;
                 }
                 $c->{sent} = time;
+                $c->{req} = [$path, @h];
             }
             $sel->add([$c->{sock}, $c]);
         }
@@ -327,7 +329,8 @@ sub run {
                 next;
             }
             while (defined(my $a = $self->_answer($c))) {
-                @$a{qw(sent got conn)} = ($c->{sent}, time, $c->{i});
+                @$a{qw(sent got conn request)}
+                    = ($c->{sent}, time, $c->{i}, $c->{req});
                 push @rows, $a;
                 $c->{sent} = undef;
                 if ($a->{close}) {
