@@ -688,15 +688,15 @@ sub wrk {
     return $text;
 }
 
-# busy ticks of the whole machine
+# busy ticks of the whole machine: (in processes, in interrupts); with
+# interrupt time accounting, the loopback TCP work done in softirq is
+# charged to no process
 sub machine_ticks {
-    open my $fh, '<', '/proc/stat' or return 0;
+    open my $fh, '<', '/proc/stat' or return (0, 0);
     my $line = <$fh>;
     close $fh;
-    my (undef, @t) = split ' ', $line;
-    my $busy = 0;
-    $busy += $t[$_] // 0 for 0 .. 2, 5 .. 7;   # all but idle and iowait
-    return $busy;
+    my (undef, @t) = map { $_ // 0 } split ' ', $line;
+    return ($t[0] + $t[1] + $t[2] + $t[7], $t[5] + $t[6]);
 }
 
 # CPU ticks of this script and its finished children (wrk)
@@ -714,7 +714,7 @@ sub measure {
     my $nginx0 = sum_ticks(@workers);
     my $help0 = sum_ticks(@helpers);
     my $ours0 = sum_ticks(@all) + own_ticks();
-    my $busy0 = machine_ticks();
+    my ($busy0, $irq0) = machine_ticks();
     my $hmget0 = hmget_calls();
     my $t0 = time;
 
@@ -722,7 +722,7 @@ sub measure {
 
     my $t1 = time;
     my $hmget1 = hmget_calls();
-    my $busy1 = machine_ticks();
+    my ($busy1, $irq1) = machine_ticks();
     my $ours1 = sum_ticks(@all) + own_ticks();
     my $help1 = sum_ticks(@helpers);
     my $nginx1 = sum_ticks(@workers);
@@ -739,6 +739,7 @@ sub measure {
         p99   => $m{p99_us},
         cpu   => ($nginx1 - $nginx0) / $CLK_TCK * 1e6 / $n,
         help  => ($help1 - $help0) / $CLK_TCK * 1e6 / $n,
+        irq   => ($irq1 - $irq0) / $CLK_TCK * 1e6 / $n,
         hmget => ($hmget1 - $hmget0) / $n,
         # cores busy with processes that are not part of the benchmark
         other => (($busy1 - $busy0) - ($ours1 - $ours0)) / $CLK_TCK
@@ -828,10 +829,11 @@ sub report {
         my %med;
         for my $v (@variants) {
             my @rs = @{ $runs{$w}{$v} };
-            for my $k (qw(rps p50 p99 cpu help hmget other)) {
+            for my $k (qw(rps p50 p99 cpu help irq hmget other)) {
                 $med{$v}{$k} = median(map { $_->{$k} } @rs);
             }
-            $med{$v}{total} = median(map { $_->{cpu} + $_->{help} } @rs);
+            $med{$v}{total} = median(map { $_->{cpu} + $_->{help}
+                                           + $_->{irq} } @rs);
             my @rps = map { $_->{rps} } @rs;
             $med{$v}{spread} = sprintf '%.0f–%.0f',
                 (sort { $a <=> $b } @rps)[0, -1];
@@ -843,13 +845,14 @@ sub report {
             . ($w eq 'random' ? " ($nkeys)" : '') . "\n\n"
             . "| peer | req/s | × base | req/s range | p50 µs | × base"
             . " | p99 µs | × base | Δp99 µs | nginx CPU µs/req"
-            . " | Redis+service CPU µs/req | auth CPU µs/req | HMGET/req |\n"
-            . "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+            . " | Redis+service CPU µs/req | softirq µs/req"
+            . " | auth CPU µs/req | HMGET/req |\n"
+            . "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
 
         for my $v (@variants) {
             my $m = $med{$v};
             $r .= sprintf "| %s | %.0f | %s | %s | %.0f | %s | %.0f | %s"
-                          . " | %s | %.1f | %.1f | %s | %.2f |\n",
+                          . " | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
                 $VARIANT{$v} . ($m->{error} ? " **(errors: $m->{error})**"
                                             : ''),
                 $m->{rps}, ratio($m->{rps}, $base && $base->{rps}),
@@ -857,7 +860,7 @@ sub report {
                 $m->{p50}, ratio($m->{p50}, $base && $base->{p50}),
                 $m->{p99}, ratio($m->{p99}, $base && $base->{p99}),
                 $base ? sprintf('%+.0f', $m->{p99} - $base->{p99}) : '–',
-                $m->{cpu}, $m->{help},
+                $m->{cpu}, $m->{help}, $m->{irq},
                 $base ? sprintf('%.1f', $m->{total} - $base->{total}) : '–',
                 $m->{hmget};
         }

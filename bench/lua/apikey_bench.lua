@@ -27,7 +27,7 @@ local null = ngx.null
 local byte = string.byte
 local sub = string.sub
 local find = string.find
-local re_match = ngx.re.match
+local re_find = ngx.re.find
 local crc32 = ngx.crc32_long
 local set_header = ngx.req.set_header
 local clear_header = ngx.req.clear_header
@@ -219,12 +219,12 @@ local function token_of_request()
         return nil, 401
     end
 
-    local m = re_match(h, TOKEN_RE, "joi")
-    if m == nil then
+    local from, to = re_find(h, TOKEN_RE, "joi", nil, 1)
+    if from == nil then
         return nil, 400
     end
 
-    local token = m[1]
+    local token = sub(h, from, to)
     if not checksum_ok(token) then
         return nil, 401
     end
