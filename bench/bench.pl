@@ -148,7 +148,7 @@ check_variants();
 
 # Warm-up before every measured run: JIT, connection pools and, for the
 # random workload, one request per key so that the caches start full.
-my %warmup = (hot => 2, random => $nkeys / 12000 + 1);
+my %warmup = (hot => 2, random => $nkeys / 8000 + 1);
 my $gap = 0.5;                    # process start, counters, per run
 my $nruns = @variants * @workloads * $rounds;
 my $overhead = 0;
@@ -206,6 +206,8 @@ if ($out ne '') {
     write_file($out, $tpl);
     print "bench: wrote $out\n";
 }
+
+printf "bench: done in %d s\n", time - $started;
 
 if ($failed) {
     print STDERR "bench: $failed run(s) had errors; see $dir/error.log\n";
