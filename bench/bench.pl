@@ -787,8 +787,9 @@ sub machine {
     chomp(my $nproc = `nproc`);
     chomp(my $kernel = `uname -r`);
     chomp(my $commit = `git -C $ROOT rev-parse --short HEAD 2>/dev/null`);
-    my $dirty = `git -C $ROOT status --porcelain 2>/dev/null` ne ''
-                ? ' (with uncommitted changes)' : '';
+    my $paths = 'config ngx_http_apikey_module.c src';
+    my $src = `git -C $ROOT status --porcelain -- $paths 2>/dev/null`;
+    my $dirty = $src ne '' ? ' (with uncommitted changes)' : '';
     my ($npm_redis) = read_file("$BENCH/node/package-lock.json")
         =~ m{"node_modules/redis":\s*\{\s*"version":\s*"([^"]+)"};
 
