@@ -3,8 +3,9 @@
  * Copyright (C) the ngx_http_apikey_module authors
  *
  * libFuzzer target: a Redis reply turned into a key record, as the module
- * does it: the bytes go through hiredis's redisReader in pieces (at most
- * NGX_HTTP_APIKEY_REDIS_REPLY_MAX of them, as the connection reads), and
+ * does it: the bytes go through the module's redisReader (hiredis, with
+ * arrays capped at NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX) in pieces, at most
+ * NGX_HTTP_APIKEY_REDIS_REPLY_MAX of them as the connection reads, and
  * each reply through ngx_http_apikey_record().  Besides memory errors it
  * checks the record's promises: a key has an id, and no value that goes
  * into a request header or a log line holds a control character.
@@ -69,7 +70,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     log.log_level = NGX_LOG_DEBUG;
 
     pool = ngx_create_pool(1024, &log);
-    reader = redisReaderCreate();
+    reader = ngx_http_apikey_redis_reader(
+                                     NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX);
 
     if (pool == NULL || reader == NULL) {
         abort();

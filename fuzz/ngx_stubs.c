@@ -24,6 +24,13 @@ static u_char *ngx_http_apikey_fuzz_format(u_char *buf, u_char *last,
 volatile ngx_cycle_t  *ngx_cycle;
 ngx_uint_t             ngx_pagesize = 4096;
 
+/* for src/ngx_http_apikey_redis.c, linked for its reader alone */
+volatile ngx_msec_t    ngx_current_msec;
+ngx_rbtree_t           ngx_event_timer_rbtree;
+ngx_queue_t            ngx_posted_events;
+ngx_uint_t             ngx_exiting;
+sig_atomic_t           ngx_terminate;
+
 
 ngx_pool_t *
 ngx_create_pool(size_t size, ngx_log_t *log)
@@ -173,6 +180,100 @@ ngx_atotm(u_char *line, size_t n)
     }
 
     return value;
+}
+
+
+/*
+ * Linked, never called: the fuzzers reach no connection, configuration
+ * or timer code.  A call would be a fuzzer bug.
+ */
+
+#define ngx_http_apikey_fuzz_unreachable()                                  \
+    fprintf(stderr, "fuzz stub: %s called\n", __func__);                  \
+    abort()
+
+ngx_int_t
+ngx_event_connect_peer(ngx_peer_connection_t *pc)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+ngx_int_t
+ngx_event_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void
+ngx_close_connection(ngx_connection_t *c)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+ngx_int_t
+ngx_handle_read_event(ngx_event_t *rev, ngx_uint_t flags)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+ngx_int_t
+ngx_handle_write_event(ngx_event_t *wev, size_t lowat)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+ngx_int_t
+ngx_parse_url(ngx_pool_t *pool, ngx_url_t *u)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void
+ngx_conf_log_error(ngx_uint_t level, ngx_conf_t *cf, ngx_err_t err,
+    const char *fmt, ...)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void *
+ngx_array_push(ngx_array_t *a)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void
+ngx_explicit_memzero(void *buf, size_t n)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void
+ngx_rbtree_insert(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    ngx_http_apikey_fuzz_unreachable();
+}
+
+
+void
+ngx_rbtree_delete(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    ngx_http_apikey_fuzz_unreachable();
 }
 
 

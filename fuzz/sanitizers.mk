@@ -67,7 +67,8 @@ test-asan: deps all
 	mkdir -p $(ASAN_REPORTS)
 	{ echo '#!/bin/sh'; \
 	  echo '# nginx with the ASan runtime first, for the ASan-built module'; \
-	  echo "export LD_PRELOAD=$$(readlink -f $$($(CC) -print-file-name=libasan.so))"; \
+	  echo "export LD_PRELOAD=$$(readlink -f \
+	      $$($(CC) -print-file-name=libasan.so))"; \
 	  echo 'export ASAN_OPTIONS=$(ASAN_OPTIONS_T)'; \
 	  echo 'export UBSAN_OPTIONS=$(UBSAN_OPTIONS_T)'; \
 	  echo 'exec nginx "$$@"'; } > $(ASAN_NGINX)
@@ -120,10 +121,11 @@ $(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c fuzz/ngx_stubs.c \
 	    fuzz/ngx_stubs.c src/ngx_http_apikey_token.c -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_record: fuzz/fuzz_record.c fuzz/ngx_stubs.c \
-    src/ngx_http_apikey_record.c $(FUZZ_HDRS) \
+    src/ngx_http_apikey_record.c src/ngx_http_apikey_redis.c $(FUZZ_HDRS) \
     | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_record.c \
-	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c -lhiredis -lcrypto
+	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c \
+	    src/ngx_http_apikey_redis.c -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
     src/ngx_http_apikey_key.h | $(FUZZ_BUILD)/.deps
