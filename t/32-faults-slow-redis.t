@@ -14,8 +14,10 @@ sub timed {
 }
 
 # generous: the fake Redis is Perl, forking per connection, and may stall
-# for a while on a busy machine; a timely lookup must never time out
-my $TIMEOUT = 0.4;
+# for a while on a busy machine (sanitizers: APIKEY_TEST_TIME_FACTOR); a
+# timely lookup must never time out
+my $TIMEOUT = slack(0.4);
+my $TIMEOUT_MS = int($TIMEOUT * 1000);
 
 my %token = map { $_ => new_token() }
     qw(valid valid_late unknown unknown_late revoked revoked_late);
@@ -24,7 +26,7 @@ my %late = map { key_hash($token{$_}) => 1 } grep { /_late$/ } keys %token;
 my $fake = start_fake_redis(handler => sub {
     my ($cmd, $ctx) = @_;
     return undef unless uc $cmd->[0] eq 'HMGET' && $late{ $cmd->[1] };
-    return [sleep => $TIMEOUT + 0.3, send => $ctx->{default}->()];
+    return [sleep => $TIMEOUT + slack(0.3), send => $ctx->{default}->()];
 });
 
 seed_key($fake, $token{$_}, id => "k_$_", scopes => 'read:x')
@@ -32,11 +34,12 @@ seed_key($fake, $token{$_}, id => "k_$_", scopes => 'read:x')
 seed_key($fake, $token{$_}, id => "k_$_", revoked => 1)
     for qw(revoked revoked_late);
 
-my $nginx = start_nginx(redis => $fake, workers => 2, http => <<'EOF2');
+my $nginx = start_nginx(redis => $fake, workers => 2,
+    vars => { TIMEOUT => $TIMEOUT_MS }, http => <<'EOF2');
     server {
         listen 127.0.0.1:%%PORT%%;
         apikey_redis %%REDIS%%;
-        apikey_redis_timeout 400ms;
+        apikey_redis_timeout %%TIMEOUT%%ms;
 
         location /open/ {
             proxy_pass http://%%ECHO%%;
@@ -90,7 +93,7 @@ my $before = settled();
 note explain { before => $before };
 
 my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
-    clients => 6);
+    clients => 4);
 sleep 4;
 my $r = $load->stop;
 note $r->summary;
@@ -105,7 +108,7 @@ my $n_fast = $r->count(protected => 1) - $n_late;
 note "$n_late late and $n_fast timely lookups were made";
 
 timed 'the lookups answered too late, and only those, get 503' => sub {
-    ok($n_late >= 10 && $n_fast >= 10, 'enough of both were made');
+    ok($n_late >= 5 && $n_fast >= 5, 'enough of both were made');
     my @bad = $r->other_than([503], class => \@late);
     is(scalar(@bad), 0, 'late lookups: 503') or diag $r->describe(@bad);
     my $max = $r->max_elapsed(class => \@late);
