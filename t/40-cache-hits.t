@@ -45,6 +45,7 @@ sub statuses {
 
 subtest 'a cached key costs no Redis round trip, on every worker' => sub {
     my $t = key_with('k_hot');
+    settle($nginx, $redis);
     my $before = hmgets();
     my @rows = burst('/api/x', $t, 400);
     my $n = hmgets() - $before;
@@ -73,6 +74,7 @@ subtest 'a cached record reaches the upstream as a fresh one does' => sub {
     my $name = "Nightly \x{c3}\x{a9}xport " . ('n' x 1000);
     my $t = key_with('k_ident', name => $name, org => 'acme',
         scopes => 'read:people write:*', expires_at => now + 3600);
+    settle($nginx, $redis);
     my $before = hmgets();
     my @res = map { $nginx->get($_, Authorization => "Bearer $t") }
         qw(/echo/1 /echo/2 /echo/3 /echo-nocache/4);
@@ -95,6 +97,7 @@ subtest 'an unknown key is remembered: no Redis round trip within '
     . 'negative_ttl' => sub {
     my $t = new_token();
     push @tokens, $t;
+    settle($nginx, $redis);
     my $before = hmgets();
     answer_is($nginx->get('/api/x', Authorization => "Bearer $t"),
         'invalid', name => 'first request');
@@ -129,6 +132,7 @@ subtest 'a key that expires while cached is refused from its expiry on'
     => sub {
     my $at = now + 2;
     my $t = key_with('k_expiring', expires_at => $at);
+    settle($nginx, $redis);
     my $c = $nginx->client;
     is($c->get('/api/x', Authorization => "Bearer $t")->status, 200,
         'before its expiry: 200');
@@ -148,6 +152,7 @@ subtest 'a key that expires while cached is refused from its expiry on'
 subtest 'requests for one key in flight at once share one lookup' => sub {
     for my $path ('/api/x', '/nocache/x') {
         my $t = key_with('k_burst');
+        settle($nginx, $redis);
         my $before = hmgets();
         # Redis holds the first lookup until every request has arrived
         $redis->pause;
@@ -190,6 +195,7 @@ for my $case (['ttl=1s negative_ttl=1s', 1], ['negative_ttl=0', 0]) {
     my $c = $short->client;
     my $valid = key_with('k_short');
     my $unknown = new_token();
+    settle($short, $redis);
 
     if ($neg) {
         subtest "$params: an entry is not served past its ttl" => sub {

@@ -44,6 +44,7 @@ sub try_write {
     my $req = sub { ($path, Authorization => "Bearer $token") };
     my %t = (path => $path);
 
+    settle($nginx, $redis);
     my $h0 = hmgets();
     my @warm = $b->run(request => $req, timeout => 3, until => sub {
         my %w;

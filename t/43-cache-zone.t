@@ -138,6 +138,7 @@ subtest 'keys whose hashes share the tree key stay apart' => sub {
     }
     push @tokens, @t;
     seed_key($redis, $t[$_], id => "k_collide$_") for 0 .. $#t;
+    settle($nginx, $redis);
     my $c = $nginx->client;
     my $ids = sub {
         join ' ', map { $c->get('/api/x', Authorization => "Bearer $_")

@@ -5,6 +5,7 @@ package ApiKey::CacheTest;
 #   my $nginx = start_cached_nginx(redis => $redis, workers => 2,
 #       cache => 'zone=apikeys:1m ttl=60s', server => '...more...');
 #   wait_live($nginx);            # the invalidation subscription is up
+#   settle($nginx, $redis);       # every invalidation sent so far is in
 #   my $r = apikey('revoke', $id, redis => $redis);       # the CLI, waited
 #   my $p = apikey_start('revoke', $id, redis => $redis); # in background
 #   $p->done;                     # undef while running, else when it ended
@@ -31,7 +32,7 @@ use Time::HiRes qw(time sleep);
 use ApiKey::Test ();
 use ApiKey::Test::Proc qw(test_dir wait_until project_root);
 
-our @EXPORT = qw(start_cached_nginx wait_live apikey apikey_start
+our @EXPORT = qw(start_cached_nginx wait_live settle apikey apikey_start
     cached_http);
 
 my $www;
@@ -131,6 +132,35 @@ sub wait_live {
     return 1;
 }
 
+
+# Waits until nginx has taken every invalidation Redis sent so far, so
+# that counting HMGETs right after a write is not disturbed by it: a
+# lookup whose answer comes after an invalidation of any key is not kept
+# (it might be stale), and invalidations arrive when they arrive.  A
+# sentinel key is cached, its record changed (one command, one
+# invalidation, sent after every earlier one on the same connection), and
+# once nginx answers with the change, the earlier ones were taken too.
+sub settle {
+    my ($nginx, $redis) = @_;
+    my $token = ApiKey::Test::new_token();
+    my $key = ApiKey::Test::key_hash($token);
+    my $c = $nginx->client;
+    my $id = sub {
+        return $c->get('/api/x', Authorization => "Bearer $token")
+            ->header('x-id') // '';
+    };
+    $redis->cmd('HSET', $key, id => 'k_settle1');
+    my $cached = wait_until(sub {
+        my $n = $redis->calls('hmget');
+        return $id->() eq 'k_settle1' && $redis->calls('hmget') == $n;
+    }, 5, 0);
+    croak "settle: the sentinel key is not cached" unless $cached;
+    $redis->cmd('HSET', $key, id => 'k_settle2');
+    wait_until(sub { $id->() eq 'k_settle2' }, 5, 0.001)
+        or croak "settle: the write was not taken within 5 s";
+    $c->close;
+    return 1;
+}
 
 # The apikey tool against the test's Redis.  apikey(@args, redis => $r)
 # waits and returns { code, out, err }; apikey_start returns at once.
