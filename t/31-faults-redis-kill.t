@@ -102,7 +102,7 @@ is($r->errors, 0, 'every request got an answer')
 
 timed 'before the kill: every answer as usual' => sub {
     my %w = (to => $t_kill - slack(0.2));
-    ok($r->count(%w) > 20, 'requests were sent');
+    ok($r->count(%w) >= 5, 'requests were sent');
     for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
         my ($class, $status) = @$_;
         my @bad = $r->other_than([$status], %w, class => $class);
@@ -128,7 +128,7 @@ timed 'while Redis is down: 503 at once, the open location answers'
 
 timed 'after the restart: recovery without a reload' => sub {
     my %w = (from => $t_back + 1);
-    ok($r->count(%w, protected => 1) > 10, 'requests were sent');
+    ok($r->count(%w, protected => 1) >= 5, 'requests were sent');
     for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
         my ($class, $status) = @$_;
         my @bad = $r->other_than([$status], %w, class => $class);

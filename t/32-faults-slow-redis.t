@@ -18,6 +18,7 @@ sub timed {
 # timely lookup must never time out
 my $TIMEOUT = slack(0.4);
 my $TIMEOUT_MS = int($TIMEOUT * 1000);
+my $LATE = $TIMEOUT + slack(0.3);
 
 my %token = map { $_ => new_token() }
     qw(valid valid_late unknown unknown_late revoked revoked_late);
@@ -26,7 +27,7 @@ my %late = map { key_hash($token{$_}) => 1 } grep { /_late$/ } keys %token;
 my $fake = start_fake_redis(handler => sub {
     my ($cmd, $ctx) = @_;
     return undef unless uc $cmd->[0] eq 'HMGET' && $late{ $cmd->[1] };
-    return [sleep => $TIMEOUT + slack(0.3), send => $ctx->{default}->()];
+    return [sleep => $LATE, send => $ctx->{default}->()];
 });
 
 seed_key($fake, $token{$_}, id => "k_$_", scopes => 'read:x')
@@ -109,11 +110,19 @@ note "$n_late late and $n_fast timely lookups were made";
 
 timed 'the lookups answered too late, and only those, get 503' => sub {
     ok($n_late >= 5 && $n_fast >= 5, 'enough of both were made');
-    my @bad = $r->other_than([503], class => \@late);
+    # a worker kept off the CPU past the late reply finds both the reply
+    # and its expired timer when it runs again: nginx reads first, and the
+    # key gets its right answer, which is no fault
+    my %right = (valid_late => 200, unknown_late => 401,
+        revoked_late => 401);
+    my @bad = grep {
+        $_->{status} != 503 && !($_->{status} == $right{ $_->{class} }
+            && $_->{elapsed} >= $LATE - 0.02)
+    } $r->rows(class => \@late);
     is(scalar(@bad), 0, 'late lookups: 503') or diag $r->describe(@bad);
-    my $max = $r->max_elapsed(class => \@late);
-    cmp_ok($max, '<=', $TIMEOUT + slack(0.25),
-        sprintf('slowest %.3fs: the timeout and no more', $max));
+    my $max = $r->max_elapsed(class => \@late, status => 503);
+    cmp_ok($max, '<=', $TIMEOUT + slack(0.35),
+        sprintf('slowest 503 %.3fs: the timeout and no more', $max));
     for ([valid => 200], [unknown => 401], [revoked => 401], [open => 200]) {
         my ($class, $status) = @$_;
         @bad = $r->other_than([$status], class => $class);

@@ -249,7 +249,8 @@ EOF
     cmp_ok($res->elapsed, '<=', $TIMEOUT + slack(0.3),
         sprintf('the lookup failed at its timeout or sooner (took %.3fs)',
             $res->elapsed));
-    cmp_ok($open->elapsed, '<', slack(0.1),
+    # unfixed, the worker was blocked for about a second
+    cmp_ok($open->elapsed, '<', slack(0.5),
         sprintf('the open request was answered at once (took %.3fs)',
             $open->elapsed));
     $n->stop;
