@@ -32,6 +32,7 @@ use Compress::Zlib qw(crc32);
 use Cwd qw(abs_path);
 use Digest::SHA qw(sha256_hex);
 use File::Basename qw(dirname);
+use File::Path ();
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
@@ -85,13 +86,18 @@ if ($with_module && !-f $module) {
 }
 
 my $started = time;
-my $dir = tempdir('apikey-bench-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $dir = tempdir('apikey-bench-XXXXXX', TMPDIR => 1);
+my $keep = 0;          # the temporary directory, after a failure
 chmod 0755, $dir;      # the workers run as nobody
 
 my %child;             # pid => name, all stopped by cleanup()
 
 $SIG{INT} = $SIG{TERM} = $SIG{HUP} = sub { die "bench: interrupted\n" };
-END { local $?; cleanup() }
+END {
+    local $?;
+    cleanup();
+    File::Path::remove_tree($dir) if defined $dir && !$keep;
+}
 
 my %port = map { $_ => free_port() } qw(redis nginx backend node);
 my $limit = int($seconds * 2 + 600);    # hard stop for every process
@@ -183,7 +189,9 @@ for my $w (@workloads) {
                    $w, $r, $v, $res->{rps}, $res->{p50}, $res->{p99},
                    $res->{cpu}, $res->{hmget}, $res->{other},
                    $res->{error} ? "  ERROR: $res->{error}" : '';
-            $failed++ if $res->{error};
+            # a few timeouts when the machine is starved are reported,
+            # more than 0.1% of the requests fail the benchmark
+            $failed++ if $res->{nerrors} > $res->{requests} / 1000;
         }
     }
 }
@@ -210,7 +218,11 @@ if ($out ne '') {
 printf "bench: done in %d s\n", time - $started;
 
 if ($failed) {
-    print STDERR "bench: $failed run(s) had errors; see $dir/error.log\n";
+    unlink "$dir/hot.txt", "$dir/keys.txt";
+    $keep = 1;
+    print STDERR "bench: failed: $failed run(s) with more than 0.1% errors"
+                 . " or a [crit] or worse log line; the nginx error log is"
+                 . " kept in $dir/error.log\n";
     exit 1;
 }
 
@@ -752,6 +764,9 @@ sub measure {
     my @err = map { $m{$_} ? "$m{$_} $_" : () }
               qw(connect read write status timeout);
     $res{error} = join(', ', @err) if @err;
+    $res{requests} = $n;
+    $res{nerrors} = 0;
+    $res{nerrors} += $m{$_} for qw(connect read write status timeout);
 
     return \%res;
 }
