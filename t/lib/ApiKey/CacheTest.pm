@@ -6,6 +6,7 @@ package ApiKey::CacheTest;
 #       cache => 'zone=apikeys:1m ttl=60s', server => '...more...');
 #   wait_live($nginx);            # the invalidation subscription is up
 #   settle($nginx, $redis);       # every invalidation sent so far is in
+#   settle($nginx, $redis, path => '/db3/x', db => 3, prefix => 't:');
 #   my $r = apikey('revoke', $id, redis => $redis);       # the CLI, waited
 #   my $p = apikey_start('revoke', $id, redis => $redis); # in background
 #   $p->done;                     # undef while running, else when it ended
@@ -16,7 +17,8 @@ package ApiKey::CacheTest;
 # (X-Worker: $pid), the module's verdict (X-Status) and the key's id
 # (X-Id).  Locations: /api/ (apikey on), /nocache/ (apikey_cache off),
 # /people/ (apikey_scopes read:people), /echo/ and /echo-nocache/
-# (proxied to the echo upstream, to see the identity headers).  With
+# (proxied to the echo upstream, to see the identity headers); the
+# server's apikey_redis is %%REDIS%%, or redis_args => '... password=x'.  With
 # quiet => 1 nginx logs at the info level (requests from notice on) and
 # keeps no access log: many thousand requests would otherwise write
 # gigabytes of debug lines.
@@ -53,12 +55,14 @@ sub _www {
 }
 
 # The http{} text of a cached nginx; `cache` is what follows apikey_cache,
-# `http` and `server` are added at those levels.
+# `http` and `server` are added at those levels, `redis` is what follows
+# the server's apikey_redis (%%REDIS%%).
 sub cached_http {
     my (%o) = @_;
     my $cache = $o{cache} // 'zone=apikeys:1m';
     my $http = $o{http} // '';
     my $server = $o{server} // '';
+    my $redis = $o{redis} // '%%REDIS%%';
     # thousands of requests: their debug lines would fill the disk
     my $quiet = $o{quiet} ? "error_log %%DIR%%/error.log notice;\n"
         . "        access_log off;" : '';
@@ -68,7 +72,7 @@ sub cached_http {
 
     server {
         listen 127.0.0.1:%%PORT%% reuseport;
-        apikey_redis %%REDIS%%;
+        apikey_redis $redis;
         add_header X-Worker \$pid always;
         add_header X-Status \$apikey_status always;
         add_header X-Id \$apikey_id always;
@@ -108,7 +112,8 @@ EOF
 sub start_cached_nginx {
     my (%o) = @_;
     my %http = map { $_ => delete $o{$_} } grep { exists $o{$_} }
-        qw(cache http server quiet);
+        qw(cache http server quiet redis_args);
+    $http{redis} = delete $http{redis_args} if exists $http{redis_args};
     $o{log_level} //= 'info' if $http{quiet};
     my $nginx = ApiKey::Test::start_nginx(%o,
         vars => { WWW => _www(), %{ $o{vars} // {} } },
@@ -141,23 +146,27 @@ sub wait_live {
 # invalidation, sent after every earlier one on the same connection), and
 # once nginx answers with the change, the earlier ones were taken too.
 sub settle {
-    my ($nginx, $redis) = @_;
+    my ($nginx, $redis, %o) = @_;
+    my $path = $o{path} // '/api/x';
     my $token = ApiKey::Test::new_token();
-    my $key = ApiKey::Test::key_hash($token);
+    my $key = ApiKey::Test::key_hash($token, prefix => $o{prefix});
+    my $w = $redis->connect;
+    $w->cmd('SELECT', $o{db}) if $o{db};
     my $c = $nginx->client;
     my $id = sub {
-        return $c->get('/api/x', Authorization => "Bearer $token")
+        return $c->get($path, Authorization => "Bearer $token")
             ->header('x-id') // '';
     };
-    $redis->cmd('HSET', $key, id => 'k_settle1');
+    $w->cmd('HSET', $key, id => 'k_settle1');
     my $cached = wait_until(sub {
         my $n = $redis->calls('hmget');
         return $id->() eq 'k_settle1' && $redis->calls('hmget') == $n;
     }, 5, 0);
     croak "settle: the sentinel key is not cached" unless $cached;
-    $redis->cmd('HSET', $key, id => 'k_settle2');
+    $w->cmd('HSET', $key, id => 'k_settle2');
     wait_until(sub { $id->() eq 'k_settle2' }, 5, 0.001)
         or croak "settle: the write was not taken within 5 s";
+    $w->close;
     $c->close;
     return 1;
 }
