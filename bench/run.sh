@@ -14,7 +14,7 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
         | grep -q '^install ok installed' || missing+=("$p")
 done
-# any Node.js >= 20 with npm will do (e.g. NodeSource's, which bundles npm)
+# any Node.js >= 18 with npm: Debian's, or NodeSource's (which bundles npm)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 
