@@ -181,6 +181,59 @@ subtest 'another program deletes the record: 401 on every worker within '
     });
 };
 
+subtest 'FLUSHALL: 401 on every worker within 100 ms' => sub {
+    check_tries('FLUSHALL', 3, sub {
+        my $t = new_token();
+        push @tokens, $t;
+        seed_key($redis, $t, id => 'k_flushed');
+        return try_write(path => '/api/x', token => $t, ok => 200,
+            refused => 401, write => sub { $redis->cmd('FLUSHALL') });
+    });
+};
+
+subtest 'a record dropped by its Redis TTL is refused soon after' => sub {
+    my $t = new_token();
+    push @tokens, $t;
+    seed_key($redis, $t, id => 'k_ttl');
+    $redis->cmd('PEXPIRE', key_hash($t), 600);
+    my $gone = time + 0.6;
+    # Redis notices expired keys on its own within about 100 ms
+    my $r = try_write(path => '/api/x', token => $t, ok => 200,
+        refused => 401, write => sub {
+            sleep($gone - time) if time < $gone;
+        });
+    is($r->{warm_bad} + $r->{other}, 0, 'let in until it expires, refused '
+        . 'after') or diag explain $r;
+    cmp_ok($r->{warm_hmget}, '<=', $WORKERS, 'from the cache');
+    cmp_ok($r->{lag}, '<', slack(0.2), sprintf('let in until %.1f ms after '
+        . 'its expiry', $r->{lag} * 1000));
+    is($r->{late_bad}, 0, 'then refused');
+};
+
+subtest 'apikey rotate --grace: the old key works until the grace ends, '
+    . 'then every worker refuses it' => sub {
+    my $k = create_key();
+    my $r = apikey('rotate', $k->{id}, '--grace', '2s', '--json',
+        redis => $redis);
+    is($r->{code}, 0, 'apikey rotate --grace 2s');
+    my $new = JSON::PP->new->decode($r->{out});
+    push @tokens, $new->{key};
+    my $end = $redis->cmd('HGET', key_hash($k->{key}), 'expires_at');
+    cmp_ok($end, '>', time, 'the old key expires in the future');
+    my $try = try_write(path => '/api/x', token => $k->{key}, ok => 200,
+        refused => 401, write => sub {
+            sleep($end - time) if time < $end;
+        });
+    is($try->{warm_bad} + $try->{other}, 0, 'let in during the grace, '
+        . 'refused after') or diag explain $try;
+    cmp_ok($try->{warm_hmget}, '<=', $WORKERS, 'from the cache');
+    cmp_ok($try->{lag}, '<', slack($BOUND), sprintf('let in until %.1f ms '
+        . 'after the grace ended', $try->{lag} * 1000));
+    is($try->{late_bad}, 0, 'then refused on every worker');
+    is($nginx->get('/api/x', Authorization => "Bearer $new->{key}")->status,
+        200, 'the new key is let in');
+};
+
 subtest 'a revocation that crosses a lookup in flight is not lost' => sub {
     my (@bad, $n);
     for my $try (1 .. 10) {

@@ -1,6 +1,6 @@
 # apikey_cache with the ways nginx reaches Redis: a password and a
-# database, an ACL user, a unix socket, two servers and two prefixes in
-# one zone.  In each, a key is served from the cache and a revocation
+# database, an ACL user, HMAC-hashed keys, a unix socket, two servers
+# and two prefixes in one zone.  In each, a key is served from the cache and a revocation
 # lands; a user not allowed to subscribe still gets keys checked (from
 # Redis every time); losing one server's subscription bypasses only that
 # server's keys.
@@ -130,6 +130,40 @@ EOF
         'a revocation lands on the next request');
     like($nginx->error_log, qr/\[error\].*apikey cache: redis "[^"]+" /,
         'the refused subscription is logged');
+    $nginx->stop;
+};
+
+subtest 'keys hashed with apikey_hash_secret_file' => sub {
+    my $file = test_dir() . '/hash-secret';
+    open(my $fh, '>', $file) or die "$file: $!";
+    print {$fh} "cache-secret\n";
+    close $fh;
+    my $nginx = nginx_with(<<'EOF', vars => { SECRET => $file });
+        location /hmac/ {
+            apikey on;
+            apikey_hash_secret_file %%SECRET%%;
+            alias %%WWW%%/api/;
+        }
+EOF
+    my $t = new_token();
+    push @tokens, $t;
+    my $key = key_hash($t, secret => 'cache-secret');
+    $redis->cmd('HSET', $key, id => 'k_hmac');
+    my $c = $nginx->client;
+    is($c->get('/hmac/x', Authorization => "Bearer $t")->header('x-id'),
+        'k_hmac', 'the key is let in');
+    settle($nginx, $redis);
+    $c->get('/hmac/x', Authorization => "Bearer $t");
+    my $h0 = hmgets($redis);
+    my @s = map { $c->get('/hmac/x', Authorization => "Bearer $t")->status }
+        1 .. 20;
+    is("@s", join(' ', (200) x 20), '20 more times');
+    is(hmgets($redis) - $h0, 0, 'from the cache');
+    $redis->cmd('HSET', $key, revoked => 1);
+    my ($got, $took) = until_status($nginx, '/hmac/x', $t, 401);
+    is($got, 401, 'revoked');
+    cmp_ok($took, '<', slack($BOUND), sprintf('refused after %.1f ms',
+        $took * 1000));
     $nginx->stop;
 };
 
