@@ -1,9 +1,9 @@
 # apikey_cache with the ways nginx reaches Redis: a password and a
 # database, an ACL user, HMAC-hashed keys, a unix socket, two servers
-# and two prefixes in one zone.  In each, a key is served from the cache and a revocation
-# lands; a user not allowed to subscribe still gets keys checked (from
-# Redis every time); losing one server's subscription bypasses only that
-# server's keys.
+# and two prefixes in one zone.  In each, a key is served from the cache
+# and a revocation lands; a user not allowed to subscribe still gets keys
+# checked (from Redis every time); losing one server's subscription
+# bypasses only that server's keys.
 
 use lib 't/lib';
 use ApiKey::Test;
