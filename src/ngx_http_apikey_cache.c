@@ -14,6 +14,10 @@
 /* how often the subscription is checked, and how soon it is tried again */
 #define NGX_HTTP_APIKEY_CACHE_PING     1000
 #define NGX_HTTP_APIKEY_CACHE_RETRY    500
+#define NGX_HTTP_APIKEY_CACHE_REFUSED  5000
+
+/* no news from the subscribing worker for this long: it is stuck or gone */
+#define NGX_HTTP_APIKEY_CACHE_SILENCE  2500
 
 #define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
 #define NGX_HTTP_APIKEY_CACHE_EVICT    16
@@ -39,6 +43,9 @@ typedef struct {
     ngx_pid_t                          owner;
     uint32_t                           config;
     ngx_uint_t                         valid[NGX_HTTP_APIKEY_CACHE_SOURCES];
+
+    /* unix msec of the owner's last PONG (or subscription) per source */
+    uint64_t                           heard[NGX_HTTP_APIKEY_CACHE_SOURCES];
 } ngx_http_apikey_cache_sh_t;
 
 
@@ -76,6 +83,7 @@ typedef struct {
     ngx_uint_t                         state;
     ngx_uint_t                         init;
     ngx_uint_t                         pings;
+    ngx_msec_t                         retry;
 
     u_char                            *pos;
     u_char                            *last;
@@ -250,7 +258,10 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     cache = shm_zone->data;
     sh = cache->sh;
 
-    if (!sh->valid[source->index] || sh->config != cache->config) {
+    if (!sh->valid[source->index] || sh->config != cache->config
+        || sh->heard[source->index] + NGX_HTTP_APIKEY_CACHE_SILENCE
+           < ngx_http_apikey_cache_now())
+    {
         return NGX_BUSY;
     }
 
@@ -666,6 +677,8 @@ ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
         sub->timer.log = &sub->log;
         sub->timer.cancelable = 1;
 
+        sub->retry = NGX_HTTP_APIKEY_CACHE_RETRY;
+
         ngx_http_apikey_sub_connect(sub);
     }
 
@@ -870,6 +883,8 @@ ngx_http_apikey_sub_read_handler(ngx_event_t *rev)
             freeReplyObject(r);
 
             if (rc != NGX_OK) {
+                /* a refusal (ACL, CLIENT TRACKING off) does not pass soon */
+                sub->retry = NGX_HTTP_APIKEY_CACHE_REFUSED;
                 ngx_http_apikey_sub_down(sub, "refused the subscription");
                 return;
             }
@@ -893,6 +908,14 @@ ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
 
     if (sub->init) {
         sub->init--;
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
+                          "apikey cache: redis \"%V\" refused AUTH or "
+                          "SELECT: %*s", &sub->source->server->url,
+                          (size_t) ngx_min(reply->len, 128), reply->str);
+        }
+
         return reply->type == REDIS_REPLY_STATUS ? NGX_OK : NGX_ERROR;
     }
 
@@ -960,6 +983,14 @@ ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
 
     case NGX_HTTP_APIKEY_SUB_SUBSCRIBE:
 
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
+                          "apikey cache: redis \"%V\" refused SUBSCRIBE: %*s",
+                          &sub->source->server->url,
+                          (size_t) ngx_min(reply->len, 128), reply->str);
+            return NGX_ERROR;
+        }
+
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
             || reply->element[0]->type != REDIS_REPLY_STRING
             || ngx_strcmp(reply->element[0]->str, "subscribe") != 0)
@@ -979,8 +1010,12 @@ ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
         ngx_shmtx_lock(&cache->shpool->mutex);
 
         if (cache->sh->owner == ngx_pid) {
+            cache->sh->heard[sub->source->index] =
+                                                ngx_http_apikey_cache_now();
             cache->sh->valid[sub->source->index] = 1;
         }
+
+        sub->retry = NGX_HTTP_APIKEY_CACHE_RETRY;
 
         ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -1011,6 +1046,8 @@ ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
 
     if (ngx_strcmp(reply->element[0]->str, "pong") == 0) {
         sub->pings = 0;
+        sub->cache->sh->heard[sub->source->index] =
+                                                ngx_http_apikey_cache_now();
         return NGX_OK;
     }
 
@@ -1150,6 +1187,6 @@ ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub, char *reason)
     }
 
     if (!ngx_exiting && !ngx_terminate) {
-        ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_RETRY);
+        ngx_add_timer(&sub->timer, sub->retry);
     }
 }
