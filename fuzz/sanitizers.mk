@@ -109,7 +109,7 @@ test-valgrind: deps all
 
 fuzz-build: $(addprefix $(FUZZ_BUILD)/fuzz_, $(FUZZ_TARGETS))
 
-$(FUZZ_BUILD)/.deps:
+$(FUZZ_BUILD)/.deps: | deps
 	@$(call apikey_need,clang libclang-rt-14-dev)
 	mkdir -p $(FUZZ_BUILD)
 	touch $@
