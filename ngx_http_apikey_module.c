@@ -68,6 +68,7 @@ static char *ngx_http_apikey_check_prefix(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_apikey_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_realm_p =
@@ -219,7 +220,7 @@ ngx_module_t  ngx_http_apikey_module = {
     ngx_http_apikey_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_apikey_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -445,14 +446,19 @@ static ngx_int_t
 ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_ctx_t *ctx)
 {
-    ngx_str_t                 *challenge;
+    ngx_str_t                  arg, *challenge;
     ngx_table_elt_t           *h;
     ngx_http_apikey_answer_t  *answer;
     ngx_http_core_loc_conf_t  *clcf;
 
     answer = &ngx_http_apikey_answers[ctx->status];
 
-    if (ctx->found) {
+    if (ctx->status == NGX_HTTP_APIKEY_MALFORMED && r->args.len
+        && ngx_http_arg(r, (u_char *) "access_token", 12, &arg) == NGX_OK)
+    {
+        /* the request line in the log context would carry the token */
+
+    } else if (ctx->found) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "apikey: key \"%V\" refused: %V", &ctx->record.id,
                       ngx_http_apikey_status_name(ctx->status));
@@ -1404,4 +1410,11 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_lookup_exit_process(cycle);
 }

@@ -95,6 +95,29 @@ ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle,
 }
 
 
+/* the HMAC secrets must not outlive the worker in OpenSSL's memory */
+
+void
+ngx_http_apikey_lookup_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    i;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+
+    if (amcf == NULL || ngx_http_apikey_hashers == NULL) {
+        return;
+    }
+
+    for (i = 0; i < amcf->secrets.nelts; i++) {
+        if (ngx_http_apikey_hashers[i]) {
+            ngx_http_apikey_hasher_free(ngx_http_apikey_hashers[i]);
+            ngx_http_apikey_hashers[i] = NULL;
+        }
+    }
+}
+
+
 /*
  * NGX_DECLINED: ctx->lookup holds the outcome already (no or a malformed
  * token, a cached record, an error); NGX_AGAIN: the request is resumed

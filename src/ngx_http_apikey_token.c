@@ -11,6 +11,9 @@
 #include "ngx_http_apikey_token.h"
 
 
+static ngx_uint_t ngx_http_apikey_tchar(u_char c);
+
+
 /*
  * b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
  */
@@ -82,9 +85,12 @@ ngx_http_apikey_token_parse(ngx_str_t *value, ngx_str_t *token)
     }
 
     if (*p != ' ') {
-        /* "Bearerxyz" is another scheme; "Bearer\tx" is a broken one */
-        return (*p == '\t' || *p == ',') ? NGX_HTTP_APIKEY_MALFORMED
-                                         : NGX_HTTP_APIKEY_MISSING;
+        /*
+         * "Bearerxyz" is another scheme (RFC 7230 token characters);
+         * "Bearer\tx" or "Bearer\x01x" is a broken Bearer
+         */
+        return ngx_http_apikey_tchar(*p) ? NGX_HTTP_APIKEY_MISSING
+                                         : NGX_HTTP_APIKEY_MALFORMED;
     }
 
     while (p < last && *p == ' ') {
@@ -110,4 +116,17 @@ ngx_http_apikey_token_parse(ngx_str_t *value, ngx_str_t *token)
     }
 
     return NGX_HTTP_APIKEY_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_tchar(u_char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9'))
+    {
+        return 1;
+    }
+
+    return ngx_strchr("!#$%&'*+-.^_`|~", c) != NULL && c != '\0';
 }

@@ -63,6 +63,9 @@ sub cached_http {
     my $http = $o{http} // '';
     my $server = $o{server} // '';
     my $redis = $o{redis} // '%%REDIS%%';
+    # timeouts are not the subject of most tests: a busy machine must not
+    # fail them with a slow lookup
+    my $timeout = $o{timeout} // '2s';
     # thousands of requests: their debug lines would fill the disk
     my $quiet = $o{quiet} ? "error_log %%DIR%%/error.log notice;\n"
         . "        access_log off;" : '';
@@ -73,9 +76,7 @@ sub cached_http {
     server {
         listen 127.0.0.1:%%PORT%% reuseport;
         apikey_redis $redis;
-        # timeouts are not the subject here: a busy machine must not fail
-        # a test with a slow lookup
-        apikey_redis_timeout 2s;
+        apikey_redis_timeout $timeout;
         add_header X-Worker \$pid always;
         add_header X-Status \$apikey_status always;
         add_header X-Id \$apikey_id always;
@@ -115,7 +116,7 @@ EOF
 sub start_cached_nginx {
     my (%o) = @_;
     my %http = map { $_ => delete $o{$_} } grep { exists $o{$_} }
-        qw(cache http server quiet redis_args);
+        qw(cache http server quiet redis_args timeout);
     $http{redis} = delete $http{redis_args} if exists $http{redis_args};
     $o{log_level} //= 'info' if $http{quiet};
     my $nginx = ApiKey::Test::start_nginx(%o,
