@@ -20,7 +20,8 @@
 #define NGX_HTTP_APIKEY_CACHE_SILENCE  2500
 
 #define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
-#define NGX_HTTP_APIKEY_CACHE_EVICT    16
+/* entries looked at to make room: given a second chance or evicted */
+#define NGX_HTTP_APIKEY_CACHE_EVICT    256
 
 /* keys one invalidation message may carry */
 #define NGX_HTTP_APIKEY_CACHE_ELEMENTS 4096
@@ -74,6 +75,7 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             source;
     u_char                             negative;
     u_char                             revoked;
+    u_char                             referenced;
     u_short                            len[4];     /* id name org scopes */
     u_char                             data[1];
 };
@@ -300,8 +302,12 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
         return NGX_AGAIN;
     }
 
-    ngx_queue_remove(&node->queue);
-    ngx_queue_insert_head(&sh->queue, &node->queue);
+    /*
+     * Second chance rather than a strict LRU: moving the entry to the head
+     * would touch two other random entries on every hit.
+     */
+
+    node->referenced = 1;
 
     if (node->negative) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -392,6 +398,11 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         ngx_http_apikey_cache_delete(cache, node);
     }
 
+    /*
+     * When the zone is full, the entry at the tail goes unless it was used
+     * since it got there: then it goes back to the head, once.
+     */
+
     for (n = 0; /* void */ ; n++) {
 
         node = ngx_slab_alloc_locked(cache->shpool, size);
@@ -403,9 +414,18 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         }
 
         q = ngx_queue_last(&sh->queue);
+        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
 
-        ngx_http_apikey_cache_delete(cache,
-                   ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue));
+        if (node->referenced) {
+            node->referenced = 0;
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&sh->queue, q);
+            node = NULL;
+            continue;
+        }
+
+        ngx_http_apikey_cache_delete(cache, node);
+        node = NULL;
     }
 
     if (node == NULL) {
@@ -417,6 +437,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_memcpy(node->digest, digest, NGX_HTTP_APIKEY_HASH_LEN);
     node->source = (u_char) source->index;
     node->negative = (record == NULL);
+    node->referenced = 0;
     node->revoked = 0;
     node->expires_at = 0;
     ngx_memzero(node->len, sizeof(node->len));
