@@ -90,9 +90,10 @@ int ngx_http_apikey_key_hash(const EVP_MD *md, const unsigned char *secret,
 void ngx_http_apikey_key_hex(const unsigned char *digest, unsigned char *hex);
 
 /*
- * The same hash, binary, with the OpenSSL objects made once: a long-lived process
- * (an nginx worker) keeps one hasher per secret; fetching and allocating on
- * every token costs ten times the digest itself.  NULL on failure.
+ * The same hash, binary, with the OpenSSL objects made once: a long-lived
+ * process (an nginx worker) keeps one hasher per secret; fetching and
+ * allocating on every token costs ten times the digest itself.  NULL on
+ * failure.
  */
 
 typedef struct ngx_http_apikey_hasher_s  ngx_http_apikey_hasher_t;
