@@ -17,52 +17,17 @@ sub timed {
 my $TIMEOUT = 0.3;
 
 my $redis = start_redis();
-my $nginx = start_nginx(redis => $redis, workers => 2, http => <<'EOF');
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        apikey_redis %%REDIS%%;
-        apikey_redis_timeout 300ms;
+my $scene = ApiKey::Load->scene(redis => $redis, timeout => '300ms');
+my $nginx = $scene->{nginx};
 
-        location /open/ {
-            proxy_pass http://%%ECHO%%;
-        }
-
-        location /api/ {
-            apikey on;
-            proxy_pass http://%%ECHO%%;
-        }
-    }
-EOF
-
-my %token = map { $_ => new_token() } qw(valid1 valid2 unknown revoked);
-seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
-seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
-seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
-
-my @mix = (
-    { class => 'valid', path => '/api/a', token => $token{valid1},
-      id => 'k_valid1' },
-    { class => 'unknown', path => '/api/b', token => $token{unknown} },
-    { class => 'valid', path => '/api/c', token => $token{valid2},
-      id => 'k_valid2' },
-    { class => 'revoked', path => '/api/d', token => $token{revoked} },
-    { class => 'open', path => '/open/e', protected => 0 },
-);
+my %token = %{ $scene->{token} };
+my @mix = @{ $scene->{mix} };
 
 my @workers = $nginx->worker_pids;
 is(scalar(@workers), 2, 'nginx runs two workers');
 
 # what nginx and Redis hold once a first load is over: the reference
-sub census {
-    my %c = (redis_clients => $redis->connected_clients);
-    for my $pid (@workers) {
-        my $f = ApiKey::Load->fd_census($pid, $redis->port);
-        $c{other}{$pid} = $f->{other};
-        $c{redis}{$pid} = $f->{redis};
-        $c{nginx_redis} += $f->{redis};
-    }
-    return \%c;
-}
+sub census { return ApiKey::Load->census($redis, @workers) }
 
 my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
     clients => 4);

@@ -15,53 +15,17 @@ sub timed {
 }
 
 my $redis = start_redis();
-my $nginx = start_nginx(redis => $redis, workers => 2, http => <<'EOF');
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        apikey_redis %%REDIS%%;
-        # not what this test is about: a busy machine must not fail it
-        apikey_redis_timeout 2s;
-        
-        location /open/ {
-            proxy_pass http://%%ECHO%%;
-        }
+my $scene = ApiKey::Load->scene(redis => $redis);
+my $nginx = $scene->{nginx};
 
-        location /api/ {
-            apikey on;
-            proxy_pass http://%%ECHO%%;
-        }
-    }
-EOF
-
-my %token = map { $_ => new_token() } qw(valid1 valid2 unknown revoked);
-seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
-seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
-seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
-
-my @mix = (
-    { class => 'valid', path => '/api/a', token => $token{valid1},
-      id => 'k_valid1' },
-    { class => 'unknown', path => '/api/b', token => $token{unknown} },
-    { class => 'valid', path => '/api/c', token => $token{valid2},
-      id => 'k_valid2' },
-    { class => 'revoked', path => '/api/d', token => $token{revoked} },
-    { class => 'open', path => '/open/e', protected => 0 },
-);
+my %token = %{ $scene->{token} };
+my @mix = @{ $scene->{mix} };
 
 my @workers = $nginx->worker_pids;
 is(scalar(@workers), 2, 'nginx runs two workers');
 
 # what nginx and Redis hold once a first load is over: the reference
-sub census {
-    my %c = (redis_clients => $redis->connected_clients);
-    for my $pid (@workers) {
-        my $f = ApiKey::Load->fd_census($pid, $redis->port);
-        $c{other}{$pid} = $f->{other};
-        $c{redis}{$pid} = $f->{redis};
-        $c{nginx_redis} += $f->{redis};
-    }
-    return \%c;
-}
+sub census { return ApiKey::Load->census($redis, @workers) }
 
 my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
     clients => 4);
@@ -86,9 +50,7 @@ my $t_restart = time;
 $redis->restart;
 # the new Redis starts empty: the keys come back as a restore would bring
 # them; requests in between find no key (401), which is right
-seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
-seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
-seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
+ApiKey::Load->seed_scene($redis, \%token);
 my $t_back = time;
 sleep 2;
 my $r = $load->stop;

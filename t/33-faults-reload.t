@@ -9,38 +9,11 @@ use ApiKey::Test;
 use ApiKey::Load;
 
 my $redis = start_redis();
-my $nginx = start_nginx(redis => $redis, workers => 2, http => <<'EOF2');
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        apikey_redis %%REDIS%%;
-        # not what this test is about: a busy machine must not fail it
-        apikey_redis_timeout 2s;
+my $scene = ApiKey::Load->scene(redis => $redis);
+my $nginx = $scene->{nginx};
 
-        location /open/ {
-            proxy_pass http://%%ECHO%%;
-        }
-
-        location /api/ {
-            apikey on;
-            proxy_pass http://%%ECHO%%;
-        }
-    }
-EOF2
-
-my %token = map { $_ => new_token() } qw(valid1 valid2 unknown revoked);
-seed_key($redis, $token{valid1}, id => 'k_valid1', scopes => 'read:x');
-seed_key($redis, $token{valid2}, id => 'k_valid2', org => 'acme');
-seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
-
-my @mix = (
-    { class => 'valid', path => '/api/a', token => $token{valid1},
-      id => 'k_valid1' },
-    { class => 'unknown', path => '/api/b', token => $token{unknown} },
-    { class => 'valid', path => '/api/c', token => $token{valid2},
-      id => 'k_valid2' },
-    { class => 'revoked', path => '/api/d', token => $token{revoked} },
-    { class => 'open', path => '/open/e', protected => 0 },
-);
+my %token = %{ $scene->{token} };
+my @mix = @{ $scene->{mix} };
 
 my @first = $nginx->worker_pids;
 my $keep = ApiKey::Load->start(port => $nginx->port, mix => \@mix,

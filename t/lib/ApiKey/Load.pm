@@ -36,6 +36,7 @@ use POSIX ();
 use Test::More ();
 use Time::HiRes qw(time sleep);
 
+use ApiKey::Test ();
 use ApiKey::Test::Proc qw(test_dir fork_child stop_child child_alive
     wait_until);
 use ApiKey::Test::HTTP;
@@ -73,6 +74,76 @@ sub start {
 }
 
 sub dir { $_[0]->{dir} }
+
+# The fault tests' scene: nginx with two workers, an open location and a
+# protected one on the given Redis (lookup timeout $o{timeout}, 2s by
+# default: where the timeout is not the subject, a busy machine must not
+# fail the test), four keys (two valid, one unknown, one revoked) and the
+# mix of requests that uses them.
+#
+#   my $s = ApiKey::Load->scene(redis => $redis, timeout => '300ms');
+#   $s->{nginx}, $s->{token}{valid1}, $s->{mix}
+#   ApiKey::Load->seed_scene($redis, $s->{token});   # after a restart
+sub scene {
+    my ($class, %o) = @_;
+    my $redis = $o{redis};
+    my $timeout = $o{timeout} // '2s';
+    my $nginx = ApiKey::Test::start_nginx(redis => $redis, workers => 2,
+        http => <<"EOF");
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%%;
+        apikey_redis_timeout $timeout;
+
+        location /open/ {
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location /api/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+    my %token = map { $_ => ApiKey::Test::new_token() }
+        qw(valid1 valid2 unknown revoked);
+    $class->seed_scene($redis, \%token);
+    my @mix = (
+        { class => 'valid', path => '/api/a', token => $token{valid1},
+          id => 'k_valid1' },
+        { class => 'unknown', path => '/api/b', token => $token{unknown} },
+        { class => 'valid', path => '/api/c', token => $token{valid2},
+          id => 'k_valid2' },
+        { class => 'revoked', path => '/api/d', token => $token{revoked} },
+        { class => 'open', path => '/open/e', protected => 0 },
+    );
+    return { nginx => $nginx, token => \%token, mix => \@mix };
+}
+
+sub seed_scene {
+    my ($class, $redis, $token) = @_;
+    ApiKey::Test::seed_key($redis, $token->{valid1}, id => 'k_valid1',
+        scopes => 'read:x');
+    ApiKey::Test::seed_key($redis, $token->{valid2}, id => 'k_valid2',
+        org => 'acme');
+    ApiKey::Test::seed_key($redis, $token->{revoked}, id => 'k_revoked',
+        revoked => 1);
+}
+
+# What the workers and Redis hold: per worker the descriptors other than
+# Redis connections and the Redis connections, their sum, and the clients
+# Redis counts.
+sub census {
+    my ($class, $redis, @workers) = @_;
+    my %c = (redis_clients => $redis->connected_clients);
+    for my $pid (@workers) {
+        my $f = $class->fd_census($pid, $redis->port);
+        $c{other}{$pid} = $f->{other};
+        $c{redis}{$pid} = $f->{redis};
+        $c{nginx_redis} += $f->{redis};
+    }
+    return \%c;
+}
 
 # A subtest whose assertions depend on speed (answers within a timeout,
 # recovery within a second, a number of requests).  Under valgrind
