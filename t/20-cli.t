@@ -11,42 +11,16 @@ use JSON::PP ();
 my $redis = start_redis();
 my $json = JSON::PP->new;
 
-# apikey(@args) or apikey({ stdin => $text, env => {...} }, @args):
-# { code, out, err } of one run of build/apikey against $redis.
+# apikey(@args) or apikey({ stdin => $text, env => {...}, no_redis => 1 },
+# @args): { code, out, err } of one run of build/apikey against $redis.
 sub apikey {
     my $o = ref $_[0] eq 'HASH' ? shift : {};
-    my @args = @_;
-    my $dir = test_dir();
-    my $cli = project_root() . '/build/apikey';
-    die "\n\n*** $cli is missing: run `make cli` first ***\n\n"
-        unless -x $cli;
-    open(my $in, '>', "$dir/cli.in") or die "cli.in: $!";
-    print {$in} $o->{stdin} // '';
-    close $in;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open(STDIN, '<', "$dir/cli.in");
-        open(STDOUT, '>', "$dir/cli.out");
-        open(STDERR, '>', "$dir/cli.err");
-        delete $ENV{APIKEY_REDIS};
-        %ENV = (%ENV, %{ $o->{env} // {} });
-        unshift @args, '--redis', $redis->addr unless $o->{no_redis};
-        exec('timeout', '30', $cli, @args) or exit 127;
-    }
-    waitpid($pid, 0);
-    my %r = (code => $? >> 8);
-    for my $f (qw(out err)) {
-        open(my $fh, '<', "$dir/cli.$f") or die "cli.$f: $!";
-        local $/;
-        $r{$f} = <$fh>;
-    }
-    return \%r;
+    return run_cli({ %$o, $o->{no_redis} ? () : (redis => $redis) }, @_);
 }
 
 sub apikey_json {
-    my $r = apikey(@_, '--json');
-    die "apikey @_ --json failed ($r->{code}): $r->{err}" if $r->{code};
-    return $json->decode($r->{out});
+    my $o = ref $_[0] eq 'HASH' ? shift : {};
+    return run_cli_json({ %$o, redis => $redis }, @_);
 }
 
 my $RFC3339 = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;

@@ -5,10 +5,8 @@
 use lib 't/lib';
 use ApiKey::Test;
 
-use JSON::PP ();
 
 my $redis = start_redis();
-my $json = JSON::PP->new;
 
 my $nginx = start_nginx(redis => $redis, http => <<'EOF');
     server {
@@ -53,35 +51,9 @@ my $nginx = start_nginx(redis => $redis, http => <<'EOF');
     }
 EOF
 
-sub apikey {
-    my @args = @_;
-    my $dir = test_dir();
-    my $cli = project_root() . '/build/apikey';
-    die "\n\n*** $cli is missing: run `make cli` first ***\n\n"
-        unless -x $cli;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open(STDIN, '<', '/dev/null');
-        open(STDOUT, '>', "$dir/cli.out");
-        open(STDERR, '>', "$dir/cli.err");
-        exec('timeout', '30', $cli, '--redis', $redis->addr, @args)
-            or exit 127;
-    }
-    waitpid($pid, 0);
-    my %r = (code => $? >> 8);
-    for my $f (qw(out err)) {
-        open(my $fh, '<', "$dir/cli.$f") or die "cli.$f: $!";
-        local $/;
-        $r{$f} = <$fh>;
-    }
-    return \%r;
-}
+sub apikey { return run_cli({ redis => $redis }, @_) }
 
-sub apikey_json {
-    my $r = apikey(@_, '--json');
-    die "apikey @_ --json failed ($r->{code}): $r->{err}" if $r->{code};
-    return $json->decode($r->{out});
-}
+sub apikey_json { return run_cli_json({ redis => $redis }, @_) }
 
 # "200 ok", "401 revoked", ... for one request with the key
 sub status {

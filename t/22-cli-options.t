@@ -7,9 +7,7 @@ use lib 't/lib';
 use ApiKey::Test;
 
 use Digest::SHA qw(hmac_sha256_hex sha256_hex);
-use JSON::PP ();
 
-my $json = JSON::PP->new;
 my $dir = test_dir();
 
 my $redis = start_redis(
@@ -54,34 +52,9 @@ my $nginx = start_nginx(redis => $redis, vars => { SECRET => $secret,
     }
 EOF
 
-sub apikey {
-    my @args = @_;
-    my $cli = project_root() . '/build/apikey';
-    die "\n\n*** $cli is missing: run `make cli` first ***\n\n"
-        unless -x $cli;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open(STDIN, '<', '/dev/null');
-        open(STDOUT, '>', "$dir/cli.out");
-        open(STDERR, '>', "$dir/cli.err");
-        delete $ENV{APIKEY_REDIS};
-        exec('timeout', '30', $cli, @args) or exit 127;
-    }
-    waitpid($pid, 0);
-    my %r = (code => $? >> 8);
-    for my $f (qw(out err)) {
-        open(my $fh, '<', "$dir/cli.$f") or die "cli.$f: $!";
-        local $/;
-        $r{$f} = <$fh>;
-    }
-    return \%r;
-}
+sub apikey { return run_cli(@_) }
 
-sub apikey_json {
-    my $r = apikey(@_, '--json');
-    die "apikey @_ --json failed ($r->{code}): $r->{err}" if $r->{code};
-    return $json->decode($r->{out});
-}
+sub apikey_json { return run_cli_json(@_) }
 
 sub status {
     my ($key, $path) = @_;

@@ -35,6 +35,7 @@ use warnings;
 use Carp qw(croak);
 use Compress::Zlib ();
 use Digest::SHA qw(sha256_hex hmac_sha256_hex);
+use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
@@ -47,7 +48,8 @@ use ApiKey::Test::Echo;
 use ApiKey::Test::HTTP qw(http_raw http_get http_request build_request);
 
 our @EXPORT = (qw(start_redis start_nginx start_fake_redis nginx_check
-    new_token key_hash seed_key answer_is answers answer_body
+    new_token key_hash seed_key answer_is answers answer_body run_cli
+    run_cli_json
     error_log_clean now slack timing_ok free_port test_dir wait_until project_root
     http_raw http_get http_request build_request time sleep),
     @ApiKey::Test::RESP::EXPORT_OK);
@@ -98,6 +100,48 @@ sub start_redis      { return ApiKey::Test::Redis->start(@_) }
 sub start_nginx      { return ApiKey::Test::Nginx->start(@_) }
 sub start_fake_redis { return ApiKey::Test::FakeRedis->start(@_) }
 sub nginx_check      { return ApiKey::Test::Nginx->check(@_) }
+
+
+# run_cli(@args) or run_cli({ redis => $r, stdin => $text, env => {...} },
+# @args): { code, out, err } of one run of build/apikey, under a bound in
+# time, with APIKEY_REDIS unset; with redis => $r, "--redis <address>"
+# comes first.
+sub run_cli {
+    my $o = ref $_[0] eq 'HASH' ? shift : {};
+    my @args = @_;
+    my $dir = test_dir();
+    my $cli = project_root() . '/build/apikey';
+    die "\n\n*** $cli is missing: run `make cli` first ***\n\n"
+        unless -x $cli;
+    open(my $in, '>', "$dir/cli.in") or die "cli.in: $!";
+    print {$in} $o->{stdin} // '';
+    close $in;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open(STDIN, '<', "$dir/cli.in");
+        open(STDOUT, '>', "$dir/cli.out");
+        open(STDERR, '>', "$dir/cli.err");
+        delete $ENV{APIKEY_REDIS};
+        %ENV = (%ENV, %{ $o->{env} // {} });
+        unshift @args, '--redis', $o->{redis}->addr if $o->{redis};
+        exec('timeout', '30', $cli, @args) or exit 127;
+    }
+    waitpid($pid, 0);
+    my %r = (code => $? >> 8);
+    for my $f (qw(out err)) {
+        open(my $fh, '<', "$dir/cli.$f") or die "cli.$f: $!";
+        local $/;
+        $r{$f} = <$fh>;
+    }
+    return \%r;
+}
+
+# The decoded --json output of run_cli(); dies if the command failed.
+sub run_cli_json {
+    my $r = run_cli(@_, '--json');
+    die "apikey @_ --json failed ($r->{code}): $r->{err}" if $r->{code};
+    return JSON::PP->new->decode($r->{out});
+}
 
 
 # A key in the product's format: prefix, 30 base62 characters, then the
