@@ -27,18 +27,8 @@ is(scalar(@workers), 2, 'nginx runs two workers');
 # what nginx and Redis hold once a first load is over: the reference
 sub census { return ApiKey::Load->census($redis, @workers) }
 
-my $warm = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
-    clients => 4);
-sleep 1;
-my $w = $warm->stop;
-is($w->wrong_allows, 0, 'warm-up: no wrong allow');
-is($w->errors, 0, 'warm-up: every request answered');
-my $before;
-wait_until(sub {
-    $before = census();
-    $before->{redis_clients} == $before->{nginx_redis};
-}, 3);
-note explain { before => $before };
+my $before = ApiKey::Load->warm_up(nginx => $nginx, mix => \@mix,
+    redis => $redis, workers => \@workers);
 
 my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
     clients => 4);

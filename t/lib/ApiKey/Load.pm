@@ -130,6 +130,27 @@ sub seed_scene {
         revoked => 1);
 }
 
+# A second of load with no fault, then what the workers and Redis hold
+# once it is over (every Redis connection accounted for): the reference
+# a fault test compares with afterwards.
+sub warm_up {
+    my ($class, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $warm = $class->start(port => $o{nginx}->port, mix => $o{mix},
+        clients => 4);
+    sleep 1;
+    my $w = $warm->stop;
+    Test::More::is($w->wrong_allows, 0, 'warm-up: no wrong allow');
+    Test::More::is($w->errors, 0, 'warm-up: every request answered');
+    my $before;
+    wait_until(sub {
+        $before = $class->census($o{redis}, @{ $o{workers} });
+        $before->{redis_clients} == $before->{nginx_redis};
+    }, 3);
+    Test::More::note(Test::More::explain({ before => $before }));
+    return $before;
+}
+
 # What the workers and Redis hold: per worker the descriptors other than
 # Redis connections and the Redis connections, their sum, and the clients
 # Redis counts.
