@@ -31,8 +31,6 @@ sub create_key {
 
 sub hmgets { return $redis->calls('hmget') }
 
-sub worker_of { return $_[0]{header}{'x-worker'} // '?' }
-
 
 # One try: many connections ask with the key until every worker has
 # answered `ok` from the cache, then the write runs (in the background,

@@ -25,8 +25,6 @@ my @tokens;
 
 sub hmgets { return $redis->calls('hmget') }
 
-sub worker_of { return $_[0]{header}{'x-worker'} // '?' }
-
 sub valid_key {
     my ($id) = @_;
     my $t = new_token();

@@ -35,7 +35,7 @@ use ApiKey::Test ();
 use ApiKey::Test::Proc qw(test_dir wait_until project_root);
 
 our @EXPORT = qw(start_cached_nginx wait_live settle apikey apikey_start
-    cached_http);
+    cached_http worker_of);
 
 my $www;
 
@@ -125,6 +125,9 @@ sub start_cached_nginx {
     wait_live($nginx);
     return $nginx;
 }
+
+# The worker that answered (the cached nginx adds X-Worker: $pid).
+sub worker_of { return $_[0]{header}{'x-worker'} // '?' }
 
 # Waits until the module says its invalidation subscription is up (after
 # $mark in the error log, if given); dies after $timeout seconds.
