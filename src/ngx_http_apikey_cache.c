@@ -11,28 +11,25 @@
 #include "ngx_http_apikey_cache.h"
 
 
-/* how often the subscription is checked, and how soon it is tried again */
-#define NGX_HTTP_APIKEY_CACHE_PING     1000
-#define NGX_HTTP_APIKEY_CACHE_RETRY    500
-#define NGX_HTTP_APIKEY_CACHE_REFUSED  5000
-
-/* no news from the subscribing worker for this long: it is stuck or gone */
+/*
+ * No news from a subscribing worker for this long (it PINGs every
+ * second): it is stuck or gone, and vouches for nothing.
+ */
 #define NGX_HTTP_APIKEY_CACHE_SILENCE  2500
 
-#define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
 /* entries looked at to make room: given a second chance or evicted */
 #define NGX_HTTP_APIKEY_CACHE_EVICT    256
 
-/* keys one invalidation message may carry */
-#define NGX_HTTP_APIKEY_CACHE_ELEMENTS 4096
-
-#define NGX_HTTP_APIKEY_SUB_HELLO      0
-#define NGX_HTTP_APIKEY_SUB_TRACKING   1
-#define NGX_HTTP_APIKEY_SUB_SUBSCRIBE  2
-#define NGX_HTTP_APIKEY_SUB_LIVE       3
-
 
 typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
+
+
+/* a worker's subscriptions: unix msec of the last PONG, 0 when down */
+
+typedef struct {
+    ngx_pid_t                          pid;
+    uint64_t                           heard[NGX_HTTP_APIKEY_CACHE_SOURCES];
+} ngx_http_apikey_cache_slot_t;
 
 
 /*
@@ -49,13 +46,13 @@ typedef struct {
     /* changes with every invalidation: a reply older than it is not kept */
     ngx_uint_t                         seq;
 
-    /* the worker whose subscriptions vouch for the entries, and when */
-    ngx_pid_t                          owner;
+    /* the configuration whose workers vouch for the entries */
     uint32_t                           config;
-    ngx_uint_t                         valid[NGX_HTTP_APIKEY_CACHE_SOURCES];
 
-    /* unix msec of the owner's last PONG (or subscription) per source */
-    uint64_t                           heard[NGX_HTTP_APIKEY_CACHE_SOURCES];
+    /* unix msec until which some live subscription vouches for a source */
+    uint64_t                           until[NGX_HTTP_APIKEY_CACHE_SOURCES];
+
+    ngx_http_apikey_cache_slot_t       slots[NGX_HTTP_APIKEY_CACHE_WORKERS];
 } ngx_http_apikey_cache_sh_t;
 
 
@@ -81,25 +78,6 @@ struct ngx_http_apikey_cache_node_s {
 };
 
 
-typedef struct {
-    ngx_http_apikey_cache_t           *cache;
-    ngx_http_apikey_source_t          *source;
-    ngx_http_apikey_main_conf_t       *amcf;
-
-    ngx_peer_connection_t              peer;
-    redisReader                       *reader;
-    ngx_event_t                        timer;
-    ngx_log_t                          log;
-
-    ngx_uint_t                         state;
-    ngx_uint_t                         init;
-    ngx_uint_t                         pings;
-    ngx_msec_t                         retry;
-
-    u_char                            *pos;
-    u_char                            *last;
-    u_char                             out[NGX_HTTP_APIKEY_CACHE_BUFFER];
-} ngx_http_apikey_sub_t;
 
 
 static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
@@ -108,25 +86,14 @@ static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
     ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *digest);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
-static void ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache,
-    ngx_int_t source);
-static void ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
-    redisReply *key);
+static void ngx_http_apikey_cache_flush_locked(
+    ngx_http_apikey_cache_t *cache, ngx_int_t source);
+static void ngx_http_apikey_cache_until(ngx_http_apikey_cache_t *cache,
+    ngx_uint_t source);
 static uint64_t ngx_http_apikey_cache_now(void);
 static ngx_http_apikey_cache_node_t **ngx_http_apikey_cache_bucket(
     ngx_http_apikey_cache_t *cache, u_char *digest);
 
-static void ngx_http_apikey_sub_connect(ngx_http_apikey_sub_t *sub);
-static void ngx_http_apikey_sub_timer_handler(ngx_event_t *ev);
-static void ngx_http_apikey_sub_write_handler(ngx_event_t *wev);
-static void ngx_http_apikey_sub_read_handler(ngx_event_t *rev);
-static ngx_int_t ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub,
-    redisReply *reply);
-static ngx_int_t ngx_http_apikey_sub_command(ngx_http_apikey_sub_t *sub,
-    int argc, const char **argv, const size_t *argvlen);
-static ngx_int_t ngx_http_apikey_sub_send(ngx_http_apikey_sub_t *sub);
-static void ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub,
-    char *reason);
 
 
 ngx_shm_zone_t *
@@ -278,9 +245,10 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     cache = shm_zone->data;
     sh = cache->sh;
 
-    if (!sh->valid[source->index] || sh->config != cache->config
-        || sh->heard[source->index] + NGX_HTTP_APIKEY_CACHE_SILENCE
-           < ngx_http_apikey_cache_now())
+    /* one word, read without the lock: a torn read is impossible */
+
+    if (sh->config != cache->config
+        || sh->until[source->index] < ngx_http_apikey_cache_now())
     {
         return NGX_BUSY;
     }
@@ -385,8 +353,8 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 
     /* an invalidation came after the lookup was sent: its reply is stale */
 
-    if (!sh->valid[source->index] || sh->config != cache->config
-        || sh->seq != seq)
+    if (sh->config != cache->config || sh->seq != seq
+        || sh->until[source->index] < ngx_http_apikey_cache_now())
     {
         ngx_shmtx_unlock(&cache->shpool->mutex);
         return;
@@ -518,15 +486,29 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
 }
 
 
-/* source -1 flushes every source; the caller holds no lock */
+/* source -1 flushes every source */
+
+void
+ngx_http_apikey_cache_flush(ngx_shm_zone_t *shm_zone, ngx_int_t source)
+{
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    ngx_http_apikey_cache_flush_locked(cache, source);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
 
 static void
-ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache, ngx_int_t source)
+ngx_http_apikey_cache_flush_locked(ngx_http_apikey_cache_t *cache,
+    ngx_int_t source)
 {
     ngx_queue_t                   *q, *next;
     ngx_http_apikey_cache_node_t  *node;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
 
     for (q = ngx_queue_head(&cache->sh->queue);
          q != ngx_queue_sentinel(&cache->sh->queue);
@@ -541,34 +523,30 @@ ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache, ngx_int_t source)
     }
 
     cache->sh->seq++;
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
 
-static void
-ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
-    redisReply *key)
+/* key is a Redis key name from an invalidation message */
+
+void
+ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *key, size_t len)
 {
     u_char                        *hex, digest[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_int_t                      n;
-    ngx_str_t                     *prefix;
     ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_node_t  *node;
 
-    prefix = &sub->source->prefix;
-
     /* only record names matter: the indexes and last_used are not cached */
 
-    if (key->type != REDIS_REPLY_STRING
-        || key->len != prefix->len + NGX_HTTP_APIKEY_HASH_HEX_LEN
-        || ngx_strncmp(key->str, prefix->data, prefix->len) != 0)
+    if (len != source->prefix.len + NGX_HTTP_APIKEY_HASH_HEX_LEN
+        || ngx_strncmp(key, source->prefix.data, source->prefix.len) != 0)
     {
         return;
     }
 
-    hex = (u_char *) key->str + prefix->len;
+    hex = key + source->prefix.len;
 
     for (i = 0; i < NGX_HTTP_APIKEY_HASH_LEN; i++) {
         n = ngx_hextoi(hex + 2 * i, 2);
@@ -580,11 +558,11 @@ ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
         digest[i] = (u_char) n;
     }
 
-    cache = sub->cache;
+    cache = shm_zone->data;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    node = ngx_http_apikey_cache_find(cache, sub->source->index, digest);
+    node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
     if (node) {
         ngx_http_apikey_cache_delete(cache, node);
@@ -594,8 +572,109 @@ ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &sub->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "apikey cache: invalidated %*s...", (size_t) 8, hex);
+}
+
+
+/*
+ * A worker's subscription on a source is live (it hears every write from
+ * now on) or down.  While no worker's is live, the source is bypassed.  A
+ * subscription that comes back may have missed writes that no other one
+ * heard either (another worker stopped meanwhile): the source's entries
+ * go; when the last one goes down, they go too.  A worker of another
+ * configuration (draining after a reload) vouches for nothing.
+ */
+
+void
+ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
+    ngx_uint_t live)
+{
+    uint64_t                       now;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_slot_t  *slot;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+    slot = &sh->slots[ngx_worker];
+    now = ngx_http_apikey_cache_now();
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (sh->config != cache->config || slot->pid != ngx_pid) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    if (live) {
+        ngx_http_apikey_cache_flush_locked(cache, source);
+    }
+
+    slot->heard[source] = live ? now : 0;
+
+    ngx_http_apikey_cache_until(cache, source);
+
+    if (!live && sh->until[source] < now) {
+        ngx_http_apikey_cache_flush_locked(cache, source);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* a PONG: the subscription still hears */
+
+void
+ngx_http_apikey_cache_heard(ngx_shm_zone_t *shm_zone, ngx_uint_t source)
+{
+    uint64_t                       now;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_slot_t  *slot;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+    slot = &sh->slots[ngx_worker];
+    now = ngx_http_apikey_cache_now();
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (sh->config == cache->config && slot->pid == ngx_pid
+        && slot->heard[source])
+    {
+        slot->heard[source] = now;
+
+        if (sh->until[source] < now + NGX_HTTP_APIKEY_CACHE_SILENCE) {
+            sh->until[source] = now + NGX_HTTP_APIKEY_CACHE_SILENCE;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* the lock is held */
+
+static void
+ngx_http_apikey_cache_until(ngx_http_apikey_cache_t *cache, ngx_uint_t source)
+{
+    uint64_t     until;
+    ngx_uint_t   i;
+
+    until = 0;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_CACHE_WORKERS; i++) {
+        if (cache->sh->slots[i].heard[source]
+            && cache->sh->slots[i].heard[source]
+               + NGX_HTTP_APIKEY_CACHE_SILENCE > until)
+        {
+            until = cache->sh->slots[i].heard[source]
+                    + NGX_HTTP_APIKEY_CACHE_SILENCE;
+        }
+    }
+
+    cache->sh->until[source] = until;
 }
 
 
@@ -612,580 +691,51 @@ ngx_http_apikey_cache_now(void)
 }
 
 
+
+
 /*
- * One worker holds a subscription per cached source and vouches for the
- * zone: until a subscription is live (again), its source is flushed and
- * bypassed, so that no invalidation can have been missed.
+ * A worker takes its slot; the first worker of a new configuration (a
+ * reload) takes the zone over: entries of the old one are not trusted.
  */
 
 ngx_int_t
 ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf)
 {
-    ngx_uint_t                   i;
-    ngx_http_apikey_sub_t       *sub;
-    ngx_http_apikey_cache_t     *cache;
-    ngx_http_apikey_source_t   **source;
-    ngx_http_apikey_cache_sh_t  *sh;
+    ngx_uint_t                     i;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_slot_t  *slot;
 
-    if (amcf->cache == NULL) {
+    if (amcf->cache == NULL
+        || (ngx_process != NGX_PROCESS_WORKER
+            && ngx_process != NGX_PROCESS_SINGLE))
+    {
         return NGX_OK;
     }
 
     cache = amcf->cache->data;
     sh = cache->sh;
 
-    if ((ngx_process != NGX_PROCESS_WORKER
-         && ngx_process != NGX_PROCESS_SINGLE)
-        || ngx_worker != 0)
-    {
-        return NGX_OK;
-    }
-
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    sh->owner = ngx_pid;
-    sh->config = cache->config;
-    ngx_memzero(sh->valid, sizeof(sh->valid));
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    ngx_http_apikey_cache_flush(cache, -1);
-
-    source = amcf->sources.elts;
-
-    for (i = 0; i < amcf->sources.nelts; i++) {
-
-        if (!source[i]->cached) {
-            continue;
-        }
-
-        sub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apikey_sub_t));
-        if (sub == NULL) {
-            return NGX_ERROR;
-        }
-
-        sub->cache = cache;
-        sub->source = source[i];
-        sub->amcf = amcf;
-
-        sub->log = *cycle->log;
-
-        sub->timer.handler = ngx_http_apikey_sub_timer_handler;
-        sub->timer.data = sub;
-        sub->timer.log = &sub->log;
-        sub->timer.cancelable = 1;
-
-        sub->retry = NGX_HTTP_APIKEY_CACHE_RETRY;
-
-        ngx_http_apikey_sub_connect(sub);
+    if (sh->config != cache->config) {
+        sh->config = cache->config;
+        ngx_memzero(sh->slots, sizeof(sh->slots));
+        ngx_http_apikey_cache_flush_locked(cache, -1);
     }
 
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_apikey_sub_connect(ngx_http_apikey_sub_t *sub)
-{
-    size_t                           len;
-    ngx_int_t                        rc;
-    ngx_addr_t                      *addr;
-    ngx_connection_t                *c;
-    ngx_http_apikey_redis_server_t  *server;
-
-    static const char   *argv[] = { "CLIENT", "ID" };
-    static const size_t  argvlen[] = { 6, 2 };
-
-    server = sub->source->server;
-
-    sub->reader = ngx_http_apikey_redis_reader(NGX_HTTP_APIKEY_CACHE_ELEMENTS);
-    if (sub->reader == NULL) {
-        goto retry;
+    if (ngx_worker < NGX_HTTP_APIKEY_CACHE_WORKERS) {
+        slot = &sh->slots[ngx_worker];
+        ngx_memzero(slot, sizeof(ngx_http_apikey_cache_slot_t));
+        slot->pid = ngx_pid;
     }
 
-    addr = &server->addrs[0];
-
-    ngx_memzero(&sub->peer, sizeof(ngx_peer_connection_t));
-
-    sub->peer.sockaddr = addr->sockaddr;
-    sub->peer.socklen = addr->socklen;
-    sub->peer.name = &server->url;
-    sub->peer.get = ngx_event_get_peer;
-    sub->peer.log = &sub->log;
-    sub->peer.log_error = NGX_ERROR_ERR;
-
-    rc = ngx_event_connect_peer(&sub->peer);
-
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        if (sub->peer.connection) {
-            ngx_close_connection(sub->peer.connection);
-            sub->peer.connection = NULL;
-        }
-
-        redisReaderFree(sub->reader);
-        sub->reader = NULL;
-
-        goto retry;
-    }
-
-    c = sub->peer.connection;
-    c->data = sub;
-    c->read->handler = ngx_http_apikey_sub_read_handler;
-    c->write->handler = ngx_http_apikey_sub_write_handler;
-
-    /* closed at once on graceful shutdown, as idle connections are */
-    c->idle = 1;
-
-    sub->state = NGX_HTTP_APIKEY_SUB_HELLO;
-    sub->init = server->ninit;
-    sub->pings = 0;
-
-    len = server->init.len;
-
-    if (len > NGX_HTTP_APIKEY_CACHE_BUFFER / 2) {
-        ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
-                      "apikey cache: redis credentials too long");
-        ngx_http_apikey_sub_down(sub, NULL);
-        return;
-    }
-
-    sub->pos = sub->out;
-    sub->last = ngx_cpymem(sub->out, server->init.data, len);
-
-    if (ngx_http_apikey_sub_command(sub, 2, argv, argvlen) != NGX_OK) {
-        ngx_http_apikey_sub_down(sub, "command too long");
-        return;
-    }
-
-    /* the handshake must be over by the first check */
-    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
-
-    if (rc == NGX_OK) {
-        ngx_post_event(c->write, &ngx_posted_events);
-    }
-
-    return;
-
-retry:
-
-    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_RETRY);
-}
-
-
-static void
-ngx_http_apikey_sub_timer_handler(ngx_event_t *ev)
-{
-    ngx_http_apikey_sub_t  *sub;
-
-    static const char   *argv[] = { "PING" };
-    static const size_t  argvlen[] = { 4 };
-
-    sub = ev->data;
-
-    if (ngx_exiting || ngx_terminate) {
-        return;
-    }
-
-    if (sub->peer.connection == NULL) {
-        ngx_http_apikey_sub_connect(sub);
-        return;
-    }
-
-    if (sub->state != NGX_HTTP_APIKEY_SUB_LIVE) {
-        ngx_http_apikey_sub_down(sub, "did not complete the subscription "
-                                      "in time");
-        return;
-    }
-
-    if (sub->pings) {
-        ngx_http_apikey_sub_down(sub, "did not answer PING in time");
-        return;
-    }
-
-    if (ngx_http_apikey_sub_command(sub, 1, argv, argvlen) != NGX_OK
-        || ngx_http_apikey_sub_send(sub) == NGX_ERROR)
-    {
-        ngx_http_apikey_sub_down(sub, "failed to send PING");
-        return;
-    }
-
-    sub->pings++;
-
-    ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
-}
-
-
-static void
-ngx_http_apikey_sub_write_handler(ngx_event_t *wev)
-{
-    ngx_connection_t       *c;
-    ngx_http_apikey_sub_t  *sub;
-
-    c = wev->data;
-    sub = c->data;
-
-    if (ngx_http_apikey_sub_send(sub) == NGX_ERROR) {
-        ngx_http_apikey_sub_down(sub, "failed to send");
-    }
-}
-
-
-static void
-ngx_http_apikey_sub_read_handler(ngx_event_t *rev)
-{
-    u_char                  buf[4096];
-    void                   *r;
-    ssize_t                 n;
-    ngx_int_t               rc;
-    ngx_connection_t       *c;
-    ngx_http_apikey_sub_t  *sub;
-
-    c = rev->data;
-    sub = c->data;
-
-    if (c->close) {
-        ngx_http_apikey_sub_down(sub, NULL);
-        return;
-    }
-
-    for ( ;; ) {
-
-        n = c->recv(c, buf, sizeof(buf));
-
-        if (n == NGX_AGAIN) {
-            break;
-        }
-
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_http_apikey_sub_down(sub, "closed the connection");
-            return;
-        }
-
-        if (redisReaderFeed(sub->reader, (const char *) buf, n) != REDIS_OK) {
-            ngx_http_apikey_sub_down(sub, "sent too much");
-            return;
-        }
-
-        for ( ;; ) {
-            if (redisReaderGetReply(sub->reader, &r) != REDIS_OK) {
-                ngx_http_apikey_sub_down(sub, "sent an invalid reply");
-                return;
-            }
-
-            if (r == NULL) {
-                break;
-            }
-
-            rc = ngx_http_apikey_sub_reply(sub, r);
-
-            freeReplyObject(r);
-
-            if (rc != NGX_OK) {
-                /* a refusal (ACL, CLIENT TRACKING off) does not pass soon */
-                sub->retry = NGX_HTTP_APIKEY_CACHE_REFUSED;
-                ngx_http_apikey_sub_down(sub, "refused the subscription");
-                return;
-            }
-        }
-    }
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_http_apikey_sub_down(sub, "failed to wait for reading");
-    }
-}
-
-
-static ngx_int_t
-ngx_http_apikey_sub_reply(ngx_http_apikey_sub_t *sub, redisReply *reply)
-{
-    u_char                     id[NGX_INT64_LEN];
-    size_t                     i, argvlen[8];
-    redisReply                *keys;
-    const char                *argv[8];
-    ngx_http_apikey_cache_t   *cache;
-
-    if (sub->init) {
-        sub->init--;
-
-        if (reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
-                          "apikey cache: redis \"%V\" refused AUTH or "
-                          "SELECT: %*s", &sub->source->server->url,
-                          (size_t) ngx_min(reply->len, 128), reply->str);
-        }
-
-        return reply->type == REDIS_REPLY_STATUS ? NGX_OK : NGX_ERROR;
-    }
-
-    switch (sub->state) {
-
-    case NGX_HTTP_APIKEY_SUB_HELLO:
-
-        if (reply->type != REDIS_REPLY_INTEGER) {
-            return NGX_ERROR;
-        }
-
-        argv[0] = "CLIENT";
-        argv[1] = "TRACKING";
-        argv[2] = "on";
-        argv[3] = "REDIRECT";
-        argv[4] = (const char *) id;
-        argv[5] = "BCAST";
-        argv[6] = "PREFIX";
-        argv[7] = (const char *) sub->source->prefix.data;
-
-        argvlen[4] = ngx_sprintf(id, "%L", (int64_t) reply->integer) - id;
-        argvlen[7] = sub->source->prefix.len;
-
-        for (i = 0; i < 8; i++) {
-            if (i != 4 && i != 7) {
-                argvlen[i] = ngx_strlen(argv[i]);
-            }
-        }
-
-        if (ngx_http_apikey_sub_command(sub, 8, argv, argvlen) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        argv[0] = "SUBSCRIBE";
-        argvlen[0] = 9;
-        argv[1] = "__redis__:invalidate";
-        argvlen[1] = 20;
-
-        if (ngx_http_apikey_sub_command(sub, 2, argv, argvlen) != NGX_OK
-            || ngx_http_apikey_sub_send(sub) == NGX_ERROR)
-        {
-            return NGX_ERROR;
-        }
-
-        sub->state = NGX_HTTP_APIKEY_SUB_TRACKING;
-
-        return NGX_OK;
-
-    case NGX_HTTP_APIKEY_SUB_TRACKING:
-
-        if (reply->type != REDIS_REPLY_STATUS) {
-            if (reply->type == REDIS_REPLY_ERROR) {
-                ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
-                              "apikey cache: redis \"%V\" refused CLIENT "
-                              "TRACKING: %*s", &sub->source->server->url,
-                              (size_t) ngx_min(reply->len, 128), reply->str);
-            }
-
-            return NGX_ERROR;
-        }
-
-        sub->state = NGX_HTTP_APIKEY_SUB_SUBSCRIBE;
-
-        return NGX_OK;
-
-    case NGX_HTTP_APIKEY_SUB_SUBSCRIBE:
-
-        if (reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
-                          "apikey cache: redis \"%V\" refused SUBSCRIBE: %*s",
-                          &sub->source->server->url,
-                          (size_t) ngx_min(reply->len, 128), reply->str);
-            return NGX_ERROR;
-        }
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-            || reply->element[0]->type != REDIS_REPLY_STRING
-            || ngx_strcmp(reply->element[0]->str, "subscribe") != 0)
-        {
-            return NGX_ERROR;
-        }
-
-        /*
-         * From now on every write is heard of: what was cached before
-         * may have missed one.
-         */
-
-        cache = sub->cache;
-
-        ngx_http_apikey_cache_flush(cache, sub->source->index);
-
-        ngx_shmtx_lock(&cache->shpool->mutex);
-
-        if (cache->sh->owner == ngx_pid) {
-            cache->sh->heard[sub->source->index] =
-                                                ngx_http_apikey_cache_now();
-            cache->sh->valid[sub->source->index] = 1;
-        }
-
-        sub->retry = NGX_HTTP_APIKEY_CACHE_RETRY;
-
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-
-        sub->state = NGX_HTTP_APIKEY_SUB_LIVE;
-
-        ngx_log_error(NGX_LOG_INFO, &sub->log, 0,
-                      "apikey cache: invalidations from redis \"%V\" on "
-                      "\"%V\" are live", &sub->source->server->url,
-                      &sub->source->prefix);
-
-        if (sub->timer.timer_set) {
-            ngx_del_timer(&sub->timer);
-        }
-
-        ngx_add_timer(&sub->timer, NGX_HTTP_APIKEY_CACHE_PING);
-
-        return NGX_OK;
-
-    default: /* NGX_HTTP_APIKEY_SUB_LIVE */
-        break;
-    }
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_strcmp(reply->element[0]->str, "pong") == 0) {
-        sub->pings = 0;
-        sub->cache->sh->heard[sub->source->index] =
-                                                ngx_http_apikey_cache_now();
-        return NGX_OK;
-    }
-
-    if (ngx_strcmp(reply->element[0]->str, "message") != 0
-        || reply->elements != 3)
-    {
-        return NGX_OK;
-    }
-
-    keys = reply->element[2];
-
-    /* FLUSHALL and FLUSHDB invalidate everything with a null */
-
-    if (keys->type == REDIS_REPLY_NIL) {
-        ngx_http_apikey_cache_flush(sub->cache, sub->source->index);
-        return NGX_OK;
-    }
-
-    if (keys->type != REDIS_REPLY_ARRAY) {
-        return NGX_OK;
-    }
-
-    for (i = 0; i < keys->elements; i++) {
-        ngx_http_apikey_cache_invalidate(sub, keys->element[i]);
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_sub_command(ngx_http_apikey_sub_t *sub, int argc,
-    const char **argv, const size_t *argvlen)
-{
-    int    len;
-    char  *cmd;
-
-    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    if (len < 0) {
-        return NGX_ERROR;
-    }
-
-    if (sub->pos == sub->last) {
-        sub->pos = sub->out;
-        sub->last = sub->out;
-    }
-
-    if ((size_t) len > (size_t) (sub->out + NGX_HTTP_APIKEY_CACHE_BUFFER
-                                 - sub->last))
-    {
-        free(cmd);
-        return NGX_ERROR;
-    }
-
-    sub->last = ngx_cpymem(sub->last, cmd, len);
-
-    free(cmd);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_sub_send(ngx_http_apikey_sub_t *sub)
-{
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = sub->peer.connection;
-
-    while (sub->pos < sub->last) {
-
-        n = c->send(c, sub->pos, sub->last - sub->pos);
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (n == NGX_AGAIN || n == 0) {
-            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            return NGX_AGAIN;
-        }
-
-        sub->pos += n;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_apikey_sub_down(ngx_http_apikey_sub_t *sub, char *reason)
-{
-    ngx_uint_t                owner;
-    ngx_http_apikey_cache_t  *cache;
-
-    cache = sub->cache;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    owner = (cache->sh->owner == ngx_pid);
-
-    if (owner) {
-        cache->sh->valid[sub->source->index] = 0;
+    for (i = 0; i < NGX_HTTP_APIKEY_CACHE_SOURCES; i++) {
+        ngx_http_apikey_cache_until(cache, i);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    /* a worker of an older configuration vouches for nothing any more */
-
-    if (owner) {
-        ngx_http_apikey_cache_flush(cache, sub->source->index);
-    }
-
-    if (reason) {
-        ngx_log_error(NGX_LOG_ERR, &sub->log, 0,
-                      "apikey cache: redis \"%V\" %s; the cache is bypassed "
-                      "until the subscription is back",
-                      &sub->source->server->url, reason);
-    }
-
-    if (sub->peer.connection) {
-        ngx_close_connection(sub->peer.connection);
-        sub->peer.connection = NULL;
-    }
-
-    if (sub->reader) {
-        redisReaderFree(sub->reader);
-        sub->reader = NULL;
-    }
-
-    if (sub->timer.timer_set) {
-        ngx_del_timer(&sub->timer);
-    }
-
-    if (!ngx_exiting && !ngx_terminate) {
-        ngx_add_timer(&sub->timer, sub->retry);
-    }
+    return NGX_OK;
 }

@@ -2,9 +2,10 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * A cache of key records in shared memory, kept right by Redis client-side
- * caching: a subscription in BCAST mode on each cached source drops an
- * entry on every worker as soon as its record is written.
+ * A cache of key records in shared memory: the zone, its entries, and
+ * what the invalidation subscriptions (ngx_http_apikey_tracking.c) tell
+ * it: an entry is dropped as soon as its record is written, and a source
+ * is bypassed while no live subscription vouches for it.
  */
 
 
@@ -22,6 +23,9 @@
 /* sources one cache zone can track */
 #define NGX_HTTP_APIKEY_CACHE_SOURCES  16
 
+/* workers that subscribe; any further ones rely on these */
+#define NGX_HTTP_APIKEY_CACHE_WORKERS  32
+
 
 ngx_shm_zone_t *ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
@@ -33,6 +37,14 @@ ngx_int_t ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
 ngx_int_t ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq);
+void ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *key, size_t len);
+void ngx_http_apikey_cache_flush(ngx_shm_zone_t *shm_zone, ngx_int_t source);
+void ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
+    ngx_uint_t live);
+void ngx_http_apikey_cache_heard(ngx_shm_zone_t *shm_zone,
+    ngx_uint_t source);
+
 void ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest,
     ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl);

@@ -12,48 +12,34 @@
 #include "ngx_http_apikey_redis.h"
 
 
-struct ngx_http_apikey_redis_conn_s {
-    ngx_queue_t                        queue;
-    ngx_http_apikey_redis_server_t    *server;
-    ngx_peer_connection_t              peer;
-    redisReader                       *reader;
+#define NGX_HTTP_APIKEY_REDIS_BUFFER  512
 
-    ngx_http_apikey_redis_query_t     *query;
 
-    /* the query's reply, until the echo of its nonce vouches for it */
-    redisReply                        *reply;
-
-    size_t                             init_sent;
-    size_t                             sent;
-    size_t                             received;
-
-    /* AUTH and SELECT replies still to check, then replies nobody reads */
-    ngx_uint_t                         init;
-    ngx_uint_t                         skip;
-
-    unsigned                           reused:1;
-};
-
+static ngx_http_apikey_redis_node_t *ngx_http_apikey_redis_route(
+    ngx_http_apikey_redis_server_t *server, ngx_uint_t role);
+static ngx_int_t ngx_http_apikey_redis_append(
+    ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len);
+static ngx_int_t ngx_http_apikey_redis_flush(
+    ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_write_handler(ngx_event_t *wev);
+static void ngx_http_apikey_redis_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
+    redisReply **reply, char **err);
 
 static ngx_int_t ngx_http_apikey_redis_connect(
     ngx_http_apikey_redis_query_t *q);
 static void ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
     ngx_http_apikey_redis_query_t *q);
-static void ngx_http_apikey_redis_write_handler(ngx_event_t *wev);
-static ngx_int_t ngx_http_apikey_redis_send(
-    ngx_http_apikey_redis_conn_t *conn);
-static void ngx_http_apikey_redis_read_handler(ngx_event_t *rev);
-static ngx_int_t ngx_http_apikey_redis_recv(
-    ngx_http_apikey_redis_conn_t *conn, redisReply **reply, char **err);
-static ngx_int_t ngx_http_apikey_redis_next(
-    ngx_http_apikey_redis_conn_t *conn, redisReply **reply, char **err);
-static void ngx_http_apikey_redis_done(ngx_http_apikey_redis_conn_t *conn,
-    redisReply *reply);
-static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
-    char *err);
+static ngx_int_t ngx_http_apikey_redis_query_reply(
+    ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
+static void ngx_http_apikey_redis_query_error(
+    ngx_http_apikey_redis_conn_t *conn, char *err);
 static void ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
     ngx_uint_t keepalive);
-static void ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn);
+static ngx_int_t ngx_http_apikey_redis_idle_reply(
+    ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
+static void ngx_http_apikey_redis_idle_error(
+    ngx_http_apikey_redis_conn_t *conn, char *err);
 static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -62,6 +48,23 @@ static redisReplyObjectFunctions    ngx_http_apikey_redis_functions;
 static void                      *(*ngx_http_apikey_redis_array)(
                                        const redisReadTask *task,
                                        int elements);
+
+
+/* a query's connection, and a connection kept for the next query */
+
+static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_query_user = {
+    ngx_http_apikey_redis_query_reply,
+    ngx_http_apikey_redis_query_error,
+    NGX_HTTP_APIKEY_REDIS_REPLY_MAX,
+    NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX
+};
+
+static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_idle_user = {
+    ngx_http_apikey_redis_idle_reply,
+    ngx_http_apikey_redis_idle_error,
+    NGX_HTTP_APIKEY_REDIS_REPLY_MAX,
+    NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX
+};
 
 
 ngx_http_apikey_redis_server_t *
@@ -244,6 +247,21 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
         ngx_explicit_memzero(auth.data, auth.len);
     }
 
+    /* one primary per address until a discovery says otherwise */
+
+    server->nodes = ngx_pcalloc(cf->pool,
+                                u.naddrs * sizeof(ngx_http_apikey_redis_node_t));
+    if (server->nodes == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < u.naddrs; i++) {
+        server->nodes[i].addr = &u.addrs[i];
+        server->nodes[i].role = NGX_HTTP_APIKEY_REDIS_PRIMARY;
+    }
+
+    server->nnodes = u.naddrs;
+
     ngx_queue_init(&server->idle);
 
     return server;
@@ -278,6 +296,472 @@ ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out, int argc,
 
 
 /*
+ * The one place that picks a node for a new connection: round robin over
+ * the nodes of the role asked for.
+ */
+
+static ngx_http_apikey_redis_node_t *
+ngx_http_apikey_redis_route(ngx_http_apikey_redis_server_t *server,
+    ngx_uint_t role)
+{
+    ngx_uint_t                     i;
+    ngx_http_apikey_redis_node_t  *node;
+
+    for (i = 0; i < server->nnodes; i++) {
+        node = &server->nodes[server->next++ % server->nnodes];
+
+        if (node->role == role) {
+            return node;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Opens a connection for a user; AUTH and SELECT go first.  Commands may
+ * be sent at once: they wait in the output buffer until connected.  NULL
+ * means no connection could even start (nginx logged why).
+ */
+
+ngx_http_apikey_redis_conn_t *
+ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_user_t *user, void *data, ngx_msec_t timeout,
+    ngx_log_t *log)
+{
+    ngx_int_t                      rc;
+    ngx_connection_t              *c;
+    ngx_peer_connection_t         *pc;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    conn = ngx_calloc(sizeof(ngx_http_apikey_redis_conn_t), log);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    conn->server = server;
+    conn->user = user;
+    conn->data = data;
+    conn->timeout = timeout;
+
+    conn->node = ngx_http_apikey_redis_route(server,
+                                             NGX_HTTP_APIKEY_REDIS_PRIMARY);
+    if (conn->node == NULL) {
+        ngx_free(conn);
+        return NULL;
+    }
+
+    conn->reader = ngx_http_apikey_redis_reader(user->elements);
+    if (conn->reader == NULL) {
+        ngx_free(conn);
+        return NULL;
+    }
+
+    if (server->init.len
+        && ngx_http_apikey_redis_append(conn, server->init.data,
+                                        server->init.len)
+           != NGX_OK)
+    {
+        redisReaderFree(conn->reader);
+        ngx_free(conn);
+        return NULL;
+    }
+
+    conn->init = server->ninit;
+
+    pc = &conn->peer;
+    pc->sockaddr = conn->node->addr->sockaddr;
+    pc->socklen = conn->node->addr->socklen;
+    pc->name = &server->url;
+    pc->get = ngx_event_get_peer;
+    pc->log = log;
+    pc->log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(pc);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "apikey redis: connect to \"%V\": %i", &server->url, rc);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        if (pc->connection) {
+            ngx_close_connection(pc->connection);
+        }
+
+        redisReaderFree(conn->reader);
+        ngx_free(conn->start);
+        ngx_free(conn);
+        return NULL;
+    }
+
+    c = pc->connection;
+    c->data = conn;
+    c->read->handler = ngx_http_apikey_redis_read_handler;
+    c->write->handler = ngx_http_apikey_redis_write_handler;
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(c->write, timeout);
+
+    } else {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return conn;
+}
+
+
+/* queues a formatted command and sends what the socket takes now */
+
+ngx_int_t
+ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn, u_char *cmd,
+    size_t len)
+{
+    ngx_connection_t  *c;
+
+    if (ngx_http_apikey_redis_append(conn, cmd, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    c = conn->peer.connection;
+
+    if (c->write->timer_set && !c->write->ready) {
+        /* still connecting, or the socket is full: the handler sends */
+        return NGX_OK;
+    }
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apikey_redis_command(ngx_http_apikey_redis_conn_t *conn, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int        len;
+    char      *cmd;
+    ngx_int_t  rc;
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_apikey_redis_send(conn, (u_char *) cmd, len);
+
+    free(cmd);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_append(ngx_http_apikey_redis_conn_t *conn,
+    u_char *data, size_t len)
+{
+    u_char  *p;
+    size_t   size, used;
+
+    if (conn->pos == conn->last) {
+        conn->pos = conn->start;
+        conn->last = conn->start;
+    }
+
+    if ((size_t) (conn->end - conn->last) < len) {
+        used = conn->last - conn->pos;
+        size = conn->end - conn->start;
+
+        if (size < NGX_HTTP_APIKEY_REDIS_BUFFER) {
+            size = NGX_HTTP_APIKEY_REDIS_BUFFER;
+        }
+
+        while (size < used + len) {
+            size *= 2;
+        }
+
+        p = ngx_alloc(size, ngx_cycle->log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, conn->pos, used);
+
+        if (conn->start) {
+            /* AUTH carries the password */
+            ngx_explicit_memzero(conn->start, conn->end - conn->start);
+            ngx_free(conn->start);
+        }
+
+        conn->start = p;
+        conn->pos = p;
+        conn->last = p + used;
+        conn->end = p + size;
+    }
+
+    conn->last = ngx_cpymem(conn->last, data, len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_flush(ngx_http_apikey_redis_conn_t *conn)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    while (conn->pos < conn->last) {
+
+        n = c->send(c, conn->pos, conn->last - conn->pos);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            return NGX_AGAIN;
+        }
+
+        conn->pos += n;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_int_t                      rc;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    c = wev->data;
+    conn = c->data;
+
+    if (wev->timedout) {
+        conn->user->error(conn, "timed out connecting or sending");
+        return;
+    }
+
+    rc = ngx_http_apikey_redis_flush(conn);
+
+    if (rc == NGX_ERROR) {
+        conn->user->error(conn, "failed to send");
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        if (!wev->timer_set) {
+            ngx_add_timer(wev, conn->timeout);
+        }
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            conn->user->error(conn, "failed to wait for writing");
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    /* the deadline of a reply runs from when its command is out, once */
+
+    if (conn->read_timeout && !c->read->timer_set) {
+        ngx_add_timer(c->read, conn->read_timeout);
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        conn->user->error(conn, "failed to wait for reading");
+        return;
+    }
+
+    if (c->read->ready) {
+        ngx_http_apikey_redis_read_handler(c->read);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_read_handler(ngx_event_t *rev)
+{
+    u_char                         buf[4096];
+    char                          *err;
+    ssize_t                        n;
+    ngx_int_t                      rc;
+    redisReply                    *reply;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    c = rev->data;
+    conn = c->data;
+
+    if (c->close) {
+        conn->user->error(conn, NULL);
+        return;
+    }
+
+    if (rev->timedout) {
+        conn->user->error(conn, "timed out reading");
+        return;
+    }
+
+    for ( ;; ) {
+
+        err = NULL;
+
+        rc = ngx_http_apikey_redis_next(conn, &reply, &err);
+
+        if (rc == NGX_OK) {
+            if (conn->user->reply(conn, reply) == NGX_DONE) {
+                return;
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
+            conn->user->error(conn, err);
+            return;
+        }
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0) {
+            conn->user->error(conn, "closed the connection");
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            conn->user->error(conn, "failed to receive");
+            return;
+        }
+
+        conn->received += n;
+        conn->partial += n;
+
+        if (conn->partial > conn->user->size) {
+            conn->user->error(conn, "sent a reply too large");
+            return;
+        }
+
+        if (redisReaderFeed(conn->reader, (const char *) buf, n)
+            != REDIS_OK)
+        {
+            conn->user->error(conn, "sent a reply that could not be "
+                                    "buffered");
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        conn->user->error(conn, "failed to wait for reading");
+    }
+}
+
+
+/*
+ * The next whole reply for the user (NGX_OK), none yet (NGX_AGAIN), or a
+ * broken stream.  AUTH and SELECT are checked here, for every user.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
+    redisReply **reply, char **err)
+{
+    void        *r;
+    redisReply  *rr;
+
+    for ( ;; ) {
+
+        if (redisReaderGetReply(conn->reader, &r) != REDIS_OK) {
+            *err = "sent an invalid reply";
+            return NGX_ERROR;
+        }
+
+        if (r == NULL) {
+            return NGX_AGAIN;
+        }
+
+        /* what is buffered beyond this reply belongs to the next one */
+        conn->partial = conn->reader->len - conn->reader->pos;
+
+        rr = r;
+
+        if (conn->init) {
+            conn->init--;
+
+            if (rr->type != REDIS_REPLY_STATUS) {
+                if (rr->type == REDIS_REPLY_ERROR) {
+                    ngx_log_error(NGX_LOG_ERR, conn->peer.connection->log, 0,
+                                  "apikey: redis \"%V\" refused AUTH or "
+                                  "SELECT: %*s", &conn->server->url,
+                                  (size_t) ngx_min(rr->len, 128), rr->str);
+                }
+
+                freeReplyObject(rr);
+                *err = "refused AUTH or SELECT";
+                return NGX_ERROR;
+            }
+
+            freeReplyObject(rr);
+            continue;
+        }
+
+        if (conn->skip) {
+            conn->skip--;
+            freeReplyObject(rr);
+            continue;
+        }
+
+        *reply = rr;
+
+        return NGX_OK;
+    }
+}
+
+
+void
+ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
+{
+    ngx_connection_t  *c;
+
+    c = conn->peer.connection;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "apikey redis: close connection %p", c);
+
+    if (conn->idle) {
+        ngx_queue_remove(&conn->queue);
+        conn->server->nidle--;
+    }
+
+    ngx_close_connection(c);
+
+    if (conn->reply) {
+        freeReplyObject(conn->reply);
+    }
+
+    if (conn->start) {
+        ngx_explicit_memzero(conn->start, conn->end - conn->start);
+        ngx_free(conn->start);
+    }
+
+    redisReaderFree(conn->reader);
+    ngx_free(conn);
+}
+
+
+/*
  * Starts a query; the handler is always called later from an event, never
  * from within this call.  NGX_ERROR means the query could not even start
  * (the cause is logged) and the handler will not be called.
@@ -302,6 +786,7 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
     server->nidle--;
 
     conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+    conn->idle = 0;
     conn->reused = 1;
 
     c = conn->peer.connection;
@@ -317,7 +802,13 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
 
     ngx_http_apikey_redis_attach(conn, q);
 
-    ngx_post_event(c->write, &ngx_posted_events);
+    if (ngx_http_apikey_redis_send(conn, q->command.data, q->command.len)
+        != NGX_OK)
+    {
+        q->conn = NULL;
+        ngx_http_apikey_redis_close(conn);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -326,73 +817,28 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
 static ngx_int_t
 ngx_http_apikey_redis_connect(ngx_http_apikey_redis_query_t *q)
 {
-    ngx_int_t                        rc;
-    ngx_addr_t                      *addr;
-    ngx_connection_t                *c;
-    ngx_peer_connection_t           *pc;
-    ngx_http_apikey_redis_conn_t    *conn;
-    ngx_http_apikey_redis_server_t  *server;
+    ngx_http_apikey_redis_conn_t  *conn;
 
-    server = q->server;
+    conn = ngx_http_apikey_redis_open(q->server,
+                                      &ngx_http_apikey_redis_query_user,
+                                      NULL, q->timeout, q->log);
 
-    conn = ngx_calloc(sizeof(ngx_http_apikey_redis_conn_t), q->log);
     if (conn == NULL) {
-        return NGX_ERROR;
-    }
-
-    conn->server = server;
-
-    conn->reader = ngx_http_apikey_redis_reader(
-                                     NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX);
-    if (conn->reader == NULL) {
-        ngx_free(conn);
-        return NGX_ERROR;
-    }
-
-    addr = &server->addrs[server->next++ % server->naddrs];
-
-    pc = &conn->peer;
-    pc->sockaddr = addr->sockaddr;
-    pc->socklen = addr->socklen;
-    pc->name = &server->url;
-    pc->get = ngx_event_get_peer;
-    pc->log = q->log;
-    pc->log_error = NGX_ERROR_ERR;
-
-    rc = ngx_event_connect_peer(pc);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, q->log, 0,
-                   "apikey redis: connect to \"%V\": %i", &server->url, rc);
-
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "apikey: could not connect to redis \"%V\"",
-                      &server->url);
-
-        if (pc->connection) {
-            ngx_close_connection(pc->connection);
-        }
-
-        redisReaderFree(conn->reader);
-        ngx_free(conn);
+                      &q->server->url);
         return NGX_ERROR;
     }
-
-    c = pc->connection;
-    c->data = conn;
-    c->read->handler = ngx_http_apikey_redis_read_handler;
-    c->write->handler = ngx_http_apikey_redis_write_handler;
-
-    conn->init = server->ninit;
 
     ngx_http_apikey_redis_attach(conn, q);
 
-    if (rc == NGX_AGAIN) {
-        ngx_add_timer(c->write, q->timeout);
-        return NGX_OK;
+    if (ngx_http_apikey_redis_append(conn, q->command.data, q->command.len)
+        != NGX_OK)
+    {
+        q->conn = NULL;
+        ngx_http_apikey_redis_close(conn);
+        return NGX_ERROR;
     }
-
-    ngx_post_event(c->write, &ngx_posted_events);
 
     return NGX_OK;
 }
@@ -410,292 +856,30 @@ ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
     c->read->log = q->log;
     c->write->log = q->log;
 
+    conn->user = &ngx_http_apikey_redis_query_user;
     conn->query = q;
-    conn->sent = 0;
+    conn->timeout = q->timeout;
+    conn->read_timeout = q->timeout;
     conn->received = 0;
 
     q->conn = conn;
 }
 
 
-static void
-ngx_http_apikey_redis_write_handler(ngx_event_t *wev)
-{
-    ngx_int_t                      rc;
-    ngx_connection_t              *c;
-    ngx_http_apikey_redis_conn_t  *conn;
-
-    c = wev->data;
-    conn = c->data;
-
-    if (conn->query == NULL) {
-        return;
-    }
-
-    if (wev->timedout) {
-        ngx_http_apikey_redis_fail(conn, "timed out connecting or sending");
-        return;
-    }
-
-    rc = ngx_http_apikey_redis_send(conn);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_apikey_redis_fail(conn, "failed to send");
-        return;
-    }
-
-    if (rc == NGX_AGAIN) {
-        if (!wev->timer_set) {
-            ngx_add_timer(wev, conn->query->timeout);
-        }
-
-        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-            ngx_http_apikey_redis_fail(conn, "failed to wait for writing");
-        }
-
-        return;
-    }
-
-    if (wev->timer_set) {
-        ngx_del_timer(wev);
-    }
-
-    ngx_add_timer(c->read, conn->query->timeout);
-
-    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_http_apikey_redis_fail(conn, "failed to wait for reading");
-        return;
-    }
-
-    if (c->read->ready) {
-        ngx_http_apikey_redis_read_handler(c->read);
-    }
-}
-
-
 static ngx_int_t
-ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn)
+ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
+    redisReply *reply)
 {
-    u_char            *p;
-    size_t             size;
-    ssize_t            n;
-    ngx_str_t         *init, *cmd;
-    ngx_connection_t  *c;
+    ngx_connection_t               *c;
+    ngx_http_apikey_redis_query_t  *q;
 
-    c = conn->peer.connection;
-    init = &conn->server->init;
-    cmd = &conn->query->command;
+    q = conn->query;
 
-    for ( ;; ) {
-
-        if (conn->init && conn->init_sent < init->len) {
-            p = init->data + conn->init_sent;
-            size = init->len - conn->init_sent;
-
-        } else if (conn->sent < cmd->len) {
-            p = cmd->data + conn->sent;
-            size = cmd->len - conn->sent;
-
-        } else {
-            return NGX_OK;
-        }
-
-        n = c->send(c, p, size);
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (n == NGX_AGAIN || n == 0) {
-            return NGX_AGAIN;
-        }
-
-        if (conn->init && conn->init_sent < init->len) {
-            conn->init_sent += n;
-
-        } else {
-            conn->sent += n;
-        }
-    }
-}
-
-
-static void
-ngx_http_apikey_redis_read_handler(ngx_event_t *rev)
-{
-    char                          *err;
-    ngx_int_t                      rc;
-    redisReply                    *reply;
-    ngx_connection_t              *c;
-    ngx_http_apikey_redis_conn_t  *conn;
-
-    c = rev->data;
-    conn = c->data;
-
-    if (conn->query == NULL) {
-
-        /* idle: only the replies of fire-and-forget commands may come */
-
-        if (c->close || rev->timedout) {
-            ngx_http_apikey_redis_close(conn);
-            return;
-        }
-
-        if (ngx_http_apikey_redis_recv(conn, &reply, &err) != NGX_AGAIN
-            || ngx_handle_read_event(rev, 0) != NGX_OK)
-        {
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                           "apikey redis: idle connection closed: %s", err);
-            ngx_http_apikey_redis_close(conn);
-        }
-
-        return;
-    }
-
-    if (rev->timedout) {
-        ngx_http_apikey_redis_fail(conn, "timed out reading");
-        return;
-    }
-
-    reply = NULL;
-    err = NULL;
-
-    rc = ngx_http_apikey_redis_recv(conn, &reply, &err);
-
-    if (rc == NGX_AGAIN) {
-        if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-            ngx_http_apikey_redis_fail(conn, "failed to wait for reading");
-        }
-
-        return;
-    }
-
-    if (rc == NGX_ERROR) {
-        ngx_http_apikey_redis_fail(conn, err);
-        return;
-    }
-
-    ngx_http_apikey_redis_done(conn, reply);
-}
-
-
-/*
- * Reads until the reply of the current query is complete (NGX_OK), the
- * socket has nothing more for now (NGX_AGAIN), or something is wrong.
- */
-
-static ngx_int_t
-ngx_http_apikey_redis_recv(ngx_http_apikey_redis_conn_t *conn,
-    redisReply **reply, char **err)
-{
-    u_char             buf[4096];
-    ssize_t            n;
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
-
-    c = conn->peer.connection;
-
-    for ( ;; ) {
-
-        rc = ngx_http_apikey_redis_next(conn, reply, err);
-        if (rc != NGX_AGAIN) {
-            return rc;
-        }
-
-        n = c->recv(c, buf, sizeof(buf));
-
-        if (n == NGX_AGAIN) {
-            *err = "no reply yet";
-            return NGX_AGAIN;
-        }
-
-        if (n == 0) {
-            *err = "closed the connection";
-            return NGX_ERROR;
-        }
-
-        if (n == NGX_ERROR) {
-            *err = "failed to receive";
-            return NGX_ERROR;
-        }
-
-        conn->received += n;
-
-        if (conn->received > NGX_HTTP_APIKEY_REDIS_REPLY_MAX) {
-            *err = "sent a reply too large";
-            return NGX_ERROR;
-        }
-
-        if (redisReaderFeed(conn->reader, (const char *) buf, n)
-            != REDIS_OK)
-        {
-            *err = "sent a reply that could not be buffered";
-            return NGX_ERROR;
-        }
-    }
-}
-
-
-static ngx_int_t
-ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
-    redisReply **reply, char **err)
-{
-    void        *r;
-    redisReply  *rr;
-
-    for ( ;; ) {
-
-        if (redisReaderGetReply(conn->reader, &r) != REDIS_OK) {
-            *err = "sent an invalid reply";
-            return NGX_ERROR;
-        }
-
-        if (r == NULL) {
-            return NGX_AGAIN;
-        }
-
-        rr = r;
-
-        if (conn->skip) {
-            conn->skip--;
-            freeReplyObject(rr);
-            continue;
-        }
-
-        if (conn->query == NULL) {
-            freeReplyObject(rr);
-            *err = "sent an unexpected reply";
-            return NGX_ERROR;
-        }
-
-        if (conn->init) {
-            conn->init--;
-
-            if (rr->type != REDIS_REPLY_STATUS) {
-                if (rr->type == REDIS_REPLY_ERROR) {
-                    ngx_log_error(NGX_LOG_ERR, conn->query->log, 0,
-                                  "apikey: redis \"%V\" refused AUTH or "
-                                  "SELECT: %*s", &conn->server->url,
-                                  (size_t) ngx_min(rr->len, 128), rr->str);
-                }
-
-                freeReplyObject(rr);
-                *err = "refused AUTH or SELECT";
-                return NGX_ERROR;
-            }
-
-            freeReplyObject(rr);
-            continue;
-        }
-
-        if (conn->query->nonce.len == 0) {
-            *reply = rr;
-            return NGX_OK;
-        }
+    if (q->nonce.len) {
 
         if (conn->reply == NULL) {
-            conn->reply = rr;
-            continue;
+            conn->reply = reply;
+            return NGX_OK;
         }
 
         /*
@@ -703,34 +887,23 @@ ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
          * otherwise answer the next lookup on this connection.
          */
 
-        if (rr->type != REDIS_REPLY_STRING
-            || rr->len != conn->query->nonce.len
-            || ngx_memcmp(rr->str, conn->query->nonce.data, rr->len) != 0)
+        if (reply->type != REDIS_REPLY_STRING
+            || reply->len != q->nonce.len
+            || ngx_memcmp(reply->str, q->nonce.data, reply->len) != 0)
         {
-            freeReplyObject(rr);
-            *err = "sent replies out of order";
-            return NGX_ERROR;
+            freeReplyObject(reply);
+            ngx_http_apikey_redis_query_error(conn,
+                                              "sent replies out of order");
+            return NGX_DONE;
         }
 
-        freeReplyObject(rr);
+        freeReplyObject(reply);
 
-        *reply = conn->reply;
+        reply = conn->reply;
         conn->reply = NULL;
-
-        return NGX_OK;
     }
-}
-
-
-static void
-ngx_http_apikey_redis_done(ngx_http_apikey_redis_conn_t *conn,
-    redisReply *reply)
-{
-    ngx_connection_t               *c;
-    ngx_http_apikey_redis_query_t  *q;
 
     c = conn->peer.connection;
-    q = conn->query;
 
     q->conn = NULL;
     conn->query = NULL;
@@ -749,16 +922,25 @@ ngx_http_apikey_redis_done(ngx_http_apikey_redis_conn_t *conn,
     q->handler(q, reply);
 
     freeReplyObject(reply);
+
+    return NGX_DONE;
 }
 
 
 static void
-ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err)
+ngx_http_apikey_redis_query_error(ngx_http_apikey_redis_conn_t *conn,
+    char *err)
 {
     ngx_int_t                       rc;
+    ngx_connection_t               *c;
     ngx_http_apikey_redis_query_t  *q;
 
     q = conn->query;
+    c = conn->peer.connection;
+
+    if (err == NULL) {
+        err = "closed on shutdown";
+    }
 
     q->conn = NULL;
     conn->query = NULL;
@@ -769,8 +951,7 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err)
      */
 
     if (conn->reused && conn->received == 0
-        && !conn->peer.connection->read->timedout
-        && !conn->peer.connection->write->timedout)
+        && !c->read->timedout && !c->write->timedout)
     {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
                        "apikey redis: kept connection %s, retrying", err);
@@ -816,6 +997,10 @@ ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
 
     rc = ngx_http_apikey_redis_next(conn, &reply, &err);
     if (rc != NGX_AGAIN) {
+        if (rc == NGX_OK) {
+            freeReplyObject(reply);
+        }
+
         ngx_http_apikey_redis_close(conn);
         return;
     }
@@ -824,38 +1009,42 @@ ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
     c->read->log = ngx_cycle->log;
     c->write->log = ngx_cycle->log;
 
+    conn->user = &ngx_http_apikey_redis_idle_user;
+    conn->read_timeout = 0;
+
     c->idle = 1;
     c->read->cancelable = 1;
     ngx_add_timer(c->read, NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT);
 
     ngx_queue_insert_head(&conn->server->idle, &conn->queue);
     conn->server->nidle++;
+    conn->idle = 1;
+}
+
+
+/* idle: only the replies of fire-and-forget commands may come */
+
+static ngx_int_t
+ngx_http_apikey_redis_idle_reply(ngx_http_apikey_redis_conn_t *conn,
+    redisReply *reply)
+{
+    freeReplyObject(reply);
+
+    ngx_http_apikey_redis_idle_error(conn, "sent an unexpected reply");
+
+    return NGX_DONE;
 }
 
 
 static void
-ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
+ngx_http_apikey_redis_idle_error(ngx_http_apikey_redis_conn_t *conn,
+    char *err)
 {
-    ngx_connection_t  *c;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, conn->peer.connection->log, 0,
+                   "apikey redis: idle connection closed: %s",
+                   err ? err : "shutdown");
 
-    c = conn->peer.connection;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "apikey redis: close connection %p", c);
-
-    if (c->idle) {
-        ngx_queue_remove(&conn->queue);
-        conn->server->nidle--;
-    }
-
-    ngx_close_connection(c);
-
-    if (conn->reply) {
-        freeReplyObject(conn->reply);
-    }
-
-    redisReaderFree(conn->reader);
-    ngx_free(conn);
+    ngx_http_apikey_redis_close(conn);
 }
 
 

@@ -2,8 +2,14 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * A Redis client owned by nginx's event loop: nginx connects, sends,
- * reads and times out; hiredis only formats commands and parses replies.
+ * The module's one Redis client, owned by nginx's event loop: nginx
+ * connects, sends, reads and times out; hiredis only formats commands and
+ * parses replies.  A server is a set of nodes; a connection goes to the
+ * node the router chooses, sends AUTH and SELECT first and checks their
+ * replies, caps what a reply may cost, and hands every further reply to
+ * its user: a query (a key lookup, answered once, then the connection is
+ * kept for the next one) or a long-lived user such as the tracking
+ * subscription.
  */
 
 
@@ -19,11 +25,14 @@
 #include <hiredis/hiredis.h>
 
 
-/* no reply the module asks for comes near this; a larger one is hostile */
+/* no reply a query asks for comes near this; a larger one is hostile */
 #define NGX_HTTP_APIKEY_REDIS_REPLY_MAX     65536
 #define NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX  64
 #define NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT  60000
 #define NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT  6379
+
+/* the roles of a server's nodes; only primaries hold data we read now */
+#define NGX_HTTP_APIKEY_REDIS_PRIMARY       1
 
 
 typedef struct ngx_http_apikey_redis_query_s  ngx_http_apikey_redis_query_t;
@@ -35,10 +44,22 @@ typedef void (*ngx_http_apikey_redis_handler_pt)(
 
 
 typedef struct {
+    ngx_addr_t                        *addr;
+    ngx_uint_t                         role;
+} ngx_http_apikey_redis_node_t;
+
+
+typedef struct {
     ngx_str_t                          url;
+
+    /* the addresses the configuration resolved to */
     ngx_addr_t                        *addrs;
     ngx_uint_t                         naddrs;
-    ngx_uint_t                         next;     /* round robin */
+
+    /* where connections go, and the router's state */
+    ngx_http_apikey_redis_node_t      *nodes;
+    ngx_uint_t                         nnodes;
+    ngx_uint_t                         next;
 
     ngx_uint_t                         db;
     ngx_str_t                          user;
@@ -48,10 +69,67 @@ typedef struct {
     ngx_str_t                          init;
     ngx_uint_t                         ninit;
 
-    /* per worker */
+    /* per worker: connections kept for the next query */
     ngx_queue_t                        idle;
     ngx_uint_t                         nidle;
 } ngx_http_apikey_redis_server_t;
+
+
+/*
+ * Who reads a connection's replies.  reply() owns the reply and returns
+ * NGX_OK to go on reading, or NGX_DONE when it closed or handed on the
+ * connection.  error() must close the connection (or hand it on); err is
+ * NULL when nginx closes it on shutdown.
+ */
+
+typedef struct {
+    ngx_int_t                        (*reply)(
+                                         ngx_http_apikey_redis_conn_t *conn,
+                                         redisReply *reply);
+    void                             (*error)(
+                                         ngx_http_apikey_redis_conn_t *conn,
+                                         char *err);
+
+    /* what one reply may cost: bytes, and elements of one array */
+    size_t                             size;
+    ngx_uint_t                         elements;
+} ngx_http_apikey_redis_user_t;
+
+
+struct ngx_http_apikey_redis_conn_s {
+    ngx_queue_t                        queue;       /* in server->idle */
+    ngx_http_apikey_redis_server_t    *server;
+    ngx_http_apikey_redis_node_t      *node;
+    ngx_peer_connection_t              peer;
+    redisReader                       *reader;
+
+    ngx_http_apikey_redis_user_t      *user;
+    void                              *data;
+
+    /* connecting and sending; then, if set, waiting for a reply */
+    ngx_msec_t                         timeout;
+    ngx_msec_t                         read_timeout;
+
+    u_char                            *start;       /* output */
+    u_char                            *pos;
+    u_char                            *last;
+    u_char                            *end;
+
+    /* bytes of the reply being read, and of all since the query began */
+    size_t                             partial;
+    size_t                             received;
+
+    /* AUTH and SELECT replies still to check, then replies nobody reads */
+    ngx_uint_t                         init;
+    ngx_uint_t                         skip;
+
+    /* a query's record, until the echo of its nonce vouches for it */
+    ngx_http_apikey_redis_query_t     *query;
+    redisReply                        *reply;
+
+    unsigned                           idle:1;
+    unsigned                           reused:1;
+};
 
 
 struct ngx_http_apikey_redis_query_s {
@@ -79,8 +157,18 @@ ngx_http_apikey_redis_server_t *ngx_http_apikey_redis_server(ngx_conf_t *cf,
     ngx_array_t *servers, ngx_str_t *args, ngx_uint_t nargs);
 ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
     int argc, const char **argv, const size_t *argvlen);
-
 redisReader *ngx_http_apikey_redis_reader(ngx_uint_t elements);
+
+ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_open(
+    ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_user_t *user, void *data, ngx_msec_t timeout,
+    ngx_log_t *log);
+ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn,
+    u_char *cmd, size_t len);
+ngx_int_t ngx_http_apikey_redis_command(ngx_http_apikey_redis_conn_t *conn,
+    int argc, const char **argv, const size_t *argvlen);
+void ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn);
+
 ngx_int_t ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q,
