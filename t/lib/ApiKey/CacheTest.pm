@@ -35,7 +35,7 @@ use ApiKey::Test ();
 use ApiKey::Test::Proc qw(test_dir wait_until project_root);
 
 our @EXPORT = qw(start_cached_nginx wait_live settle apikey apikey_start
-    cached_http worker_of);
+    cached_http worker_of tracking_clients wait_subscribed);
 
 my $www;
 
@@ -144,6 +144,21 @@ sub wait_live {
     return 1;
 }
 
+
+# The connections of $redis in client-side tracking (flag t): every
+# worker of a cached nginx holds one per cached source.
+sub tracking_clients {
+    my ($redis) = @_;
+    return grep { ($_->{flags} // '') =~ /t/ } $redis->client_list;
+}
+
+# Waits until $n tracking connections are subscribed; false after 5 s.
+sub wait_subscribed {
+    my ($redis, $n, $timeout) = @_;
+    return wait_until(sub {
+        $n == grep { ($_->{sub} // 0) == 1 } tracking_clients($redis);
+    }, $timeout // 5, 0.005);
+}
 
 # Waits until nginx has taken every invalidation Redis sent so far, so
 # that counting HMGETs right after a write is not disturbed by it: a
@@ -387,6 +402,111 @@ sub run {
         }
         last if $until->(\@rows);
     }
+    return @rows;
+}
+
+
+
+package ApiKey::Fresh;
+
+# A request on a fresh connection every `every` seconds, as a new client
+# would send it: with `listen ... reuseport` the kernel spreads the
+# connections over the workers' sockets, so that those hashed to a
+# stopped worker wait for it while the others are answered at once.
+# Every answer is recorded with when its request was sent; `finish` waits
+# for the connections still open (a worker continued, or respawned).
+#
+#   my $f = ApiKey::Fresh->new(port => $nginx->port);
+#   my @rows = $f->run(every => 0.01, timeout => 3,
+#       request => sub { ('/api/x', Authorization => "Bearer $t") },
+#       until => sub { my ($rows) = @_; ... });
+#   push @rows, $f->finish(timeout => 5);
+#   $f->pending;                          # connections still unanswered
+#
+# Rows are as ApiKey::Burst's: status, sent, got, header.
+
+use Carp qw(croak);
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(time);
+
+sub new {
+    my ($class, %o) = @_;
+    croak "ApiKey::Fresh: port required" unless $o{port};
+    return bless { port => $o{port}, open => [] }, $class;
+}
+
+sub pending { return scalar @{ $_[0]->{open} } }
+
+sub _send {
+    my ($self, $path, @h) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $self->{port}, Proto => 'tcp', Timeout => 2)
+        or croak "connect 127.0.0.1:$self->{port}: $!";
+    binmode $s;
+    my $req = "GET $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    for (my $i = 0; $i < @h; $i += 2) {
+        $req .= "$h[$i]: $h[$i + 1]\r\n";
+    }
+    syswrite($s, "$req\r\n") or croak "send: $!";
+    $s->blocking(0);
+    push @{ $self->{open} }, { sock => $s, buf => '', sent => time };
+}
+
+# Reads what came; returns the rows of connections answered whole.
+sub _collect {
+    my ($self, $wait) = @_;
+    my $sel = IO::Select->new(map { [$_->{sock}, $_] } @{ $self->{open} });
+    my @rows;
+    for my $ready ($sel->can_read($wait)) {
+        my $c = $ready->[1];
+        my $n = sysread($c->{sock}, $c->{buf}, 65536, length $c->{buf});
+        next if !defined $n && $!{EAGAIN};
+        next if $n;
+        # closed: the whole answer is in
+        close $c->{sock};
+        $c->{done} = 1;
+        my ($head) = split /\r\n\r\n/, $c->{buf}, 2;
+        my @lines = split /\r\n/, $head // '';
+        my ($status) = (shift(@lines) // '') =~ m{^HTTP/\d\.\d (\d{3})};
+        my %h;
+        for (@lines) {
+            my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
+            $h{ lc $k } = $v;
+        }
+        push @rows, { status => ($status // 0) + 0, header => \%h,
+            sent => $c->{sent}, got => time };
+    }
+    $self->{open} = [ grep { !$_->{done} } @{ $self->{open} } ];
+    return @rows;
+}
+
+sub run {
+    my ($self, %o) = @_;
+    my $request = $o{request} or croak "ApiKey::Fresh: request required";
+    my $every = $o{every} // 0.01;
+    my $until = $o{until} // sub { 0 };
+    my $end = time + ($o{timeout} // 5);
+    my ($next, @rows) = (0);
+    local $SIG{PIPE} = 'IGNORE';
+    while (time < $end) {
+        if (time >= $next) {
+            $self->_send($request->());
+            $next = time + $every;
+        }
+        my $wait = $next - time;
+        push @rows, $self->_collect($wait > 0 ? $wait : 0);
+        last if $until->(\@rows);
+    }
+    return @rows;
+}
+
+sub finish {
+    my ($self, %o) = @_;
+    my $end = time + ($o{timeout} // 5);
+    my @rows;
+    push @rows, $self->_collect(0.01) while @{ $self->{open} } && time < $end;
+    close $_->{sock} for @{ $self->{open} };
     return @rows;
 }
 
