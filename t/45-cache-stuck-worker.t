@@ -153,14 +153,18 @@ subtest 'a worker killed 20 times in a row (the master respawns it): a '
     my $workers = 2;
     my $nginx = start_cached_nginx(redis => $redis, workers => $workers,
         cache => 'zone=apikeys:1m ttl=60s', quiet => 1);
-    my @bad;
+    my ($mark, @bad) = (0);
     for my $try (1 .. 20) {
+        # the new worker's subscription flushes the zone when it is live:
+        # the key is cached after that
         wait_subscribed($redis, $workers)
+            && eval { wait_live($nginx, $mark) }
             or do { push @bad, "try $try: not subscribed"; next };
         my ($t, $cached) = cached_key($nginx, $workers, "k_kill$try");
         push @bad, "try $try: the key was not cached by every worker"
             unless $cached;
         my @pids = $nginx->worker_pids;
+        $mark = $nginx->mark;
         kill 'KILL', $pids[$try % @pids];
         my ($done, $pending, @rows) = revoke_and_poll($nginx, $t);
         my ($after, $stale, $first, $what) = verdict($done, $pending,
