@@ -63,6 +63,9 @@ typedef struct {
     ngx_http_apikey_cache_sh_t        *sh;
     ngx_slab_pool_t                   *shpool;
     uint32_t                           config;
+
+    /* entries the last find looked at, for the debug log: floods show */
+    ngx_uint_t                         walked;
 } ngx_http_apikey_cache_t;
 
 
@@ -291,6 +294,9 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
     node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "apikey cache: lookup walked %ui entries", cache->walked);
+
     if (node == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
         return NGX_AGAIN;
@@ -482,10 +488,14 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
 {
     ngx_http_apikey_cache_node_t  *node;
 
+    cache->walked = 0;
+
     for (node = *ngx_http_apikey_cache_bucket(cache, digest);
          node;
          node = node->next)
     {
+        cache->walked++;
+
         if (node->source == source
             && ngx_memcmp(digest, node->digest, NGX_HTTP_APIKEY_HASH_LEN)
                == 0)
