@@ -8,7 +8,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_siphash.h"
 
 
 /* how often the subscription is checked, and how soon it is tried again */
@@ -22,6 +25,9 @@
 #define NGX_HTTP_APIKEY_CACHE_BUFFER   1024
 /* entries looked at to make room: given a second chance or evicted */
 #define NGX_HTTP_APIKEY_CACHE_EVICT    256
+
+/* expired unknown keys dropped at most per new one */
+#define NGX_HTTP_APIKEY_CACHE_EXPIRE   8
 
 /* keys one invalidation message may carry */
 #define NGX_HTTP_APIKEY_CACHE_ELEMENTS 4096
@@ -38,13 +44,24 @@ typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
 /*
  * A hash table rather than limit_req's rbtree: with a hundred thousand
  * keys an rbtree walk is some seventeen cache and TLB misses per request,
- * a bucket one or two.  The digest is already uniformly distributed.
+ * a bucket one or two.  The digest is uniform, but a client chooses its
+ * tokens: ground for the same low bits they would share one bucket, so
+ * the index is SipHash of the digest under a key of the zone's own.
  */
 
 typedef struct {
     ngx_http_apikey_cache_node_t     **buckets;
     ngx_uint_t                         mask;
+    u_char                             key[NGX_HTTP_APIKEY_SIPHASH_KEY_LEN];
     ngx_queue_t                        queue;
+
+    /*
+     * Unknown keys, oldest last: any client can make them, so they may
+     * take a share of the zone only, not push known keys out
+     */
+    ngx_queue_t                        negative;
+    ngx_uint_t                         nnegative;
+    ngx_uint_t                         max_negative;
 
     /* changes with every invalidation: a reply older than it is not kept */
     ngx_uint_t                         seq;
@@ -72,6 +89,7 @@ typedef struct {
 struct ngx_http_apikey_cache_node_s {
     ngx_http_apikey_cache_node_t      *next;       /* in its bucket */
     ngx_queue_t                        queue;
+    ngx_queue_t                        nqueue;     /* if negative */
     uint64_t                           expire;     /* unix msec */
     time_t                             expires_at;
     u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
@@ -111,6 +129,12 @@ static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
     ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *digest);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
+static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node);
+static ngx_int_t ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_alloc(
+    ngx_http_apikey_cache_t *cache, size_t size, ngx_uint_t negative);
 static void ngx_http_apikey_cache_flush(ngx_http_apikey_cache_t *cache,
     ngx_int_t source);
 static void ngx_http_apikey_cache_invalidate(ngx_http_apikey_sub_t *sub,
@@ -199,11 +223,14 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_apikey_cache_t  *ocache = data;
 
-    size_t                    len;
-    ngx_uint_t                n;
-    ngx_http_apikey_cache_t  *cache;
+    size_t                       len;
+    ngx_uint_t                   n;
+    ngx_http_apikey_cache_t     *cache;
+    ngx_http_apikey_cache_sh_t  *sh;
 
     cache = shm_zone->data;
+
+    /* the index key goes with the zone: entries are where it put them */
 
     if (ocache) {
         cache->sh = ocache->sh;
@@ -218,29 +245,44 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    cache->sh = ngx_slab_alloc(cache->shpool,
-                               sizeof(ngx_http_apikey_cache_sh_t));
-    if (cache->sh == NULL) {
+    sh = ngx_slab_alloc(cache->shpool, sizeof(ngx_http_apikey_cache_sh_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(cache->sh, sizeof(ngx_http_apikey_cache_sh_t));
+    ngx_memzero(sh, sizeof(ngx_http_apikey_cache_sh_t));
 
-    cache->shpool->data = cache->sh;
+    cache->sh = sh;
+    cache->shpool->data = sh;
+
+    if (RAND_bytes(sh->key, NGX_HTTP_APIKEY_SIPHASH_KEY_LEN) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "apikey cache: RAND_bytes() failed for zone \"%V\"",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
 
     /* a bucket for every 512 bytes of the zone, a power of two */
 
     for (n = 64; n * 512 < shm_zone->shm.size; n *= 2) { /* void */ }
 
-    cache->sh->buckets = ngx_slab_calloc(cache->shpool,
-                                   n * sizeof(ngx_http_apikey_cache_node_t *));
-    if (cache->sh->buckets == NULL) {
+    sh->buckets = ngx_slab_calloc(cache->shpool,
+                                  n * sizeof(ngx_http_apikey_cache_node_t *));
+    if (sh->buckets == NULL) {
         return NGX_ERROR;
     }
 
-    cache->sh->mask = n - 1;
+    sh->mask = n - 1;
 
-    ngx_queue_init(&cache->sh->queue);
+    ngx_queue_init(&sh->queue);
+    ngx_queue_init(&sh->negative);
+
+    /*
+     * As many unknown keys as buckets: at 128 bytes of slab each, a
+     * quarter of the zone
+     */
+
+    sh->max_negative = n;
 
     len = sizeof(" in apikey_cache zone \"\"") + shm_zone->shm.name.len;
 
@@ -270,10 +312,7 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq)
 {
-    u_char                        *p;
     ngx_int_t                      rc;
-    ngx_str_t                     *s[4];
-    ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_node_t  *node;
@@ -294,62 +333,64 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
     node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
-                   "apikey cache: lookup walked %ui entries", cache->walked);
-
     if (node == NULL) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_AGAIN;
-    }
-
-    if (node->expire <= ngx_http_apikey_cache_now()) {
-        ngx_http_apikey_cache_delete(cache, node);
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_AGAIN;
-    }
-
-    /*
-     * Second chance rather than a strict LRU: moving the entry to the head
-     * would touch two other random entries on every hit.
-     */
-
-    node->referenced = 1;
-
-    if (node->negative) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_DECLINED;
-    }
-
-    rc = NGX_OK;
-
-    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
-                          + node->len[3]);
-
-    if (p == NULL) {
-        rc = NGX_ERROR;
+        rc = NGX_AGAIN;
 
     } else {
-        s[0] = &record->id;
-        s[1] = &record->name;
-        s[2] = &record->org;
-        s[3] = &record->scopes;
 
-        ngx_memcpy(p, node->data, node->len[0] + node->len[1]
-                                  + node->len[2] + node->len[3]);
+        /*
+         * Second chance rather than a strict LRU: moving the entry to the
+         * head would touch two other random entries on every hit.
+         */
 
-        for (i = 0; i < 4; i++) {
-            s[i]->data = p;
-            s[i]->len = node->len[i];
-            p += node->len[i];
-        }
+        node->referenced = 1;
 
-        record->expires_at = node->expires_at;
-        record->revoked = node->revoked;
+        rc = node->negative ? NGX_DECLINED
+                            : ngx_http_apikey_cache_copy(node, pool, record);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "apikey cache: lookup walked %ui entries: %i",
+                   cache->walked, rc);
+
     return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record)
+{
+    u_char      *p;
+    ngx_str_t   *s[4];
+    ngx_uint_t   i;
+
+    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
+                          + node->len[3]);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s[0] = &record->id;
+    s[1] = &record->name;
+    s[2] = &record->org;
+    s[3] = &record->scopes;
+
+    ngx_memcpy(p, node->data, node->len[0] + node->len[1] + node->len[2]
+                              + node->len[3]);
+
+    for (i = 0; i < 4; i++) {
+        s[i]->data = p;
+        s[i]->len = node->len[i];
+        p += node->len[i];
+    }
+
+    record->expires_at = node->expires_at;
+    record->revoked = node->revoked;
+
+    return NGX_OK;
 }
 
 
@@ -361,8 +402,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     u_char                        *p;
     size_t                         size;
     ngx_str_t                     *s[4];
-    ngx_uint_t                     i, n;
-    ngx_queue_t                   *q;
+    ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_node_t  *node, **bucket;
@@ -404,35 +444,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         ngx_http_apikey_cache_delete(cache, node);
     }
 
-    /*
-     * When the zone is full, the entry at the tail goes unless it was used
-     * since it got there: then it goes back to the head, once.
-     */
-
-    for (n = 0; /* void */ ; n++) {
-
-        node = ngx_slab_alloc_locked(cache->shpool, size);
-
-        if (node || n == NGX_HTTP_APIKEY_CACHE_EVICT
-            || ngx_queue_empty(&sh->queue))
-        {
-            break;
-        }
-
-        q = ngx_queue_last(&sh->queue);
-        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
-
-        if (node->referenced) {
-            node->referenced = 0;
-            ngx_queue_remove(q);
-            ngx_queue_insert_head(&sh->queue, q);
-            node = NULL;
-            continue;
-        }
-
-        ngx_http_apikey_cache_delete(cache, node);
-        node = NULL;
-    }
+    node = ngx_http_apikey_cache_alloc(cache, size, record == NULL);
 
     if (node == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -458,6 +470,10 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
             node->len[i] = (u_short) s[i]->len;
             p = ngx_cpymem(p, s[i]->data, s[i]->len);
         }
+
+    } else {
+        ngx_queue_insert_head(&sh->negative, &node->nqueue);
+        sh->nnegative++;
     }
 
     bucket = ngx_http_apikey_cache_bucket(cache, digest);
@@ -471,30 +487,114 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 }
 
 
+/*
+ * Room for a new entry.  An unknown key takes the place of the oldest
+ * one when they have their share, or the zone is full, so that a flood of
+ * them evicts nothing else; otherwise the entry at the tail goes unless
+ * it was used since it got there: then it goes back to the head, once.
+ */
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
+    ngx_uint_t negative)
+{
+    uint64_t                       now;
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    sh = cache->sh;
+
+    if (negative) {
+        now = ngx_http_apikey_cache_now();
+
+        for (n = 0; n < NGX_HTTP_APIKEY_CACHE_EXPIRE; n++) {
+
+            if (ngx_queue_empty(&sh->negative)) {
+                break;
+            }
+
+            q = ngx_queue_last(&sh->negative);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, nqueue);
+
+            if (node->expire > now && sh->nnegative < sh->max_negative) {
+                break;
+            }
+
+            ngx_http_apikey_cache_delete(cache, node);
+        }
+    }
+
+    for (n = 0; /* void */ ; n++) {
+
+        node = ngx_slab_alloc_locked(cache->shpool, size);
+
+        if (node || n == NGX_HTTP_APIKEY_CACHE_EVICT
+            || ngx_queue_empty(&sh->queue))
+        {
+            return node;
+        }
+
+        if (negative && !ngx_queue_empty(&sh->negative)) {
+            q = ngx_queue_last(&sh->negative);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, nqueue);
+            ngx_http_apikey_cache_delete(cache, node);
+            continue;
+        }
+
+        q = ngx_queue_last(&sh->queue);
+        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
+
+        if (node->referenced) {
+            node->referenced = 0;
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&sh->queue, q);
+            continue;
+        }
+
+        ngx_http_apikey_cache_delete(cache, node);
+    }
+}
+
+
 static ngx_http_apikey_cache_node_t **
 ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_t *cache, u_char *digest)
 {
-    uint32_t  key;
+    uint64_t  hash;
 
-    ngx_memcpy(&key, digest, sizeof(uint32_t));
+    hash = ngx_http_apikey_siphash(cache->sh->key, digest,
+                                   NGX_HTTP_APIKEY_HASH_LEN);
 
-    return &cache->sh->buckets[key & cache->sh->mask];
+    return &cache->sh->buckets[hash & cache->sh->mask];
 }
 
+
+/* expired entries met on the way are dropped: chains hold live ones */
 
 static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
     u_char *digest)
 {
-    ngx_http_apikey_cache_node_t  *node;
+    uint64_t                        now;
+    ngx_http_apikey_cache_node_t   *node, **p;
+
+    now = ngx_http_apikey_cache_now();
 
     cache->walked = 0;
 
-    for (node = *ngx_http_apikey_cache_bucket(cache, digest);
-         node;
-         node = node->next)
-    {
+    p = ngx_http_apikey_cache_bucket(cache, digest);
+
+    while (*p) {
+        node = *p;
+
         cache->walked++;
+
+        if (node->expire <= now) {
+            *p = node->next;
+            ngx_http_apikey_cache_free(cache, node);
+            continue;
+        }
 
         if (node->source == source
             && ngx_memcmp(digest, node->digest, NGX_HTTP_APIKEY_HASH_LEN)
@@ -502,6 +602,8 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
         {
             return node;
         }
+
+        p = &node->next;
     }
 
     return NULL;
@@ -522,6 +624,21 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     }
 
     *p = node->next;
+
+    ngx_http_apikey_cache_free(cache, node);
+}
+
+
+/* the node is out of its bucket already */
+
+static void
+ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node)
+{
+    if (node->negative) {
+        ngx_queue_remove(&node->nqueue);
+        cache->sh->nnegative--;
+    }
 
     ngx_queue_remove(&node->queue);
     ngx_slab_free_locked(cache->shpool, node);
