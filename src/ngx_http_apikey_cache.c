@@ -123,6 +123,7 @@ typedef struct {
 } ngx_http_apikey_sub_t;
 
 
+static void ngx_http_apikey_cache_fingerprint(uint32_t *crc, ngx_str_t *s);
 static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
@@ -187,16 +188,22 @@ ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size)
 
 /*
  * Entries are keyed by source index: workers of another configuration
- * (during a reload) may number sources otherwise, and must not share them.
+ * (during a reload) may number sources otherwise, or read another
+ * database, user or address under the same URL, and must not share them.
+ * The fingerprint holds whatever decides where a record comes from; not
+ * the password, which a CRC in shared memory would all but give away.
  */
 
 void
 ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
 {
-    uint32_t                   crc;
-    ngx_uint_t                 i;
-    ngx_http_apikey_cache_t   *cache;
-    ngx_http_apikey_source_t **source;
+    u_char                           db[NGX_INT_T_LEN];
+    uint32_t                         crc;
+    ngx_str_t                        s;
+    ngx_uint_t                       i, j;
+    ngx_http_apikey_cache_t         *cache;
+    ngx_http_apikey_source_t       **source;
+    ngx_http_apikey_redis_server_t  *server;
 
     cache = shm_zone->data;
     source = sources->elts;
@@ -204,17 +211,37 @@ ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
     ngx_crc32_init(crc);
 
     for (i = 0; i < sources->nelts; i++) {
-        ngx_crc32_update(&crc, source[i]->server->url.data,
-                         source[i]->server->url.len);
-        ngx_crc32_update(&crc, (u_char *) "\n", 1);
-        ngx_crc32_update(&crc, source[i]->prefix.data,
-                         source[i]->prefix.len);
-        ngx_crc32_update(&crc, (u_char *) "\n", 1);
+        server = source[i]->server;
+
+        ngx_http_apikey_cache_fingerprint(&crc, &server->url);
+
+        for (j = 0; j < server->naddrs; j++) {
+            ngx_http_apikey_cache_fingerprint(&crc, &server->addrs[j].name);
+        }
+
+        s.data = db;
+        s.len = ngx_sprintf(db, "%ui", server->db) - db;
+
+        ngx_http_apikey_cache_fingerprint(&crc, &s);
+        ngx_http_apikey_cache_fingerprint(&crc, &server->user);
+        ngx_http_apikey_cache_fingerprint(&crc, &source[i]->prefix);
     }
 
     ngx_crc32_final(crc);
 
     cache->config = crc;
+}
+
+
+/* each string with its length first: no two lists read the same */
+
+static void
+ngx_http_apikey_cache_fingerprint(uint32_t *crc, ngx_str_t *s)
+{
+    u_char  len[NGX_SIZE_T_LEN + 1];
+
+    ngx_crc32_update(crc, len, ngx_sprintf(len, "%uz:", s->len) - len);
+    ngx_crc32_update(crc, s->data, s->len);
 }
 
 
