@@ -2,7 +2,8 @@
 # nor empty it: tokens ground so that their SHA-256 digests share the low
 # bits an unseeded index would take still spread over the zone (every
 # lookup walks a few entries, as the debug log tells), and a flood of
-# unknown keys cannot push the known keys out of the zone.
+# unknown keys cannot push the known keys out of the zone: the oldest
+# unknown keys make room for the new ones.
 
 use lib 't/lib';
 use ApiKey::Test;
@@ -100,6 +101,14 @@ subtest 'a flood of unknown keys does not push known keys out of the '
     $h0 = hmgets();
     is($ids->(), $want, 'the known keys are let in after the flood ...');
     is(hmgets() - $h0, 0, '... still from the cache');
+
+    # a 32k zone has 64 buckets: room for the 64 latest unknown keys
+    $h0 = hmgets();
+    @s = map { $c->get('/api/x', Authorization => "Bearer $_")->status }
+        @unknown[-50 .. -1];
+    is(scalar(grep { $_ != 401 } @s), 0, 'the 50 latest unknown keys are '
+        . 'refused ...');
+    is(hmgets() - $h0, 0, '... from the cache: the oldest made room');
     error_log_clean($nginx, @tokens);
     $nginx->stop;
 };
