@@ -89,7 +89,6 @@ typedef struct {
 struct ngx_http_apikey_cache_node_s {
     ngx_http_apikey_cache_node_t      *next;       /* in its bucket */
     ngx_queue_t                        queue;
-    ngx_queue_t                        nqueue;     /* if negative */
     uint64_t                           expire;     /* unix msec */
     time_t                             expires_at;
     u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
@@ -98,7 +97,12 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             revoked;
     u_char                             referenced;
     u_short                            len[4];     /* id name org scopes */
-    u_char                             data[1];
+
+    /* a record's fields, or an unknown key's place among the others */
+    union {
+        ngx_queue_t                    negative;
+        u_char                         data[1];
+    } u;
 };
 
 
@@ -405,7 +409,7 @@ ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     s[2] = &record->org;
     s[3] = &record->scopes;
 
-    ngx_memcpy(p, node->data, node->len[0] + node->len[1] + node->len[2]
+    ngx_memcpy(p, node->u.data, node->len[0] + node->len[1] + node->len[2]
                               + node->len[3]);
 
     for (i = 0; i < 4; i++) {
@@ -437,9 +441,9 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     cache = shm_zone->data;
     sh = cache->sh;
 
-    size = offsetof(ngx_http_apikey_cache_node_t, data);
-
     if (record) {
+        size = offsetof(ngx_http_apikey_cache_node_t, u.data);
+
         s[0] = &record->id;
         s[1] = &record->name;
         s[2] = &record->org;
@@ -452,6 +456,10 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 
             size += s[i]->len;
         }
+
+    } else {
+        size = offsetof(ngx_http_apikey_cache_node_t, u)
+               + sizeof(ngx_queue_t);
     }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -491,7 +499,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         node->revoked = record->revoked;
         node->expires_at = record->expires_at;
 
-        p = node->data;
+        p = node->u.data;
 
         for (i = 0; i < 4; i++) {
             node->len[i] = (u_short) s[i]->len;
@@ -499,7 +507,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         }
 
     } else {
-        ngx_queue_insert_head(&sh->negative, &node->nqueue);
+        ngx_queue_insert_head(&sh->negative, &node->u.negative);
         sh->nnegative++;
     }
 
@@ -543,7 +551,8 @@ ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
             }
 
             q = ngx_queue_last(&sh->negative);
-            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, nqueue);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
+                                  u.negative);
 
             if (node->expire > now && sh->nnegative < sh->max_negative) {
                 break;
@@ -565,7 +574,8 @@ ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
 
         if (negative && !ngx_queue_empty(&sh->negative)) {
             q = ngx_queue_last(&sh->negative);
-            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, nqueue);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
+                                  u.negative);
             ngx_http_apikey_cache_delete(cache, node);
             continue;
         }
@@ -663,7 +673,7 @@ ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node)
 {
     if (node->negative) {
-        ngx_queue_remove(&node->nqueue);
+        ngx_queue_remove(&node->u.negative);
         cache->sh->nnegative--;
     }
 
