@@ -34,6 +34,7 @@ UNIT         := $(BUILD)/apikey_unit
 MODULE_SRCS  := ngx_http_apikey_module.c $(filter-out src/apikey%, \
                 $(wildcard src/ngx_http_apikey*.c src/ngx_http_apikey*.h))
 KEY_SRCS     := src/ngx_http_apikey_key.c
+HASH_SRCS    := src/ngx_http_apikey_siphash.c
 CLI_SRCS     := $(wildcard src/apikey*.c)
 CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
@@ -81,10 +82,10 @@ $(CLI): $(CLI_SRCS) $(CLI_HDRS) $(KEY_SRCS) | deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -Isrc -o $@ $(CLI_SRCS) $(KEY_SRCS) -lhiredis -lcrypto
 
-$(UNIT): $(UNIT_SRCS) $(CLI_HDRS) $(KEY_SRCS) $(CLI_SRCS) | deps
+$(UNIT): $(UNIT_SRCS) $(CLI_HDRS) $(KEY_SRCS) $(CLI_SRCS) $(HASH_SRCS) | deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -DAPIKEY_UNIT_TEST -Isrc -o $@ $(UNIT_SRCS) \
-	    $(filter-out src/apikey.c, $(CLI_SRCS)) $(KEY_SRCS) \
+	    $(filter-out src/apikey.c, $(CLI_SRCS)) $(KEY_SRCS) $(HASH_SRCS) \
 	    -lhiredis -lcrypto
 
 unit: $(UNIT)

@@ -52,6 +52,8 @@ static ngx_int_t ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *conf);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -132,6 +134,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_apikey_secret_file,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -687,7 +696,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->org = NGX_CONF_UNSET_PTR;
     conf->upstream_headers = NGX_CONF_UNSET;
     conf->hide_credentials = NGX_CONF_UNSET;
-    conf->cache = NGX_CONF_UNSET;
+    conf->cache = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -719,10 +728,15 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
-    ngx_conf_merge_value(conf->cache, prev->cache, 1);
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
 
-    if (amcf->cache == NULL) {
-        conf->cache = 0;
+    /* zones are checked here: one may be used before it is declared */
+
+    if (conf->cache && conf->cache != amcf->cache) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown apikey_cache zone \"%V\"",
+                           &conf->cache->shm.name);
+        return NGX_CONF_ERROR;
     }
 
     if (!conf->enable) {
@@ -956,39 +970,27 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * apikey_cache zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME];  (http)
- * apikey_cache off;
+ * apikey_cache_zone zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME];
+ *
+ * One zone per http block: the workers' subscriptions vouch for one zone.
  */
 
 static char *
-ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_apikey_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_apikey_loc_conf_t *alcf = conf;
+    ngx_http_apikey_main_conf_t *amcf = conf;
 
-    u_char                       *p;
-    ssize_t                       size;
-    ngx_str_t                    *value, name, s;
-    ngx_uint_t                    i;
-    ngx_msec_t                    ttl, negative_ttl;
-    ngx_http_apikey_main_conf_t  *amcf;
+    u_char      *p;
+    ssize_t      size;
+    ngx_str_t   *value, name, s;
+    ngx_uint_t   i;
+    ngx_msec_t   ttl, negative_ttl;
 
     value = cf->args->elts;
 
-    if (alcf->cache != NGX_CONF_UNSET) {
-        return "is duplicate";
+    if (amcf->cache) {
+        return "is duplicate: one zone per http block";
     }
-
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->cache = 0;
-        return NGX_CONF_OK;
-    }
-
-    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
-        return "with zone= is only valid at the http level; "
-               "use \"apikey_cache off\" here";
-    }
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 
     ngx_str_null(&name);
     size = 0;
@@ -1071,7 +1073,7 @@ ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (name.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"apikey_cache\" needs zone=NAME:SIZE or off");
+                           "\"%V\" needs zone=NAME:SIZE", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -1083,7 +1085,64 @@ ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     amcf->cache_ttl = ttl;
     amcf->cache_negative_ttl = negative_ttl;
 
-    alcf->cache = 1;
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * apikey_cache NAME | off;
+ * apikey_cache zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME];  (http)
+ *
+ * The second form, from before apikey_cache_zone, declares the zone and
+ * uses it at once.
+ */
+
+static char *
+ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    char                         *rv;
+    ngx_str_t                    *value;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    value = cf->args->elts;
+
+    if (alcf->cache != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts == 2
+        && ngx_strlchr(value[1].data, value[1].data + value[1].len, '=')
+           == NULL)
+    {
+        if (ngx_strcmp(value[1].data, "off") == 0) {
+            alcf->cache = NULL;
+            return NGX_CONF_OK;
+        }
+
+        alcf->cache = ngx_shared_memory_add(cf, &value[1], 0,
+                                            &ngx_http_apikey_module);
+        if (alcf->cache == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+        return "with zone= is only valid at the http level; "
+               "use \"apikey_cache NAME\" or \"apikey_cache off\" here";
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+
+    rv = ngx_http_apikey_cache_zone(cf, cmd, amcf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    alcf->cache = amcf->cache;
 
     return NGX_CONF_OK;
 }

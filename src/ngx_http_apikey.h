@@ -97,7 +97,7 @@ typedef struct {
 
     ngx_flag_t                       upstream_headers;
     ngx_flag_t                       hide_credentials;
-    ngx_flag_t                       cache;
+    ngx_shm_zone_t                  *cache;        /* NULL: off */
 
     ngx_http_apikey_source_t        *source;
 

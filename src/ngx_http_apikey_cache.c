@@ -8,7 +8,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_siphash.h"
 
 
 /*
@@ -19,6 +22,9 @@
 
 /* entries looked at to make room: given a second chance or evicted */
 #define NGX_HTTP_APIKEY_CACHE_EVICT    256
+
+/* expired unknown keys dropped at most per new one */
+#define NGX_HTTP_APIKEY_CACHE_EXPIRE   8
 
 
 typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
@@ -35,13 +41,24 @@ typedef struct {
 /*
  * A hash table rather than limit_req's rbtree: with a hundred thousand
  * keys an rbtree walk is some seventeen cache and TLB misses per request,
- * a bucket one or two.  The digest is already uniformly distributed.
+ * a bucket one or two.  The digest is uniform, but a client chooses its
+ * tokens: ground for the same low bits they would share one bucket, so
+ * the index is SipHash of the digest under a key of the zone's own.
  */
 
 typedef struct {
     ngx_http_apikey_cache_node_t     **buckets;
     ngx_uint_t                         mask;
+    u_char                             key[NGX_HTTP_APIKEY_SIPHASH_KEY_LEN];
     ngx_queue_t                        queue;
+
+    /*
+     * Unknown keys, oldest last: any client can make them, so they may
+     * take a share of the zone only, not push known keys out
+     */
+    ngx_queue_t                        negative;
+    ngx_uint_t                         nnegative;
+    ngx_uint_t                         max_negative;
 
     /* changes with every invalidation: a reply older than it is not kept */
     ngx_uint_t                         seq;
@@ -60,6 +77,9 @@ typedef struct {
     ngx_http_apikey_cache_sh_t        *sh;
     ngx_slab_pool_t                   *shpool;
     uint32_t                           config;
+
+    /* entries the last find looked at, for the debug log: floods show */
+    ngx_uint_t                         walked;
 } ngx_http_apikey_cache_t;
 
 
@@ -74,18 +94,28 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             revoked;
     u_char                             referenced;
     u_short                            len[4];     /* id name org scopes */
-    u_char                             data[1];
+
+    /* a record's fields, or an unknown key's place among the others */
+    union {
+        ngx_queue_t                    negative;
+        u_char                         data[1];
+    } u;
 };
 
 
-
-
+static void ngx_http_apikey_cache_fingerprint(uint32_t *crc, ngx_str_t *s);
 static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_find(
     ngx_http_apikey_cache_t *cache, ngx_uint_t source, u_char *digest);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
+static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node);
+static ngx_int_t ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_alloc(
+    ngx_http_apikey_cache_t *cache, size_t size, ngx_uint_t negative);
 static void ngx_http_apikey_cache_flush_locked(
     ngx_http_apikey_cache_t *cache, ngx_int_t source);
 static void ngx_http_apikey_cache_until(ngx_http_apikey_cache_t *cache,
@@ -127,16 +157,22 @@ ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size)
 
 /*
  * Entries are keyed by source index: workers of another configuration
- * (during a reload) may number sources otherwise, and must not share them.
+ * (during a reload) may number sources otherwise, or read another
+ * database, user or address under the same URL, and must not share them.
+ * The fingerprint holds whatever decides where a record comes from; not
+ * the password, which a CRC in shared memory would all but give away.
  */
 
 void
 ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
 {
-    uint32_t                   crc;
-    ngx_uint_t                 i;
-    ngx_http_apikey_cache_t   *cache;
-    ngx_http_apikey_source_t **source;
+    u_char                           db[NGX_INT_T_LEN];
+    uint32_t                         crc;
+    ngx_str_t                        s;
+    ngx_uint_t                       i, j;
+    ngx_http_apikey_cache_t         *cache;
+    ngx_http_apikey_source_t       **source;
+    ngx_http_apikey_redis_server_t  *server;
 
     cache = shm_zone->data;
     source = sources->elts;
@@ -144,12 +180,20 @@ ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
     ngx_crc32_init(crc);
 
     for (i = 0; i < sources->nelts; i++) {
-        ngx_crc32_update(&crc, source[i]->server->url.data,
-                         source[i]->server->url.len);
-        ngx_crc32_update(&crc, (u_char *) "\n", 1);
-        ngx_crc32_update(&crc, source[i]->prefix.data,
-                         source[i]->prefix.len);
-        ngx_crc32_update(&crc, (u_char *) "\n", 1);
+        server = source[i]->server;
+
+        ngx_http_apikey_cache_fingerprint(&crc, &server->url);
+
+        for (j = 0; j < server->naddrs; j++) {
+            ngx_http_apikey_cache_fingerprint(&crc, &server->addrs[j].name);
+        }
+
+        s.data = db;
+        s.len = ngx_sprintf(db, "%ui", server->db) - db;
+
+        ngx_http_apikey_cache_fingerprint(&crc, &s);
+        ngx_http_apikey_cache_fingerprint(&crc, &server->user);
+        ngx_http_apikey_cache_fingerprint(&crc, &source[i]->prefix);
     }
 
     ngx_crc32_final(crc);
@@ -158,16 +202,31 @@ ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
 }
 
 
+/* each string with its length first: no two lists read the same */
+
+static void
+ngx_http_apikey_cache_fingerprint(uint32_t *crc, ngx_str_t *s)
+{
+    u_char  len[NGX_SIZE_T_LEN + 1];
+
+    ngx_crc32_update(crc, len, ngx_sprintf(len, "%uz:", s->len) - len);
+    ngx_crc32_update(crc, s->data, s->len);
+}
+
+
 static ngx_int_t
 ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_apikey_cache_t  *ocache = data;
 
-    size_t                    len;
-    ngx_uint_t                n;
-    ngx_http_apikey_cache_t  *cache;
+    size_t                       len;
+    ngx_uint_t                   n;
+    ngx_http_apikey_cache_t     *cache;
+    ngx_http_apikey_cache_sh_t  *sh;
 
     cache = shm_zone->data;
+
+    /* the index key goes with the zone: entries are where it put them */
 
     if (ocache) {
         cache->sh = ocache->sh;
@@ -182,29 +241,44 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    cache->sh = ngx_slab_alloc(cache->shpool,
-                               sizeof(ngx_http_apikey_cache_sh_t));
-    if (cache->sh == NULL) {
+    sh = ngx_slab_alloc(cache->shpool, sizeof(ngx_http_apikey_cache_sh_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(cache->sh, sizeof(ngx_http_apikey_cache_sh_t));
+    ngx_memzero(sh, sizeof(ngx_http_apikey_cache_sh_t));
 
-    cache->shpool->data = cache->sh;
+    cache->sh = sh;
+    cache->shpool->data = sh;
+
+    if (RAND_bytes(sh->key, NGX_HTTP_APIKEY_SIPHASH_KEY_LEN) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "apikey cache: RAND_bytes() failed for zone \"%V\"",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
 
     /* a bucket for every 512 bytes of the zone, a power of two */
 
     for (n = 64; n * 512 < shm_zone->shm.size; n *= 2) { /* void */ }
 
-    cache->sh->buckets = ngx_slab_calloc(cache->shpool,
-                                   n * sizeof(ngx_http_apikey_cache_node_t *));
-    if (cache->sh->buckets == NULL) {
+    sh->buckets = ngx_slab_calloc(cache->shpool,
+                                  n * sizeof(ngx_http_apikey_cache_node_t *));
+    if (sh->buckets == NULL) {
         return NGX_ERROR;
     }
 
-    cache->sh->mask = n - 1;
+    sh->mask = n - 1;
 
-    ngx_queue_init(&cache->sh->queue);
+    ngx_queue_init(&sh->queue);
+    ngx_queue_init(&sh->negative);
+
+    /*
+     * As many unknown keys as buckets: at 128 bytes of slab each, a
+     * quarter of the zone
+     */
+
+    sh->max_negative = n;
 
     len = sizeof(" in apikey_cache zone \"\"") + shm_zone->shm.name.len;
 
@@ -234,10 +308,7 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq)
 {
-    u_char                        *p;
     ngx_int_t                      rc;
-    ngx_str_t                     *s[4];
-    ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_node_t  *node;
@@ -260,58 +331,63 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
     if (node == NULL) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_AGAIN;
-    }
-
-    if (node->expire <= ngx_http_apikey_cache_now()) {
-        ngx_http_apikey_cache_delete(cache, node);
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_AGAIN;
-    }
-
-    /*
-     * Second chance rather than a strict LRU: moving the entry to the head
-     * would touch two other random entries on every hit.
-     */
-
-    node->referenced = 1;
-
-    if (node->negative) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_DECLINED;
-    }
-
-    rc = NGX_OK;
-
-    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
-                          + node->len[3]);
-
-    if (p == NULL) {
-        rc = NGX_ERROR;
+        rc = NGX_AGAIN;
 
     } else {
-        s[0] = &record->id;
-        s[1] = &record->name;
-        s[2] = &record->org;
-        s[3] = &record->scopes;
 
-        ngx_memcpy(p, node->data, node->len[0] + node->len[1]
-                                  + node->len[2] + node->len[3]);
+        /*
+         * Second chance rather than a strict LRU: moving the entry to the
+         * head would touch two other random entries on every hit.
+         */
 
-        for (i = 0; i < 4; i++) {
-            s[i]->data = p;
-            s[i]->len = node->len[i];
-            p += node->len[i];
-        }
+        node->referenced = 1;
 
-        record->expires_at = node->expires_at;
-        record->revoked = node->revoked;
+        rc = node->negative ? NGX_DECLINED
+                            : ngx_http_apikey_cache_copy(node, pool, record);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "apikey cache: lookup walked %ui entries: %i",
+                   cache->walked, rc);
+
     return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record)
+{
+    u_char      *p;
+    ngx_str_t   *s[4];
+    ngx_uint_t   i;
+
+    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
+                          + node->len[3]);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s[0] = &record->id;
+    s[1] = &record->name;
+    s[2] = &record->org;
+    s[3] = &record->scopes;
+
+    ngx_memcpy(p, node->u.data, node->len[0] + node->len[1] + node->len[2]
+                              + node->len[3]);
+
+    for (i = 0; i < 4; i++) {
+        s[i]->data = p;
+        s[i]->len = node->len[i];
+        p += node->len[i];
+    }
+
+    record->expires_at = node->expires_at;
+    record->revoked = node->revoked;
+
+    return NGX_OK;
 }
 
 
@@ -323,8 +399,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     u_char                        *p;
     size_t                         size;
     ngx_str_t                     *s[4];
-    ngx_uint_t                     i, n;
-    ngx_queue_t                   *q;
+    ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_node_t  *node, **bucket;
@@ -332,9 +407,9 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     cache = shm_zone->data;
     sh = cache->sh;
 
-    size = offsetof(ngx_http_apikey_cache_node_t, data);
-
     if (record) {
+        size = offsetof(ngx_http_apikey_cache_node_t, u.data);
+
         s[0] = &record->id;
         s[1] = &record->name;
         s[2] = &record->org;
@@ -347,6 +422,10 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 
             size += s[i]->len;
         }
+
+    } else {
+        size = offsetof(ngx_http_apikey_cache_node_t, u)
+               + sizeof(ngx_queue_t);
     }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -366,35 +445,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         ngx_http_apikey_cache_delete(cache, node);
     }
 
-    /*
-     * When the zone is full, the entry at the tail goes unless it was used
-     * since it got there: then it goes back to the head, once.
-     */
-
-    for (n = 0; /* void */ ; n++) {
-
-        node = ngx_slab_alloc_locked(cache->shpool, size);
-
-        if (node || n == NGX_HTTP_APIKEY_CACHE_EVICT
-            || ngx_queue_empty(&sh->queue))
-        {
-            break;
-        }
-
-        q = ngx_queue_last(&sh->queue);
-        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
-
-        if (node->referenced) {
-            node->referenced = 0;
-            ngx_queue_remove(q);
-            ngx_queue_insert_head(&sh->queue, q);
-            node = NULL;
-            continue;
-        }
-
-        ngx_http_apikey_cache_delete(cache, node);
-        node = NULL;
-    }
+    node = ngx_http_apikey_cache_alloc(cache, size, record == NULL);
 
     if (node == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -414,12 +465,16 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         node->revoked = record->revoked;
         node->expires_at = record->expires_at;
 
-        p = node->data;
+        p = node->u.data;
 
         for (i = 0; i < 4; i++) {
             node->len[i] = (u_short) s[i]->len;
             p = ngx_cpymem(p, s[i]->data, s[i]->len);
         }
+
+    } else {
+        ngx_queue_insert_head(&sh->negative, &node->u.negative);
+        sh->nnegative++;
     }
 
     bucket = ngx_http_apikey_cache_bucket(cache, digest);
@@ -433,33 +488,125 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 }
 
 
+/*
+ * Room for a new entry.  An unknown key takes the place of the oldest
+ * one when they have their share, or the zone is full, so that a flood of
+ * them evicts nothing else; otherwise the entry at the tail goes unless
+ * it was used since it got there: then it goes back to the head, once.
+ */
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
+    ngx_uint_t negative)
+{
+    uint64_t                       now;
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    sh = cache->sh;
+
+    if (negative) {
+        now = ngx_http_apikey_cache_now();
+
+        for (n = 0; n < NGX_HTTP_APIKEY_CACHE_EXPIRE; n++) {
+
+            if (ngx_queue_empty(&sh->negative)) {
+                break;
+            }
+
+            q = ngx_queue_last(&sh->negative);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
+                                  u.negative);
+
+            if (node->expire > now && sh->nnegative < sh->max_negative) {
+                break;
+            }
+
+            ngx_http_apikey_cache_delete(cache, node);
+        }
+    }
+
+    for (n = 0; /* void */ ; n++) {
+
+        node = ngx_slab_alloc_locked(cache->shpool, size);
+
+        if (node || n == NGX_HTTP_APIKEY_CACHE_EVICT
+            || ngx_queue_empty(&sh->queue))
+        {
+            return node;
+        }
+
+        if (negative && !ngx_queue_empty(&sh->negative)) {
+            q = ngx_queue_last(&sh->negative);
+            node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
+                                  u.negative);
+            ngx_http_apikey_cache_delete(cache, node);
+            continue;
+        }
+
+        q = ngx_queue_last(&sh->queue);
+        node = ngx_queue_data(q, ngx_http_apikey_cache_node_t, queue);
+
+        if (node->referenced) {
+            node->referenced = 0;
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&sh->queue, q);
+            continue;
+        }
+
+        ngx_http_apikey_cache_delete(cache, node);
+    }
+}
+
+
 static ngx_http_apikey_cache_node_t **
 ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_t *cache, u_char *digest)
 {
-    uint32_t  key;
+    uint64_t  hash;
 
-    ngx_memcpy(&key, digest, sizeof(uint32_t));
+    hash = ngx_http_apikey_siphash(cache->sh->key, digest,
+                                   NGX_HTTP_APIKEY_HASH_LEN);
 
-    return &cache->sh->buckets[key & cache->sh->mask];
+    return &cache->sh->buckets[hash & cache->sh->mask];
 }
 
+
+/* expired entries met on the way are dropped: chains hold live ones */
 
 static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_t *cache, ngx_uint_t source,
     u_char *digest)
 {
-    ngx_http_apikey_cache_node_t  *node;
+    uint64_t                        now;
+    ngx_http_apikey_cache_node_t   *node, **p;
 
-    for (node = *ngx_http_apikey_cache_bucket(cache, digest);
-         node;
-         node = node->next)
-    {
+    now = ngx_http_apikey_cache_now();
+
+    cache->walked = 0;
+
+    p = ngx_http_apikey_cache_bucket(cache, digest);
+
+    while (*p) {
+        node = *p;
+
+        cache->walked++;
+
+        if (node->expire <= now) {
+            *p = node->next;
+            ngx_http_apikey_cache_free(cache, node);
+            continue;
+        }
+
         if (node->source == source
             && ngx_memcmp(digest, node->digest, NGX_HTTP_APIKEY_HASH_LEN)
                == 0)
         {
             return node;
         }
+
+        p = &node->next;
     }
 
     return NULL;
@@ -480,6 +627,21 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     }
 
     *p = node->next;
+
+    ngx_http_apikey_cache_free(cache, node);
+}
+
+
+/* the node is out of its bucket already */
+
+static void
+ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node)
+{
+    if (node->negative) {
+        ngx_queue_remove(&node->u.negative);
+        cache->sh->nnegative--;
+    }
 
     ngx_queue_remove(&node->queue);
     ngx_slab_free_locked(cache->shpool, node);

@@ -107,6 +107,61 @@ rejects('apikey_realm inside limit_except',
     'limit_except GET { apikey_realm x; }',
     qr/"apikey_realm" directive is not allowed here/);
 
+# apikey_cache_zone and apikey_cache NAME; apikey_cache zone= (the
+# spelling from before apikey_cache_zone) declares and uses the zone
+sub cache_conf {
+    my ($http, $in_location, $in_server) = @_;
+    return "$http\n" . conf("apikey on; $in_location",
+        'apikey_redis 127.0.0.1:6379; ' . ($in_server // ''));
+}
+
+for (['apikey_cache_zone and apikey_cache NAME',
+        'apikey_cache_zone zone=z:1m ttl=30s negative_ttl=0;',
+        'apikey_cache z;'],
+    ['a zone used before it is declared',
+        'apikey_cache z; apikey_cache_zone zone=z:1m;', ''],
+    ['apikey_cache zone= at http level, off in a location',
+        'apikey_cache zone=z:1m ttl=30s;', 'apikey_cache off;'],
+    ['apikey_cache zone= at http level, named in a location',
+        'apikey_cache zone=z:1m;', 'apikey_cache z;'])
+{
+    my ($what, $http, $loc) = @$_;
+    my ($rc, $out) = nginx_check(http => cache_conf($http, $loc));
+    is($rc, 0, "accepted: $what") or diag $out;
+}
+
+for (['apikey_cache naming no zone', 'apikey_cache_zone zone=z:1m;',
+        'apikey_cache y;', qr/unknown apikey_cache zone "y"/],
+    ['apikey_cache with no zone declared', '', 'apikey_cache z;',
+        qr/unknown apikey_cache zone "z"/],
+    ['two zones', 'apikey_cache_zone zone=a:1m; apikey_cache_zone '
+        . 'zone=b:1m;', '', qr/"apikey_cache_zone" directive is duplicate/],
+    ['apikey_cache_zone and apikey_cache zone=', 'apikey_cache_zone '
+        . 'zone=a:1m; apikey_cache zone=b:1m;', '',
+        qr/"apikey_cache" directive is duplicate/],
+    ['apikey_cache_zone without zone=', 'apikey_cache_zone ttl=1s;', '',
+        qr/"apikey_cache_zone" needs zone=NAME:SIZE/],
+    ['apikey_cache_zone in a server', '', '',
+        qr/"apikey_cache_zone" directive is not allowed here/,
+        'apikey_cache_zone zone=z:1m;'],
+    ['apikey_cache zone= in a location', '', 'apikey_cache zone=z:1m;',
+        qr/zone= is only valid at the http level/],
+    ['a zone too small', 'apikey_cache_zone zone=z:8k;', '',
+        qr/zone "zone=z:8k" is too small/],
+    ['apikey_cache twice in a location', 'apikey_cache_zone zone=z:1m;',
+        'apikey_cache z; apikey_cache off;',
+        qr/"apikey_cache" directive is duplicate/])
+{
+    my ($what, $http, $loc, $re, $in_server) = @$_;
+    subtest "rejected: $what" => sub {
+        my ($rc, $out) = nginx_check(http => cache_conf($http, $loc,
+            $in_server));
+        isnt($rc, 0, 'nginx -t fails');
+        like($out, qr/\[emerg\]/, 'with an [emerg] line');
+        like($out, $re, "saying $re") or diag $out;
+    };
+}
+
 for my $d ('apikey on', 'apikey_realm api', 'apikey_redis 127.0.0.1:6379',
     'apikey_redis_timeout 1s', 'apikey_redis_keepalive 4',
     'apikey_redis_prefix p:', "apikey_hash_secret_file $secret",

@@ -2,7 +2,8 @@
 # answers exactly as a fresh lookup would; unknown keys are remembered for
 # negative_ttl; nothing is served past ttl, and a key's expiry is checked
 # on cached entries; requests for one key in flight at once share one
-# lookup; `apikey_cache off` asks Redis every time.
+# lookup; `apikey_cache off` asks Redis every time; the zone declared by
+# apikey_cache_zone is used where `apikey_cache NAME` says, and only there.
 
 use lib 't/lib';
 use ApiKey::Test;
@@ -68,6 +69,41 @@ subtest 'apikey_cache off: every request asks Redis' => sub {
         ->status } 1 .. 50;
     is(join(',', @s), join(',', (200) x 50), '50 answers 200');
     is(hmgets() - $before, 50, '50 HMGET');
+};
+
+subtest 'apikey_cache_zone, then apikey_cache NAME: cached where named, '
+    . 'not elsewhere' => sub {
+    # the zone used (http level) before it is declared
+    my $n2 = start_cached_nginx(redis => $redis, workers => 1,
+        cache => 'split', http => 'apikey_cache_zone zone=split:1m;');
+    my $t = key_with('k_split');
+    my $c = $n2->client;
+    my $ids = sub { join ' ', map { $c->get($_, Authorization =>
+        "Bearer $t")->header('x-id') // '-' } @_ };
+    is($ids->('/api/x'), 'k_split', 'let in');
+    my $before = hmgets();
+    is($ids->(('/api/x') x 20), join(' ', ('k_split') x 20), '20 times ...');
+    is(hmgets() - $before, 0, '... from the zone');
+    $before = hmgets();
+    $ids->(('/nocache/x') x 5);
+    is(hmgets() - $before, 5, 'apikey_cache off: 5 HMGET for 5 requests');
+    $n2->stop;
+
+    # declared, named nowhere: nothing cached
+    my $n3 = start_nginx(redis => $redis, http => <<'EOF');
+    apikey_cache_zone zone=unused:1m;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis %%REDIS%%;
+        location / { apikey on; try_files $uri =204; }
+    }
+EOF
+    $before = hmgets();
+    my @s = map { $n3->get('/x', Authorization => "Bearer $t")->status }
+        1 .. 5;
+    is("@s", '204 204 204 204 204', 'a zone no apikey_cache names: let in');
+    is(hmgets() - $before, 5, '... from Redis every time');
+    $n3->stop;
 };
 
 subtest 'a cached record reaches the upstream as a fresh one does' => sub {

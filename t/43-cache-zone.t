@@ -2,13 +2,16 @@
 # once the new workers subscribed, and a revocation during the reload is
 # obeyed); a zone far too small for the keys in use evicts the least
 # recently used entries and keeps answering every request right; keys
-# whose hashes share the tree's 32-bit key stay apart.
+# whose hashes share the tree's 32-bit key stay apart; after a reload to
+# another Redis database, an old worker still answering cannot fill the
+# zone with records of the old one.
 
 use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::CacheTest;
 
 use Digest::SHA qw(sha256_hex);
+use IO::Socket::INET;
 
 my $WORKERS = 2;
 my $BOUND = 0.1;
@@ -118,6 +121,61 @@ subtest 'reload: the cache works again once the new workers subscribed, '
     my %by = map { worker_of($_) => 1 } @rows;
     note 'answered by old workers: ' . scalar(grep { $old{$_} } keys %by)
         . ', new: ' . scalar(grep { !$old{$_} } keys %by);
+    error_log_clean($nginx, @tokens);
+    $nginx->stop;
+};
+
+subtest 'reload from db=1 to db=2: an old worker finishing a request does '
+    . 'not fill the zone with a record of db 1' => sub {
+    my $nginx = start_cached_nginx(redis => $redis, workers => 1,
+        cache => 'zone=apikeys:1m', redis_args => '%%REDIS%% db=1');
+    my $t = new_token();
+    push @tokens, $t;
+    seed_key($redis, $t, id => 'k_db1', -db => 1);
+    seed_key($redis, $t, id => 'k_db2', -db => 2);
+    is($nginx->get('/api/x', Authorization => "Bearer $t")->header('x-id'),
+        'k_db1', 'before: the record of db 1');
+
+    # a request whose head is still coming keeps its old worker alive
+    my $slow = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $nginx->port, Proto => 'tcp', Timeout => 2)
+        or die "connect: $!";
+    print {$slow} "GET /api/x HTTP/1.1\r\nHost: localhost\r\n";
+    $slow->flush;
+    sleep 0.2;
+
+    my %old = map { $_ => 1 } $nginx->worker_pids;
+    my $mark = $nginx->mark;
+    $nginx->{http} = cached_http(cache => 'zone=apikeys:1m',
+        redis => '%%REDIS%% db=2');
+    $nginx->_write_conf;
+    kill 'HUP', $nginx->master or die "HUP: $!";
+    wait_until(sub { grep { !$old{$_} } $nginx->worker_pids }, 5, 0.01)
+        or die 'no new worker';
+    wait_live($nginx, $mark);
+    ok(scalar(grep { $old{$_} } $nginx->worker_pids), 'the old worker is '
+        . 'still there');
+
+    print {$slow} "Authorization: Bearer $t\r\n\r\n";
+    $slow->flush;
+    my $answer = '';
+    while (sysread($slow, my $buf, 4096)) {
+        $answer .= $buf;
+        last if $answer =~ /\r\n\r\n/ && $answer =~ /^Connection: close/mi;
+    }
+    close $slow;
+    my ($worker) = $answer =~ /^X-Worker: (\d+)/mi;
+    my ($id) = $answer =~ /^X-Id: (\S+)/mi;
+    ok($worker && $old{$worker}, 'the old worker answered it ...');
+    is($id, 'k_db1', '... from db 1');
+
+    my $c = $nginx->client;
+    for my $n (1 .. 3) {
+        my $r = $c->get('/api/x', Authorization => "Bearer $t");
+        ok(!$old{ $r->header('x-worker') }, "request $n: a new worker "
+            . 'answered ...');
+        is($r->header('x-id'), 'k_db2', "... with the record of db 2");
+    }
     error_log_clean($nginx, @tokens);
     $nginx->stop;
 };

@@ -17,6 +17,7 @@ main(void)
     ngx_http_apikey_unit_key();
     ngx_http_apikey_unit_time();
     ngx_http_apikey_unit_cli();
+    ngx_http_apikey_unit_siphash();
 
     printf("%u passed, %u failed\n",
            ngx_http_apikey_unit_passed, ngx_http_apikey_unit_failed);
