@@ -101,12 +101,8 @@ typedef struct {
 
     ngx_http_apikey_source_t        *source;
 
-    /* the WWW-Authenticate values, made at configuration time */
-    ngx_str_t                        challenge;
-    ngx_str_t                        challenge_request;
-    ngx_str_t                        challenge_token;
-    ngx_str_t                        challenge_scope;
-    ngx_str_t                        challenge_org;
+    /* WWW-Authenticate by status, made at configuration time */
+    ngx_str_t                       *challenges;
 } ngx_http_apikey_loc_conf_t;
 
 

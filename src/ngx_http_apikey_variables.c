@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_variables.h"
+#include "ngx_http_apikey_answer.h"
 
 
 static ngx_http_apikey_record_t *ngx_http_apikey_variable_record(
@@ -46,19 +47,6 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_apikey_status_names[] = {
-    ngx_string("ok"),
-    ngx_string("missing"),
-    ngx_string("malformed"),
-    ngx_string("invalid"),
-    ngx_string("expired"),
-    ngx_string("revoked"),
-    ngx_string("insufficient_scope"),
-    ngx_string("org_mismatch"),
-    ngx_string("error")
-};
-
-
 ngx_int_t
 ngx_http_apikey_add_variables(ngx_conf_t *cf)
 {
@@ -75,13 +63,6 @@ ngx_http_apikey_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
-}
-
-
-ngx_str_t *
-ngx_http_apikey_status_name(ngx_http_apikey_status_e status)
-{
-    return &ngx_http_apikey_status_names[status];
 }
 
 
@@ -171,7 +152,7 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = ngx_http_apikey_status_name(ctx->status);
+    name = ngx_http_apikey_answer_name(ctx->status);
 
     v->len = name->len;
     v->valid = 1;
