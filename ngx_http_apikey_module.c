@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey.h"
+#include "ngx_http_apikey_ctx.h"
 #include "ngx_http_apikey_answer.h"
 #include "ngx_http_apikey_lookup.h"
 #include "ngx_http_apikey_cache.h"
@@ -29,7 +30,6 @@ static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
-static void ngx_http_apikey_cleanup(void *data);
 
 static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
@@ -223,7 +223,6 @@ ngx_module_t  ngx_http_apikey_module = {
 static ngx_int_t
 ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t          *cln;
     ngx_http_apikey_ctx_t       *ctx;
     ngx_http_apikey_loc_conf_t  *alcf;
 
@@ -248,29 +247,17 @@ ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx = ngx_http_apikey_get_ctx(r);
+    ctx = ngx_http_apikey_ctx_get(r);
 
     if (ctx) {
         ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
         return NGX_DECLINED;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
+    ctx = ngx_http_apikey_ctx_create(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_apikey_cleanup;
-    cln->data = ctx;
-
-    ctx->request = r;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
 
     if (ngx_http_apikey_lookup(r, alcf, ctx) == NGX_AGAIN) {
         return NGX_AGAIN;
@@ -312,34 +299,6 @@ ngx_http_apikey_access_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_apikey_decide(r, alcf, ctx);
-}
-
-
-/*
- * The context survives internal redirects (error_page, try_files) through
- * its pool cleanup, as the realip module does: the key is looked up once
- * per request, and $apikey_* stay set for the access log.
- */
-
-ngx_http_apikey_ctx_t *
-ngx_http_apikey_get_ctx(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_apikey_cleanup) {
-                ctx = cln->data;
-                break;
-            }
-        }
-    }
-
-    return ctx;
 }
 
 
@@ -397,17 +356,6 @@ ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     }
 
     return ngx_http_apikey_answer(r, alcf, ctx->status);
-}
-
-
-/* the request is gone: its lookup, if any, must not call back */
-
-static void
-ngx_http_apikey_cleanup(void *data)
-{
-    ngx_http_apikey_ctx_t  *ctx = data;
-
-    ngx_http_apikey_lookup_cancel(ctx);
 }
 
 

@@ -106,32 +106,6 @@ typedef struct {
 } ngx_http_apikey_loc_conf_t;
 
 
-typedef struct ngx_http_apikey_lookup_s  ngx_http_apikey_lookup_t;
-
-
-typedef struct {
-    ngx_http_request_t              *request;
-
-    /* an in-flight lookup the request waits for, shared by all its askers */
-    ngx_http_apikey_lookup_t        *lookup_in_flight;
-    ngx_queue_t                      waiting;
-
-    /* what the lookup found, then what the location makes of it */
-    ngx_http_apikey_status_e         lookup;
-    ngx_http_apikey_status_e         status;
-    ngx_http_apikey_record_t         record;
-
-    u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
-
-    unsigned                         done:1;
-    unsigned                         found:1;
-    unsigned                         decided:1;
-} ngx_http_apikey_ctx_t;
-
-
-ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
-
-
 extern ngx_module_t  ngx_http_apikey_module;
 
 

@@ -369,7 +369,6 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
 {
     ngx_int_t                  rc;
     ngx_queue_t               *x;
-    ngx_connection_t          *c;
     ngx_http_request_t        *r;
     ngx_http_apikey_ctx_t     *ctx;
     ngx_http_apikey_status_e   status;
@@ -433,14 +432,7 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
         ctx->lookup_in_flight = NULL;
 
-        r = ctx->request;
-        c = r->connection;
-
-        ngx_http_set_log_request(c->log, r);
-
-        r->write_event_handler(r);
-
-        ngx_http_run_posted_requests(c);
+        ngx_http_apikey_ctx_wake(ctx);
     }
 
     ngx_free(lookup);

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_variables.h"
+#include "ngx_http_apikey_ctx.h"
 #include "ngx_http_apikey_answer.h"
 
 
@@ -73,7 +74,7 @@ ngx_http_apikey_variable_record(ngx_http_request_t *r)
 {
     ngx_http_apikey_ctx_t  *ctx;
 
-    ctx = ngx_http_apikey_get_ctx(r->main);
+    ctx = ngx_http_apikey_ctx_get(r->main);
 
     if (ctx == NULL || !ctx->found) {
         return NULL;
@@ -145,7 +146,7 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_str_t              *name;
     ngx_http_apikey_ctx_t  *ctx;
 
-    ctx = ngx_http_apikey_get_ctx(r->main);
+    ctx = ngx_http_apikey_ctx_get(r->main);
 
     if (ctx == NULL || !ctx->decided) {
         v->not_found = 1;
