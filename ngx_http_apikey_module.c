@@ -239,8 +239,9 @@ ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
     }
 
     /*
-     * After an internal redirect the lookup is done already; the identity
-     * headers of the first location go, the new location sets its own.
+     * After an internal redirect the lookup may be done already; the
+     * identity headers of the first location go, the new location sets its
+     * own.
      */
 
     if (ngx_http_apikey_headers_clean(r) != NGX_OK) {
@@ -249,12 +250,12 @@ ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_apikey_ctx_get(r);
 
-    if (ctx) {
+    if (ctx && ngx_http_apikey_ctx_reusable(ctx, alcf)) {
         ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_apikey_ctx_create(r);
+    ctx = ngx_http_apikey_ctx_create(r, alcf, ctx);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -12,6 +12,8 @@
 #include "ngx_http_apikey_lookup.h"
 
 
+static ngx_uint_t ngx_http_apikey_ctx_same_strings(ngx_array_t *a,
+    ngx_array_t *b);
 static void ngx_http_apikey_ctx_cleanup(void *data);
 
 
@@ -43,11 +45,85 @@ ngx_http_apikey_ctx_get(ngx_http_request_t *r)
 }
 
 
+/*
+ * After an internal redirect, the record found for the first location
+ * answers for the new one only if both read it the same way: from the same
+ * Redis server and prefix, through the same hasher and key format rules.
+ */
+
+ngx_uint_t
+ngx_http_apikey_ctx_reusable(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *alcf)
+{
+    ngx_http_apikey_loc_conf_t  *prev;
+
+    prev = ctx->conf;
+
+    if (prev == alcf) {
+        return 1;
+    }
+
+    return prev->source == alcf->source
+           && prev->hasher == alcf->hasher
+           && prev->key_checksum == alcf->key_checksum
+           && ngx_http_apikey_ctx_same_strings(prev->key_prefixes,
+                                               alcf->key_prefixes);
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_ctx_same_strings(ngx_array_t *a, ngx_array_t *b)
+{
+    ngx_str_t   *sa, *sb;
+    ngx_uint_t   i;
+
+    if (a == b) {
+        return 1;
+    }
+
+    if (a == NULL || b == NULL || a->nelts != b->nelts) {
+        return 0;
+    }
+
+    sa = a->elts;
+    sb = b->elts;
+
+    for (i = 0; i < a->nelts; i++) {
+        if (sa[i].len != sb[i].len
+            || ngx_strncmp(sa[i].data, sb[i].data, sa[i].len) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * A context for a new lookup: a fresh one, or after an internal redirect
+ * the request's old one, emptied (its pool cleanup is registered already).
+ */
+
 ngx_http_apikey_ctx_t *
-ngx_http_apikey_ctx_create(ngx_http_request_t *r)
+ngx_http_apikey_ctx_create(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev)
 {
     ngx_pool_cleanup_t     *cln;
     ngx_http_apikey_ctx_t  *ctx;
+
+    if (prev) {
+        ngx_http_apikey_lookup_cancel(prev);
+
+        if (r->headers_in.authorization == NULL) {
+            r->headers_in.authorization = prev->authorization;
+        }
+
+        ctx = prev;
+        ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
+
+        goto done;
+    }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
     if (ctx == NULL) {
@@ -62,7 +138,11 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r)
     cln->handler = ngx_http_apikey_ctx_cleanup;
     cln->data = ctx;
 
+done:
+
     ctx->request = r;
+    ctx->conf = alcf;
+    ctx->authorization = r->headers_in.authorization;
 
     ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
 

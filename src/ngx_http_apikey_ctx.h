@@ -24,6 +24,15 @@ typedef struct ngx_http_apikey_lookup_s  ngx_http_apikey_lookup_t;
 typedef struct {
     ngx_http_request_t              *request;
 
+    /* the location whose rules (source, hasher, key format) made the lookup */
+    ngx_http_apikey_loc_conf_t      *conf;
+
+    /*
+     * the client's Authorization, for a lookup after a redirect when the
+     * first location hid it from the upstream
+     */
+    ngx_table_elt_t                 *authorization;
+
     /* an in-flight lookup the request waits for, shared by all its askers */
     ngx_http_apikey_lookup_t        *lookup_in_flight;
     ngx_queue_t                      waiting;
@@ -42,7 +51,10 @@ typedef struct {
 
 
 ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_get(ngx_http_request_t *r);
-ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r);
+ngx_uint_t ngx_http_apikey_ctx_reusable(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *alcf);
+ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev);
 void ngx_http_apikey_ctx_wake(ngx_http_apikey_ctx_t *ctx);
 
 
