@@ -338,11 +338,7 @@ static ngx_int_t
 ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_ctx_t *ctx)
 {
-    ngx_str_t  arg;
-
-    if (ctx->status == NGX_HTTP_APIKEY_MALFORMED && r->args.len
-        && ngx_http_arg(r, (u_char *) "access_token", 12, &arg) == NGX_OK)
-    {
+    if (ctx->quiet) {
         /* the request line in the log context would carry the token */
 
     } else if (ctx->found) {

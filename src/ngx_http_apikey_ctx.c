@@ -109,6 +109,7 @@ ngx_http_apikey_ctx_t *
 ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev)
 {
+    ngx_uint_t              quiet;
     ngx_pool_cleanup_t     *cln;
     ngx_http_apikey_ctx_t  *ctx;
 
@@ -119,8 +120,12 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
             r->headers_in.authorization = prev->authorization;
         }
 
+        quiet = prev->quiet;
+
         ctx = prev;
         ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
+
+        ctx->quiet = quiet;
 
         goto done;
     }

@@ -47,6 +47,12 @@ typedef struct {
     unsigned                         done:1;
     unsigned                         found:1;
     unsigned                         decided:1;
+
+    /*
+     * the request line, in every log line's context, holds a token: once
+     * known, for the rest of the request, whatever its URI becomes
+     */
+    unsigned                         quiet:1;
 } ngx_http_apikey_ctx_t;
 
 

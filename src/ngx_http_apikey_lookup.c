@@ -139,6 +139,13 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     ctx->lookup = ngx_http_apikey_token(r, &token);
 
     if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+
+        if (ctx->lookup == NGX_HTTP_APIKEY_MALFORMED
+            && ngx_http_apikey_token_in_args(r))
+        {
+            ctx->quiet = 1;
+        }
+
         return NGX_DECLINED;
     }
 
