@@ -33,6 +33,9 @@ struct ngx_http_apikey_lookup_s {
     ngx_uint_t                         seq;
     ngx_msec_t                         ttl;
     ngx_msec_t                         negative_ttl;
+
+    /* out of the tree: a newer lookup of the key took its place */
+    unsigned                           superseded:1;
 };
 
 
@@ -198,6 +201,22 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     ngx_memcpy(&key, ctx->digest, sizeof(uint32_t));
 
     lookup = ngx_http_apikey_lookup_find(alcf->source, ctx->digest, key);
+
+    /*
+     * A round trip sent before an invalidation that this request has seen
+     * may bring the record as it was: the request sends its own, and the
+     * requests after it join that one.
+     */
+
+    if (lookup && cache && (lookup->cache == NULL || lookup->seq != seq)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apikey: a lookup in flight is older than an "
+                       "invalidation");
+
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+        lookup->superseded = 1;
+        lookup = NULL;
+    }
 
     if (lookup) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -383,7 +402,9 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
 
     lookup = q->data;
 
-    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    if (!lookup->superseded) {
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    }
 
     /*
      * Every waiting request gets its own copy of the record before any of
@@ -477,7 +498,11 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
     }
 
     ngx_http_apikey_redis_cancel(&lookup->query);
-    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+
+    if (!lookup->superseded) {
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    }
+
     ngx_free(lookup);
 }
 
