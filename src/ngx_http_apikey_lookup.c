@@ -19,6 +19,9 @@
 
 #define NGX_HTTP_APIKEY_NONCE_LEN  16
 
+/* a record's parse: four short strings, or a large one on its own */
+#define NGX_HTTP_APIKEY_LOOKUP_POOL_SIZE  1024
+
 
 struct ngx_http_apikey_lookup_s {
     ngx_rbtree_node_t                  node;
@@ -394,9 +397,11 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     redisReply *reply)
 {
     ngx_int_t                  rc;
+    ngx_pool_t                *pool;
     ngx_queue_t               *x;
     ngx_http_request_t        *r;
     ngx_http_apikey_ctx_t     *ctx;
+    ngx_http_apikey_record_t   record;
     ngx_http_apikey_status_e   status;
     ngx_http_apikey_lookup_t  *lookup;
 
@@ -407,11 +412,43 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     }
 
     /*
-     * Every waiting request gets its own copy of the record before any of
-     * them is resumed: resuming one may free another.
+     * One parse, one record, one status: the cache and every waiter get
+     * the same, and a parse cut short by an allocation failure is an error
+     * for all of them.
      */
 
     status = NGX_HTTP_APIKEY_ERROR;
+    pool = NULL;
+
+    if (reply) {
+        pool = ngx_create_pool(NGX_HTTP_APIKEY_LOOKUP_POOL_SIZE, q->log);
+
+        if (pool) {
+            rc = ngx_http_apikey_record(pool, reply, &record, q->log);
+
+            status = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
+                     : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
+                     : NGX_HTTP_APIKEY_ERROR;
+        }
+    }
+
+    if (lookup->cache) {
+        if (status == NGX_HTTP_APIKEY_OK) {
+            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
+                                      lookup->digest, &record,
+                                      lookup->seq, lookup->ttl);
+
+        } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
+            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
+                                      lookup->digest, NULL, lookup->seq,
+                                      lookup->negative_ttl);
+        }
+    }
+
+    /*
+     * Every waiting request gets its own copy of the record before any of
+     * them is resumed: resuming one may free another.
+     */
 
     for (x = ngx_queue_head(&lookup->waiting);
          x != ngx_queue_sentinel(&lookup->waiting);
@@ -420,37 +457,21 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
         r = ctx->request;
 
-        if (reply == NULL) {
-            status = NGX_HTTP_APIKEY_ERROR;
+        ctx->lookup = status;
 
-        } else {
-            rc = ngx_http_apikey_record(r->pool, reply, &ctx->record,
-                                        r->connection->log);
-
-            status = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
-                     : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
-                     : NGX_HTTP_APIKEY_ERROR;
+        if (status == NGX_HTTP_APIKEY_OK
+            && ngx_http_apikey_record_copy(r->pool, &ctx->record, &record)
+               != NGX_OK)
+        {
+            ctx->lookup = NGX_HTTP_APIKEY_ERROR;
         }
 
-        ctx->lookup = status;
-        ctx->found = (status == NGX_HTTP_APIKEY_OK);
+        ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
         ctx->done = 1;
     }
 
-    if (lookup->cache && !ngx_queue_empty(&lookup->waiting)) {
-        ctx = ngx_queue_data(ngx_queue_head(&lookup->waiting),
-                             ngx_http_apikey_ctx_t, waiting);
-
-        if (status == NGX_HTTP_APIKEY_OK) {
-            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
-                                      lookup->digest, &ctx->record,
-                                      lookup->seq, lookup->ttl);
-
-        } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
-            ngx_http_apikey_cache_put(lookup->cache, lookup->source,
-                                      lookup->digest, NULL, lookup->seq,
-                                      lookup->negative_ttl);
-        }
+    if (pool) {
+        ngx_destroy_pool(pool);
     }
 
     while (!ngx_queue_empty(&lookup->waiting)) {
