@@ -12,6 +12,7 @@
 #include "ngx_http_apikey_token.h"
 #include "ngx_http_apikey_record.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_wait.h"
 
 
 /* longer tokens cannot be keys of ours: refused without a lookup */
@@ -28,7 +29,7 @@ struct ngx_http_apikey_lookup_s {
     ngx_http_apikey_source_t          *source;
     u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
 
-    ngx_queue_t                        waiting;
+    ngx_http_apikey_wait_t             wait;
     ngx_http_apikey_redis_query_t      query;
 
     /* where and for how long the answer may be cached */
@@ -51,6 +52,7 @@ static ngx_int_t ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     uint32_t key, ngx_shm_zone_t *cache, ngx_uint_t seq);
 static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     redisReply *reply);
+static void ngx_http_apikey_lookup_wake(ngx_queue_t *waiter);
 static void ngx_http_apikey_lookup_rbtree_insert_value(
     ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
@@ -225,7 +227,7 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "apikey: joining a lookup in flight");
 
-        ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+        ngx_http_apikey_wait_add(&lookup->wait, &ctx->waiting);
         ctx->lookup_in_flight = lookup;
 
         return NGX_AGAIN;
@@ -345,7 +347,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     lookup->node.key = key;
     lookup->source = source;
     ngx_memcpy(lookup->digest, ctx->digest, NGX_HTTP_APIKEY_HASH_LEN);
-    ngx_queue_init(&lookup->waiting);
+    ngx_http_apikey_wait_init(&lookup->wait);
 
     lookup->cache = cache;
     lookup->seq = seq;
@@ -385,7 +387,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
 
     ngx_rbtree_insert(&ngx_http_apikey_lookups, &lookup->node);
 
-    ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+    ngx_http_apikey_wait_add(&lookup->wait, &ctx->waiting);
     ctx->lookup_in_flight = lookup;
 
     return NGX_OK;
@@ -450,8 +452,8 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
      * them is resumed: resuming one may free another.
      */
 
-    for (x = ngx_queue_head(&lookup->waiting);
-         x != ngx_queue_sentinel(&lookup->waiting);
+    for (x = ngx_queue_head(&lookup->wait.waiters);
+         x != ngx_queue_sentinel(&lookup->wait.waiters);
          x = ngx_queue_next(x))
     {
         ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
@@ -474,29 +476,35 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         ngx_destroy_pool(pool);
     }
 
-    while (!ngx_queue_empty(&lookup->waiting)) {
-        x = ngx_queue_head(&lookup->waiting);
-        ngx_queue_remove(x);
-
-        ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
-        ctx->lookup_in_flight = NULL;
-
-        ngx_http_apikey_ctx_wake(ctx);
-    }
+    ngx_http_apikey_wait_complete(&lookup->wait, ngx_http_apikey_lookup_wake);
 
     ngx_free(lookup);
 }
 
 
+static void
+ngx_http_apikey_lookup_wake(ngx_queue_t *waiter)
+{
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_queue_data(waiter, ngx_http_apikey_ctx_t, waiting);
+    ctx->lookup_in_flight = NULL;
+
+    ngx_http_apikey_ctx_wake(ctx);
+}
+
+
 /*
  * A request that is gone stops waiting; the last one to go takes the
- * lookup with it.  The Redis connection logs on behalf of the request
- * that is first in line.
+ * lookup with it, unless the lookup is completing: then its completer
+ * does.  The Redis connection logs on behalf of the request that is first
+ * in line.
  */
 
 void
 ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
 {
+    ngx_int_t                  rc;
     ngx_http_apikey_ctx_t     *next;
     ngx_http_apikey_lookup_t  *lookup;
 
@@ -506,11 +514,16 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
         return;
     }
 
-    ngx_queue_remove(&ctx->waiting);
     ctx->lookup_in_flight = NULL;
 
-    if (!ngx_queue_empty(&lookup->waiting)) {
-        next = ngx_queue_data(ngx_queue_head(&lookup->waiting),
+    rc = ngx_http_apikey_wait_leave(&lookup->wait, &ctx->waiting);
+
+    if (rc == NGX_BUSY) {
+        return;
+    }
+
+    if (rc == NGX_OK) {
+        next = ngx_queue_data(ngx_queue_head(&lookup->wait.waiters),
                               ngx_http_apikey_ctx_t, waiting);
 
         ngx_http_apikey_redis_log(&lookup->query,
