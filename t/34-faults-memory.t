@@ -50,6 +50,7 @@ my $nginx = do {
             . 'add_header X-Name $apikey_name always; }');
 };
 mkdir "$dir/www/name";
+$nginx->expect_log(qr/\[emerg\] .*malloc\($SIZE\) failed/);
 
 my $token = new_token();
 seed_key($redis, $token, id => 'k_long', name => 'n' x $SIZE);
