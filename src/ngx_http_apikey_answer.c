@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_answer.h"
+#include "ngx_http_apikey_ctx.h"
 
 
 typedef enum {
@@ -30,6 +31,9 @@ typedef struct {
 
 static ngx_uint_t ngx_http_apikey_answer_error_page(ngx_http_request_t *r,
     ngx_uint_t code);
+static ngx_int_t ngx_http_apikey_answer_delay(ngx_http_request_t *r,
+    ngx_http_core_loc_conf_t *clcf);
+static void ngx_http_apikey_answer_delayed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_answer_send(ngx_http_request_t *r,
     ngx_http_apikey_answer_t *answer);
 
@@ -233,7 +237,73 @@ ngx_http_apikey_answer(ngx_http_request_t *r,
         return answer->code;
     }
 
+    if (answer->code == NGX_HTTP_UNAUTHORIZED && clcf->auth_delay) {
+        return ngx_http_apikey_answer_delay(r, clcf);
+    }
+
     return ngx_http_apikey_answer_send(r, answer);
+}
+
+
+/*
+ * auth_delay, as ngx_http_core_auth_delay() applies it to a 401 returned
+ * to the core module: that one would answer with nginx's own page, so the
+ * module delays its own answer the same way.
+ */
+
+static ngx_int_t
+ngx_http_apikey_answer_delay(ngx_http_request_t *r,
+    ngx_http_core_loc_conf_t *clcf)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "delaying unauthorized request");
+
+    if (r->connection->read->ready) {
+        ngx_post_event(r->connection->read, &ngx_posted_events);
+
+    } else {
+        if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_apikey_answer_delayed;
+
+    r->connection->write->delayed = 1;
+    ngx_add_timer(r->connection->write, clcf->auth_delay);
+
+    /* one more turn of the event loop, for constant time, as nginx does */
+    ngx_post_event(r->connection->write, &ngx_posted_next_events);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_apikey_answer_delayed(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_event_t            *wev;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    ctx = ngx_http_apikey_ctx_get(r);
+
+    rc = ngx_http_apikey_answer_send(r, &ngx_http_apikey_answers[ctx->status]);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 
