@@ -10,26 +10,15 @@ use ApiKey::Test::FastCGI;
 my $redis = start_redis();
 my $fcgi = ApiKey::Test::FastCGI->start;
 
-my $nginx = start_nginx(redis => $redis, vars => { FCGI => $fcgi->addr },
-    http => <<'EOF');
+# a server for each setting under which nginx keeps X_ApiKey_Org
+my $http = '';
+for my $s (['PORT', 'underscores_in_headers on'],
+    ['PORT2', 'ignore_invalid_headers off'])
+{
+    $http .= <<"EOF";
     server {
-        listen 127.0.0.1:%%PORT%%;
-        underscores_in_headers on;
-        apikey on;
-        apikey_redis %%REDIS%%;
-
-        location /proxy/ {
-            proxy_pass http://%%ECHO%%;
-        }
-
-        location /fastcgi/ {
-            fastcgi_pass %%FCGI%%;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT2%%;
-        ignore_invalid_headers off;
+        listen 127.0.0.1:%%$s->[0]%%;
+        $s->[1];
         apikey on;
         apikey_redis %%REDIS%%;
 
@@ -42,6 +31,10 @@ my $nginx = start_nginx(redis => $redis, vars => { FCGI => $fcgi->addr },
         }
     }
 EOF
+}
+
+my $nginx = start_nginx(redis => $redis, vars => { FCGI => $fcgi->addr },
+    http => $http);
 
 # a key without an organisation: nothing of ours replaces X-ApiKey-Org
 my $token = new_token();

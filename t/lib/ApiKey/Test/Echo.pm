@@ -19,21 +19,14 @@ use IO::Select;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 
-use ApiKey::Test::Proc qw(free_port test_dir fork_child stop_child
+use ApiKey::Test::Proc qw(listen_free test_dir fork_child stop_child
     wait_until);
 
 sub start {
     my ($class, %o) = @_;
     my $self = bless { dir => $o{dir} // test_dir() }, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = $o{port} // free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 512,
-            ReuseAddr => 1) and last;
-        croak "echo: listen on $self->{port}: $!" if $o{port};
-    }
-    croak "echo: no port" unless $listen;
+    (my $listen, $self->{port}) = listen_free(port => $o{port},
+        backlog => 512);
     $self->{log} = "$self->{dir}/echo-$self->{port}.log";
     open(my $fh, '>', $self->{log}) or croak "$self->{log}: $!";
     close $fh;

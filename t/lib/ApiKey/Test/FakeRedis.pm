@@ -34,7 +34,7 @@ use POSIX qw(WNOHANG);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
 
-use ApiKey::Test::Proc qw(free_port test_dir fork_child stop_child);
+use ApiKey::Test::Proc qw(listen_free test_dir fork_child stop_child);
 use ApiKey::Test::RESP qw(:all);
 
 my $serial = 0;
@@ -43,15 +43,7 @@ sub start {
     my ($class, %o) = @_;
     my $self = bless { dir => $o{dir} // test_dir(),
         handler => $o{handler}, password => $o{password} }, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = $o{port} // free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 128,
-            ReuseAddr => 1) and last;
-        croak "fake redis: listen on $self->{port}: $!" if $o{port};
-    }
-    croak "fake redis: no port" unless $listen;
+    (my $listen, $self->{port}) = listen_free(port => $o{port});
     my $base = "$self->{dir}/fake-redis-$self->{port}-" . ++$serial;
     $self->{log} = "$base.log";
     $self->{data} = "$base.data";

@@ -16,7 +16,7 @@ use warnings;
 use Carp qw(croak);
 use IO::Socket::INET;
 
-use ApiKey::Test::Proc qw(free_port fork_child stop_child);
+use ApiKey::Test::Proc qw(listen_free fork_child stop_child);
 
 use constant {
     FCGI_BEGIN_REQUEST => 1,
@@ -29,14 +29,7 @@ use constant {
 sub start {
     my ($class) = @_;
     my $self = bless {}, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 64,
-            ReuseAddr => 1) and last;
-    }
-    croak "fastcgi: no port" unless $listen;
+    (my $listen, $self->{port}) = listen_free();
     $self->{child} = fork_child(name => "fastcgi:$self->{port}",
         code => sub { _serve($listen) });
     close $listen;

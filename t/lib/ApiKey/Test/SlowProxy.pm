@@ -16,20 +16,13 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 
-use ApiKey::Test::Proc qw(free_port fork_child stop_child);
+use ApiKey::Test::Proc qw(listen_free fork_child stop_child);
 
 sub start {
     my ($class, %o) = @_;
     my $self = bless { delay => $o{delay} // 0.5,
         target => $o{redis}->port }, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 64,
-            ReuseAddr => 1) and last;
-    }
-    croak "slow proxy: no port" unless $listen;
+    (my $listen, $self->{port}) = listen_free();
     $self->{child} = fork_child(name => "slow-proxy:$self->{port}",
         code => sub { $self->_serve($listen) });
     close $listen;
