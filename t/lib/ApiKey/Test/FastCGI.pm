@@ -16,7 +16,7 @@ use warnings;
 use Carp qw(croak);
 use IO::Socket::INET;
 
-use ApiKey::Test::Proc qw(listen_free fork_child stop_child);
+use parent 'ApiKey::Test::Server';
 
 use constant {
     FCGI_BEGIN_REQUEST => 1,
@@ -29,19 +29,8 @@ use constant {
 sub start {
     my ($class) = @_;
     my $self = bless {}, $class;
-    (my $listen, $self->{port}) = listen_free();
-    $self->{child} = fork_child(name => "fastcgi:$self->{port}",
-        code => sub { _serve($listen) });
-    close $listen;
-    return $self;
-}
-
-sub port { $_[0]->{port} }
-sub addr { "127.0.0.1:$_[0]->{port}" }
-
-sub stop {
-    my ($self) = @_;
-    stop_child($self->{child});
+    my $listen = $self->listen_socket;
+    return $self->fork_serving('fastcgi', $listen, sub { _serve($listen) });
 }
 
 # The params of a response body, as a hash (the last of a repeated name).

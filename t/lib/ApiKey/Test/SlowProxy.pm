@@ -16,25 +16,15 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 
-use ApiKey::Test::Proc qw(listen_free fork_child stop_child);
+use parent 'ApiKey::Test::Server';
 
 sub start {
     my ($class, %o) = @_;
     my $self = bless { delay => $o{delay} // 0.5,
         target => $o{redis}->port }, $class;
-    (my $listen, $self->{port}) = listen_free();
-    $self->{child} = fork_child(name => "slow-proxy:$self->{port}",
-        code => sub { $self->_serve($listen) });
-    close $listen;
-    return $self;
-}
-
-sub port { $_[0]->{port} }
-sub addr { "127.0.0.1:$_[0]->{port}" }
-
-sub stop {
-    my ($self) = @_;
-    stop_child($self->{child});
+    my $listen = $self->listen_socket;
+    return $self->fork_serving('slow-proxy', $listen,
+        sub { $self->_serve($listen) });
 }
 
 sub _serve {
