@@ -106,10 +106,7 @@ seed_key($redis, $bad_sum, id => 'k_bad_sum', scopes => 'read');
 
 sub seen {
     my ($path, $t) = @_;
-    my $res = $nginx->get($path, Authorization => "Bearer $t");
-    return $res->status . ' ' . ($res->upstream
-        ? $res->upstream->header('x-apikey-id') // '-'
-        : $res->header('x-status') // '(none)');
+    return $nginx->get($path, Authorization => "Bearer $t")->verdict;
 }
 
 for my $c (['try_files to a named location', '/try-files/x'],
