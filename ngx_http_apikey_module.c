@@ -546,9 +546,10 @@ found:
 
     for (i = 0; i < amcf->secrets.nelts; i++) {
         if (secret[i].len == conf->secret.len
-            && ngx_memcmp(secret[i].data, conf->secret.data,
-                          conf->secret.len)
-               == 0)
+            && (conf->secret.len == 0
+                || ngx_memcmp(secret[i].data, conf->secret.data,
+                              conf->secret.len)
+                   == 0))
         {
             break;
         }
