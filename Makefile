@@ -38,6 +38,9 @@ HASH_SRCS    := src/ngx_http_apikey_siphash.c
 CLI_SRCS     := $(wildcard src/apikey*.c)
 CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
+# unit tests of module code, built against the configured nginx's headers
+UNIT_NGX     := $(BUILD)/apikey_unit_wait
+UNIT_NGX_SRCS := t/unit/ngx/apikey_unit_wait.c src/ngx_http_apikey_wait.c
 
 .PHONY: all module cli deps test unit prove run bench install clean
 
@@ -88,8 +91,13 @@ $(UNIT): $(UNIT_SRCS) $(CLI_HDRS) $(KEY_SRCS) $(CLI_SRCS) $(HASH_SRCS) | deps
 	    $(filter-out src/apikey.c, $(CLI_SRCS)) $(KEY_SRCS) $(HASH_SRCS) \
 	    -lhiredis -lcrypto
 
-unit: $(UNIT)
+$(UNIT_NGX): $(UNIT_NGX_SRCS) src/ngx_http_apikey_wait.h \
+    | $(NGX_BUILD)/objs/Makefile
+	$(CC) $(CFLAGS) -Wno-unused-parameter $(FUZZ_INCS) -o $@ $(UNIT_NGX_SRCS)
+
+unit: $(UNIT) $(UNIT_NGX)
 	$(UNIT)
+	$(UNIT_NGX)
 
 prove: all
 	prove $(PROVE_FLAGS) -I t/lib t/

@@ -14,6 +14,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey.h"
+#include "ngx_http_apikey_ctx.h"
+#include "ngx_http_apikey_answer.h"
 #include "ngx_http_apikey_lookup.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_tracking.h"
@@ -23,32 +25,18 @@
 #include "ngx_http_apikey_variables.h"
 
 
-typedef struct {
-    ngx_uint_t                       code;
-    size_t                           challenge;
-    ngx_str_t                        body;
-} ngx_http_apikey_answer_t;
-
-
 static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
-static ngx_uint_t ngx_http_apikey_error_page(ngx_http_request_t *r,
-    ngx_uint_t code);
-static ngx_int_t ngx_http_apikey_send(ngx_http_request_t *r,
-    ngx_http_apikey_answer_t *answer);
-static void ngx_http_apikey_cleanup(void *data);
 
 static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_apikey_merge_source(ngx_conf_t *cf,
-    ngx_http_apikey_loc_conf_t *conf);
-static ngx_int_t ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *conf);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -236,62 +224,6 @@ ngx_module_t  ngx_http_apikey_module = {
 };
 
 
-#define ngx_http_apikey_challenge(field)                                     \
-    offsetof(ngx_http_apikey_loc_conf_t, field)
-
-#define NGX_HTTP_APIKEY_NO_CHALLENGE  NGX_CONF_UNSET_SIZE
-
-#define NGX_HTTP_APIKEY_INVALID_TOKEN                                        \
-    { NGX_HTTP_UNAUTHORIZED, ngx_http_apikey_challenge(challenge_token),     \
-      ngx_string("{\"error\":\"invalid_token\","                             \
-                 "\"error_description\":\"invalid API key\"}\n") }
-
-/*
- * Indexed by ngx_http_apikey_status_e.  Unknown, expired and revoked keys
- * get the very same answer: which of them it was is for the error log and
- * $apikey_status only.
- */
-
-static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
-
-    /* ok */
-    { NGX_OK, NGX_HTTP_APIKEY_NO_CHALLENGE, ngx_null_string },
-
-    /* missing */
-    { NGX_HTTP_UNAUTHORIZED, ngx_http_apikey_challenge(challenge),
-      ngx_string("{\"error\":\"unauthorized\","
-                 "\"error_description\":\"API key required\"}\n") },
-
-    /* malformed */
-    { NGX_HTTP_BAD_REQUEST, ngx_http_apikey_challenge(challenge_request),
-      ngx_string("{\"error\":\"invalid_request\","
-                 "\"error_description\":\"malformed Authorization header\"}"
-                 "\n") },
-
-    /* invalid, expired, revoked */
-    NGX_HTTP_APIKEY_INVALID_TOKEN,
-    NGX_HTTP_APIKEY_INVALID_TOKEN,
-    NGX_HTTP_APIKEY_INVALID_TOKEN,
-
-    /* insufficient_scope */
-    { NGX_HTTP_FORBIDDEN, ngx_http_apikey_challenge(challenge_scope),
-      ngx_string("{\"error\":\"insufficient_scope\","
-                 "\"error_description\":\"API key lacks a required scope\"}"
-                 "\n") },
-
-    /* org_mismatch */
-    { NGX_HTTP_FORBIDDEN, ngx_http_apikey_challenge(challenge_org),
-      ngx_string("{\"error\":\"insufficient_scope\","
-                 "\"error_description\":"
-                 "\"API key not valid for this organisation\"}\n") },
-
-    /* error */
-    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_APIKEY_NO_CHALLENGE,
-      ngx_string("{\"error\":\"temporarily_unavailable\","
-                 "\"error_description\":\"API key store unavailable\"}\n") }
-};
-
-
 /*
  * The lookup starts in the preaccess phase, ahead of limit_req and
  * limit_conn, so that $apikey_id can key their zones; the decision is made
@@ -301,7 +233,6 @@ static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
 static ngx_int_t
 ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t          *cln;
     ngx_http_apikey_ctx_t       *ctx;
     ngx_http_apikey_loc_conf_t  *alcf;
 
@@ -318,37 +249,26 @@ ngx_http_apikey_preaccess_handler(ngx_http_request_t *r)
     }
 
     /*
-     * After an internal redirect the lookup is done already; the identity
-     * headers of the first location go, the new location sets its own.
+     * After an internal redirect the lookup may be done already; the
+     * identity headers of the first location go, the new location sets its
+     * own.
      */
 
     if (ngx_http_apikey_headers_clean(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx = ngx_http_apikey_get_ctx(r);
+    ctx = ngx_http_apikey_ctx_get(r);
 
-    if (ctx) {
+    if (ctx && ngx_http_apikey_ctx_reusable(ctx, alcf)) {
         ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
         return NGX_DECLINED;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
+    ctx = ngx_http_apikey_ctx_create(r, alcf, ctx);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_apikey_cleanup;
-    cln->data = ctx;
-
-    ctx->request = r;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
 
     if (ngx_http_apikey_lookup(r, alcf, ctx) == NGX_AGAIN) {
         return NGX_AGAIN;
@@ -393,34 +313,6 @@ ngx_http_apikey_access_handler(ngx_http_request_t *r)
 }
 
 
-/*
- * The context survives internal redirects (error_page, try_files) through
- * its pool cleanup, as the realip module does: the key is looked up once
- * per request, and $apikey_* stay set for the access log.
- */
-
-ngx_http_apikey_ctx_t *
-ngx_http_apikey_get_ctx(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_apikey_cleanup) {
-                ctx = cln->data;
-                break;
-            }
-        }
-    }
-
-    return ctx;
-}
-
-
 static ngx_int_t
 ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
@@ -456,168 +348,21 @@ static ngx_int_t
 ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_ctx_t *ctx)
 {
-    ngx_str_t                  arg, *challenge;
-    ngx_table_elt_t           *h;
-    ngx_http_apikey_answer_t  *answer;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    answer = &ngx_http_apikey_answers[ctx->status];
-
-    if (ctx->status == NGX_HTTP_APIKEY_MALFORMED && r->args.len
-        && ngx_http_arg(r, (u_char *) "access_token", 12, &arg) == NGX_OK)
-    {
+    if (ctx->quiet) {
         /* the request line in the log context would carry the token */
 
     } else if (ctx->found) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "apikey: key \"%V\" refused: %V", &ctx->record.id,
-                      ngx_http_apikey_status_name(ctx->status));
+                      ngx_http_apikey_answer_name(ctx->status));
 
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "apikey: request refused: %V",
-                      ngx_http_apikey_status_name(ctx->status));
+                      ngx_http_apikey_answer_name(ctx->status));
     }
 
-    if (answer->challenge != NGX_HTTP_APIKEY_NO_CHALLENGE) {
-        challenge = (ngx_str_t *) ((u_char *) alcf + answer->challenge);
-
-        h = r->headers_out.www_authenticate;
-
-        if (h == NULL) {
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_str_set(&h->key, "WWW-Authenticate");
-#if (nginx_version >= 1023000)
-            h->next = NULL;
-#endif
-            r->headers_out.www_authenticate = h;
-        }
-
-        h->hash = 1;
-        h->value = *challenge;
-    }
-
-    if (answer->code == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "1");
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    /*
-     * Under "satisfy any" another access module may still let the request
-     * through: the core module answers if none does.
-     */
-
-    if ((clcf->satisfy == NGX_HTTP_SATISFY_ANY
-         && (answer->code == NGX_HTTP_UNAUTHORIZED
-             || answer->code == NGX_HTTP_FORBIDDEN))
-        || ngx_http_apikey_error_page(r, answer->code))
-    {
-        return answer->code;
-    }
-
-    return ngx_http_apikey_send(r, answer);
-}
-
-
-/* as ngx_http_special_response_handler() would choose */
-
-static ngx_uint_t
-ngx_http_apikey_error_page(ngx_http_request_t *r, ngx_uint_t code)
-{
-    ngx_uint_t                 i;
-    ngx_http_err_page_t       *err_page;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->error_pages == NULL
-        || r->uri_changes == 0
-        || (r->error_page && !clcf->recursive_error_pages))
-    {
-        return 0;
-    }
-
-    err_page = clcf->error_pages->elts;
-
-    for (i = 0; i < clcf->error_pages->nelts; i++) {
-        if (err_page[i].status == (ngx_int_t) code) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_send(ngx_http_request_t *r, ngx_http_apikey_answer_t *answer)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    rc = ngx_http_discard_request_body(r);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = answer->body.data;
-    b->last = answer->body.data + answer->body.len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    r->headers_out.status = answer->code;
-    r->headers_out.content_length_n = answer->body.len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
-    }
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
-
-    return NGX_DONE;
-}
-
-
-/* the request is gone: its lookup, if any, must not call back */
-
-static void
-ngx_http_apikey_cleanup(void *data)
-{
-    ngx_http_apikey_ctx_t  *ctx = data;
-
-    ngx_http_apikey_lookup_cancel(ctx);
+    return ngx_http_apikey_answer(r, alcf, ctx->status);
 }
 
 
@@ -682,7 +427,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *     conf->prefix = { 0, NULL };
      *     conf->secret = { 0, NULL };
      *     conf->source = NULL;
-     *     conf->challenge* = { 0, NULL };
+     *     conf->challenges = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -754,7 +499,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_apikey_merge_source(cf, conf) != NGX_OK
-        || ngx_http_apikey_merge_challenges(cf, conf) != NGX_OK)
+        || ngx_http_apikey_answer_challenges(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -816,9 +561,10 @@ found:
 
     for (i = 0; i < amcf->secrets.nelts; i++) {
         if (secret[i].len == conf->secret.len
-            && ngx_memcmp(secret[i].data, conf->secret.data,
-                          conf->secret.len)
-               == 0)
+            && (conf->secret.len == 0
+                || ngx_memcmp(secret[i].data, conf->secret.data,
+                              conf->secret.len)
+                   == 0))
         {
             break;
         }
@@ -846,95 +592,6 @@ found:
 
         source->cached = 1;
     }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_merge_challenges(ngx_conf_t *cf,
-    ngx_http_apikey_loc_conf_t *conf)
-{
-    u_char     *p;
-    size_t      len;
-    ngx_str_t  *scope;
-    ngx_uint_t  i;
-
-#define NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT                               \
-    ", error=\"insufficient_scope\""
-
-    len = sizeof("Bearer realm=\"\"") - 1 + conf->realm.len;
-
-    conf->challenge.data = ngx_pnalloc(cf->pool, len);
-    if (conf->challenge.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    conf->challenge.len = ngx_sprintf(conf->challenge.data,
-                                      "Bearer realm=\"%V\"", &conf->realm)
-                          - conf->challenge.data;
-
-    conf->challenge_request.data = ngx_pnalloc(cf->pool, conf->challenge.len
-                                       + sizeof(", error=\"invalid_request\""));
-    conf->challenge_token.data = ngx_pnalloc(cf->pool, conf->challenge.len
-                                       + sizeof(", error=\"invalid_token\""));
-    conf->challenge_org.data = ngx_pnalloc(cf->pool, conf->challenge.len
-                           + sizeof(NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT));
-
-    if (conf->challenge_request.data == NULL
-        || conf->challenge_token.data == NULL
-        || conf->challenge_org.data == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    conf->challenge_request.len =
-        ngx_sprintf(conf->challenge_request.data,
-                    "%V, error=\"invalid_request\"", &conf->challenge)
-        - conf->challenge_request.data;
-
-    conf->challenge_token.len =
-        ngx_sprintf(conf->challenge_token.data,
-                    "%V, error=\"invalid_token\"", &conf->challenge)
-        - conf->challenge_token.data;
-
-    conf->challenge_org.len =
-        ngx_sprintf(conf->challenge_org.data,
-                    "%V" NGX_HTTP_APIKEY_CHALLENGE_INSUFFICIENT,
-                    &conf->challenge)
-        - conf->challenge_org.data;
-
-    if (conf->scopes == NULL) {
-        conf->challenge_scope = conf->challenge_org;
-        return NGX_OK;
-    }
-
-    len = conf->challenge_org.len + sizeof(", scope=\"\"") - 1;
-    scope = conf->scopes->elts;
-
-    for (i = 0; i < conf->scopes->nelts; i++) {
-        len += scope[i].len + 1;
-    }
-
-    conf->challenge_scope.data = ngx_pnalloc(cf->pool, len);
-    if (conf->challenge_scope.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_sprintf(conf->challenge_scope.data, "%V, scope=\"",
-                    &conf->challenge_org);
-
-    for (i = 0; i < conf->scopes->nelts; i++) {
-        if (i) {
-            *p++ = ' ';
-        }
-
-        p = ngx_cpymem(p, scope[i].data, scope[i].len);
-    }
-
-    *p++ = '"';
-
-    conf->challenge_scope.len = p - conf->challenge_scope.data;
 
     return NGX_OK;
 }

@@ -77,6 +77,7 @@ test-asan: deps all
 	APIKEY_TEST_NGINX=$(CURDIR)/$(ASAN_NGINX) \
 	APIKEY_TEST_MODULE=$(CURDIR)/$(ASAN_BUILD)/ngx_http_apikey_module.so \
 	APIKEY_TEST_TIME_FACTOR=3 APIKEY_TEST_SANITIZER=asan \
+	APIKEY_TEST_SANITIZER_DIR=$(CURDIR)/$(ASAN_REPORTS) \
 	    prove $(PROVE_FLAGS) -I t/lib t/ || rc=1; \
 	if ls $(ASAN_REPORTS)/* > /dev/null 2>&1; then \
 	    for f in $(ASAN_REPORTS)/*; do echo "=== $$f"; cat "$$f"; done; \

@@ -101,39 +101,9 @@ typedef struct {
 
     ngx_http_apikey_source_t        *source;
 
-    /* the WWW-Authenticate values, made at configuration time */
-    ngx_str_t                        challenge;
-    ngx_str_t                        challenge_request;
-    ngx_str_t                        challenge_token;
-    ngx_str_t                        challenge_scope;
-    ngx_str_t                        challenge_org;
+    /* WWW-Authenticate by status, made at configuration time */
+    ngx_str_t                       *challenges;
 } ngx_http_apikey_loc_conf_t;
-
-
-typedef struct ngx_http_apikey_lookup_s  ngx_http_apikey_lookup_t;
-
-
-typedef struct {
-    ngx_http_request_t              *request;
-
-    /* an in-flight lookup the request waits for, shared by all its askers */
-    ngx_http_apikey_lookup_t        *lookup_in_flight;
-    ngx_queue_t                      waiting;
-
-    /* what the lookup found, then what the location makes of it */
-    ngx_http_apikey_status_e         lookup;
-    ngx_http_apikey_status_e         status;
-    ngx_http_apikey_record_t         record;
-
-    u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
-
-    unsigned                         done:1;
-    unsigned                         found:1;
-    unsigned                         decided:1;
-} ngx_http_apikey_ctx_t;
-
-
-ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_http_apikey_module;

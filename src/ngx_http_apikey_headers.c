@@ -23,6 +23,7 @@ static ngx_int_t ngx_http_apikey_headers_remove(ngx_http_request_t *r,
     ngx_uint_t what);
 static ngx_uint_t ngx_http_apikey_headers_hidden(ngx_http_request_t *r,
     ngx_table_elt_t *h, ngx_uint_t what);
+static ngx_uint_t ngx_http_apikey_headers_identity_name(ngx_str_t *name);
 static ngx_int_t ngx_http_apikey_headers_add(ngx_http_request_t *r,
     ngx_http_apikey_header_t *header, ngx_str_t *value);
 
@@ -190,16 +191,46 @@ ngx_http_apikey_headers_hidden(ngx_http_request_t *r, ngx_table_elt_t *h,
     ngx_uint_t what)
 {
     if ((what & NGX_HTTP_APIKEY_HIDE_IDENTITY)
-        && h->key.len > sizeof("x-apikey-") - 1
-        && ngx_strncasecmp(h->key.data, (u_char *) "x-apikey-",
-                           sizeof("x-apikey-") - 1)
-           == 0)
+        && ngx_http_apikey_headers_identity_name(&h->key))
     {
         return 1;
     }
 
     return (what & NGX_HTTP_APIKEY_HIDE_CREDENTIALS)
            && h == r->headers_in.authorization;
+}
+
+
+/*
+ * X-ApiKey-*, with "_" taken for "-": under underscores_in_headers or
+ * ignore_invalid_headers off nginx keeps X_ApiKey_Org, and FastCGI, uwsgi,
+ * SCGI and most WSGI and Rack servers read it as X-ApiKey-Org.
+ */
+
+static ngx_uint_t
+ngx_http_apikey_headers_identity_name(ngx_str_t *name)
+{
+    u_char       c;
+    ngx_uint_t   i;
+    static char  prefix[] = "x-apikey-";
+
+    if (name->len <= sizeof(prefix) - 1) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(prefix) - 1; i++) {
+        c = ngx_tolower(name->data[i]);
+
+        if (c == '_') {
+            c = '-';
+        }
+
+        if (c != (u_char) prefix[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

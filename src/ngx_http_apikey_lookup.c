@@ -12,6 +12,7 @@
 #include "ngx_http_apikey_token.h"
 #include "ngx_http_apikey_record.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_wait.h"
 
 
 /* longer tokens cannot be keys of ours: refused without a lookup */
@@ -19,13 +20,16 @@
 
 #define NGX_HTTP_APIKEY_NONCE_LEN  16
 
+/* a record's parse: four short strings, or a large one on its own */
+#define NGX_HTTP_APIKEY_LOOKUP_POOL_SIZE  1024
+
 
 struct ngx_http_apikey_lookup_s {
     ngx_rbtree_node_t                  node;
     ngx_http_apikey_source_t          *source;
     u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
 
-    ngx_queue_t                        waiting;
+    ngx_http_apikey_wait_t             wait;
     ngx_http_apikey_redis_query_t      query;
 
     /* where and for how long the answer may be cached */
@@ -33,6 +37,9 @@ struct ngx_http_apikey_lookup_s {
     ngx_uint_t                         seq;
     ngx_msec_t                         ttl;
     ngx_msec_t                         negative_ttl;
+
+    /* out of the tree: a newer lookup of the key took its place */
+    unsigned                           superseded:1;
 };
 
 
@@ -45,6 +52,7 @@ static ngx_int_t ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     uint32_t key, ngx_shm_zone_t *cache, ngx_uint_t seq);
 static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     redisReply *reply);
+static void ngx_http_apikey_lookup_wake(ngx_queue_t *waiter);
 static void ngx_http_apikey_lookup_rbtree_insert_value(
     ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
@@ -139,6 +147,13 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     ctx->lookup = ngx_http_apikey_token(r, &token);
 
     if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
+
+        if (ctx->lookup == NGX_HTTP_APIKEY_MALFORMED
+            && ngx_http_apikey_token_in_args(r))
+        {
+            ctx->quiet = 1;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -192,11 +207,27 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
 
     lookup = ngx_http_apikey_lookup_find(alcf->source, ctx->digest, key);
 
+    /*
+     * A round trip sent before an invalidation that this request has seen
+     * may bring the record as it was: the request sends its own, and the
+     * requests after it join that one.
+     */
+
+    if (lookup && cache && (lookup->cache == NULL || lookup->seq != seq)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "apikey: a lookup in flight is older than an "
+                       "invalidation");
+
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+        lookup->superseded = 1;
+        lookup = NULL;
+    }
+
     if (lookup) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "apikey: joining a lookup in flight");
 
-        ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+        ngx_http_apikey_wait_add(&lookup->wait, &ctx->waiting);
         ctx->lookup_in_flight = lookup;
 
         return NGX_AGAIN;
@@ -316,7 +347,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     lookup->node.key = key;
     lookup->source = source;
     ngx_memcpy(lookup->digest, ctx->digest, NGX_HTTP_APIKEY_HASH_LEN);
-    ngx_queue_init(&lookup->waiting);
+    ngx_http_apikey_wait_init(&lookup->wait);
 
     lookup->cache = cache;
     lookup->seq = seq;
@@ -356,7 +387,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
 
     ngx_rbtree_insert(&ngx_http_apikey_lookups, &lookup->node);
 
-    ngx_queue_insert_tail(&lookup->waiting, &ctx->waiting);
+    ngx_http_apikey_wait_add(&lookup->wait, &ctx->waiting);
     ctx->lookup_in_flight = lookup;
 
     return NGX_OK;
@@ -368,55 +399,45 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     redisReply *reply)
 {
     ngx_int_t                  rc;
+    ngx_pool_t                *pool;
     ngx_queue_t               *x;
-    ngx_connection_t          *c;
     ngx_http_request_t        *r;
     ngx_http_apikey_ctx_t     *ctx;
+    ngx_http_apikey_record_t   record;
     ngx_http_apikey_status_e   status;
     ngx_http_apikey_lookup_t  *lookup;
 
     lookup = q->data;
 
-    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    if (!lookup->superseded) {
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    }
 
     /*
-     * Every waiting request gets its own copy of the record before any of
-     * them is resumed: resuming one may free another.
+     * One parse, one record, one status: the cache and every waiter get
+     * the same, and a parse cut short by an allocation failure is an error
+     * for all of them.
      */
 
     status = NGX_HTTP_APIKEY_ERROR;
+    pool = NULL;
 
-    for (x = ngx_queue_head(&lookup->waiting);
-         x != ngx_queue_sentinel(&lookup->waiting);
-         x = ngx_queue_next(x))
-    {
-        ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
-        r = ctx->request;
+    if (reply) {
+        pool = ngx_create_pool(NGX_HTTP_APIKEY_LOOKUP_POOL_SIZE, q->log);
 
-        if (reply == NULL) {
-            status = NGX_HTTP_APIKEY_ERROR;
-
-        } else {
-            rc = ngx_http_apikey_record(r->pool, reply, &ctx->record,
-                                        r->connection->log);
+        if (pool) {
+            rc = ngx_http_apikey_record(pool, reply, &record, q->log);
 
             status = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
                      : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
                      : NGX_HTTP_APIKEY_ERROR;
         }
-
-        ctx->lookup = status;
-        ctx->found = (status == NGX_HTTP_APIKEY_OK);
-        ctx->done = 1;
     }
 
-    if (lookup->cache && !ngx_queue_empty(&lookup->waiting)) {
-        ctx = ngx_queue_data(ngx_queue_head(&lookup->waiting),
-                             ngx_http_apikey_ctx_t, waiting);
-
+    if (lookup->cache) {
         if (status == NGX_HTTP_APIKEY_OK) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
-                                      lookup->digest, &ctx->record,
+                                      lookup->digest, &record,
                                       lookup->seq, lookup->ttl);
 
         } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
@@ -426,36 +447,64 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         }
     }
 
-    while (!ngx_queue_empty(&lookup->waiting)) {
-        x = ngx_queue_head(&lookup->waiting);
-        ngx_queue_remove(x);
+    /*
+     * Every waiting request gets its own copy of the record before any of
+     * them is resumed: resuming one may free another.
+     */
 
+    for (x = ngx_queue_head(&lookup->wait.waiters);
+         x != ngx_queue_sentinel(&lookup->wait.waiters);
+         x = ngx_queue_next(x))
+    {
         ctx = ngx_queue_data(x, ngx_http_apikey_ctx_t, waiting);
-        ctx->lookup_in_flight = NULL;
-
         r = ctx->request;
-        c = r->connection;
 
-        ngx_http_set_log_request(c->log, r);
+        ctx->lookup = status;
 
-        r->write_event_handler(r);
+        if (status == NGX_HTTP_APIKEY_OK
+            && ngx_http_apikey_record_copy(r->pool, &ctx->record, &record)
+               != NGX_OK)
+        {
+            ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        }
 
-        ngx_http_run_posted_requests(c);
+        ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
+        ctx->done = 1;
     }
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    ngx_http_apikey_wait_complete(&lookup->wait, ngx_http_apikey_lookup_wake);
 
     ngx_free(lookup);
 }
 
 
+static void
+ngx_http_apikey_lookup_wake(ngx_queue_t *waiter)
+{
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_queue_data(waiter, ngx_http_apikey_ctx_t, waiting);
+    ctx->lookup_in_flight = NULL;
+
+    ngx_http_apikey_ctx_wake(ctx);
+}
+
+
 /*
  * A request that is gone stops waiting; the last one to go takes the
- * lookup with it.  The Redis connection logs on behalf of the request
- * that is first in line.
+ * lookup with it, unless the lookup is completing: then its completer
+ * does.  The Redis connection logs on behalf of the request that is first
+ * in line.
  */
 
 void
 ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
 {
+    ngx_int_t                  rc;
     ngx_http_apikey_ctx_t     *next;
     ngx_http_apikey_lookup_t  *lookup;
 
@@ -465,11 +514,16 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
         return;
     }
 
-    ngx_queue_remove(&ctx->waiting);
     ctx->lookup_in_flight = NULL;
 
-    if (!ngx_queue_empty(&lookup->waiting)) {
-        next = ngx_queue_data(ngx_queue_head(&lookup->waiting),
+    rc = ngx_http_apikey_wait_leave(&lookup->wait, &ctx->waiting);
+
+    if (rc == NGX_BUSY) {
+        return;
+    }
+
+    if (rc == NGX_OK) {
+        next = ngx_queue_data(ngx_queue_head(&lookup->wait.waiters),
                               ngx_http_apikey_ctx_t, waiting);
 
         ngx_http_apikey_redis_log(&lookup->query,
@@ -478,7 +532,11 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
     }
 
     ngx_http_apikey_redis_cancel(&lookup->query);
-    ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+
+    if (!lookup->superseded) {
+        ngx_rbtree_delete(&ngx_http_apikey_lookups, &lookup->node);
+    }
+
     ngx_free(lookup);
 }
 

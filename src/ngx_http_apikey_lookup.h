@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey.h"
+#include "ngx_http_apikey_ctx.h"
 
 
 ngx_int_t ngx_http_apikey_lookup(ngx_http_request_t *r,

@@ -106,6 +106,45 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
 }
 
 
+/* a record in one block of pool memory: a waiter's own copy */
+
+ngx_int_t
+ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
+    ngx_http_apikey_record_t *src)
+{
+    u_char      *p;
+    ngx_str_t   *from[4], *to[4];
+    ngx_uint_t   i;
+
+    from[0] = &src->id;
+    from[1] = &src->name;
+    from[2] = &src->org;
+    from[3] = &src->scopes;
+
+    to[0] = &dst->id;
+    to[1] = &dst->name;
+    to[2] = &dst->org;
+    to[3] = &dst->scopes;
+
+    p = ngx_pnalloc(pool, src->id.len + src->name.len + src->org.len
+                          + src->scopes.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 4; i++) {
+        to[i]->data = p;
+        to[i]->len = from[i]->len;
+        p = ngx_cpymem(p, from[i]->data, from[i]->len);
+    }
+
+    dst->expires_at = src->expires_at;
+    dst->revoked = src->revoked;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_apikey_record_string(ngx_pool_t *pool, redisReply *field,
     ngx_str_t *value)

@@ -25,6 +25,8 @@
 
 ngx_int_t ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     ngx_http_apikey_record_t *record, ngx_log_t *log);
+ngx_int_t ngx_http_apikey_record_copy(ngx_pool_t *pool,
+    ngx_http_apikey_record_t *dst, ngx_http_apikey_record_t *src);
 
 
 #endif /* _NGX_HTTP_APIKEY_RECORD_H_INCLUDED_ */

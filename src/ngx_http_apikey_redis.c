@@ -134,11 +134,13 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
             && ngx_strncmp(server->url.data, args[0].data, args[0].len) == 0
             && server->db == db
             && server->user.len == user.len
-            && ngx_strncmp(server->user.data, user.data, user.len) == 0
+            && (user.len == 0
+                || ngx_strncmp(server->user.data, user.data, user.len) == 0)
             && server->password.len == password.len
-            && ngx_strncmp(server->password.data, password.data,
-                           password.len)
-               == 0)
+            && (password.len == 0
+                || ngx_strncmp(server->password.data, password.data,
+                               password.len)
+                   == 0))
         {
             return server;
         }
@@ -240,8 +242,17 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
             return NULL;
         }
 
-        p = ngx_cpymem(server->init.data, auth.data, auth.len);
-        ngx_memcpy(p, select.data, select.len);
+        /* either may be empty, with no data to copy from */
+
+        p = server->init.data;
+
+        if (auth.len) {
+            p = ngx_cpymem(p, auth.data, auth.len);
+        }
+
+        if (select.len) {
+            ngx_memcpy(p, select.data, select.len);
+        }
 
         /* the password is in the configuration anyway; not twice in memory */
         ngx_explicit_memzero(auth.data, auth.len);

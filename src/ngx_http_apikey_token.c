@@ -40,17 +40,13 @@ static uint32_t  ngx_http_apikey_b64token[] = {
 ngx_http_apikey_status_e
 ngx_http_apikey_token(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_str_t  arg;
-
     /*
      * RFC 6750 section 2.3 tokens in the query string end up in access
      * logs and Referer headers; they are refused rather than ignored, so
      * that a client learns at once.
      */
 
-    if (r->args.len
-        && ngx_http_arg(r, (u_char *) "access_token", 12, &arg) == NGX_OK)
-    {
+    if (ngx_http_apikey_token_in_args(r)) {
         return NGX_HTTP_APIKEY_MALFORMED;
     }
 
@@ -60,6 +56,16 @@ ngx_http_apikey_token(ngx_http_request_t *r, ngx_str_t *token)
 
     return ngx_http_apikey_token_parse(&r->headers_in.authorization->value,
                                        token);
+}
+
+
+ngx_uint_t
+ngx_http_apikey_token_in_args(ngx_http_request_t *r)
+{
+    ngx_str_t  arg;
+
+    return r->args.len
+           && ngx_http_arg(r, (u_char *) "access_token", 12, &arg) == NGX_OK;
 }
 
 

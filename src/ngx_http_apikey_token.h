@@ -19,6 +19,7 @@
 
 ngx_http_apikey_status_e ngx_http_apikey_token(ngx_http_request_t *r,
     ngx_str_t *token);
+ngx_uint_t ngx_http_apikey_token_in_args(ngx_http_request_t *r);
 ngx_http_apikey_status_e ngx_http_apikey_token_parse(ngx_str_t *value,
     ngx_str_t *token);
 

@@ -9,6 +9,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_variables.h"
+#include "ngx_http_apikey_ctx.h"
+#include "ngx_http_apikey_answer.h"
 
 
 static ngx_http_apikey_record_t *ngx_http_apikey_variable_record(
@@ -46,19 +48,6 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_apikey_status_names[] = {
-    ngx_string("ok"),
-    ngx_string("missing"),
-    ngx_string("malformed"),
-    ngx_string("invalid"),
-    ngx_string("expired"),
-    ngx_string("revoked"),
-    ngx_string("insufficient_scope"),
-    ngx_string("org_mismatch"),
-    ngx_string("error")
-};
-
-
 ngx_int_t
 ngx_http_apikey_add_variables(ngx_conf_t *cf)
 {
@@ -78,13 +67,6 @@ ngx_http_apikey_add_variables(ngx_conf_t *cf)
 }
 
 
-ngx_str_t *
-ngx_http_apikey_status_name(ngx_http_apikey_status_e status)
-{
-    return &ngx_http_apikey_status_names[status];
-}
-
-
 /* the record is known only once a lookup found the key */
 
 static ngx_http_apikey_record_t *
@@ -92,7 +74,7 @@ ngx_http_apikey_variable_record(ngx_http_request_t *r)
 {
     ngx_http_apikey_ctx_t  *ctx;
 
-    ctx = ngx_http_apikey_get_ctx(r->main);
+    ctx = ngx_http_apikey_ctx_get(r->main);
 
     if (ctx == NULL || !ctx->found) {
         return NULL;
@@ -164,14 +146,14 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_str_t              *name;
     ngx_http_apikey_ctx_t  *ctx;
 
-    ctx = ngx_http_apikey_get_ctx(r->main);
+    ctx = ngx_http_apikey_ctx_get(r->main);
 
     if (ctx == NULL || !ctx->decided) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    name = ngx_http_apikey_status_name(ctx->status);
+    name = ngx_http_apikey_answer_name(ctx->status);
 
     v->len = name->len;
     v->valid = 1;

@@ -19,7 +19,6 @@
 
 
 ngx_int_t ngx_http_apikey_add_variables(ngx_conf_t *cf);
-ngx_str_t *ngx_http_apikey_status_name(ngx_http_apikey_status_e status);
 
 
 #endif /* _NGX_HTTP_APIKEY_VARIABLES_H_INCLUDED_ */

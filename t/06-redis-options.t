@@ -109,10 +109,7 @@ seed_key($redis, $prefixed, id => 'k_prefixed', -prefix => 'other:');
 
 sub id_at {
     my ($path, $t) = @_;
-    my $res = $nginx->get($path, Authorization => "Bearer $t");
-    return $res->status . ' ' . ($res->upstream
-        ? $res->upstream->header('x-apikey-id') // '-'
-        : $res->header('x-status') // '(none)');
+    return $nginx->get($path, Authorization => "Bearer $t")->verdict;
 }
 
 is(id_at('/password/x', $token), '200 k_db0',

@@ -8,7 +8,9 @@ use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::CacheTest;
 
+use IO::Socket::INET;
 use JSON::PP ();
+use ApiKey::Test::SlowProxy;
 
 my $WORKERS = 2;
 my $BOUND = 0.1;       # seconds, the product's promise
@@ -277,6 +279,41 @@ subtest 'a revocation that crosses a lookup in flight is not lost' => sub {
     is(scalar(@bad), 0, 'none let in from ' . $BOUND * 1000 . ' ms after '
         . 'the revocation on')
         or diag join ', ', map { $_->{status} } @bad[0 .. 9];
+};
+
+subtest 'a request after a revocation does not join a lookup sent before '
+    . 'it' => sub {
+    # lookups are answered 0.6 s late, with the record as Redis read it
+    my $slow = ApiKey::Test::SlowProxy->start(redis => $redis, delay => 0.6);
+    my $late = start_cached_nginx(redis => $slow, workers => 1,
+        timeout => '5s');
+    my $t = new_token();
+    push @tokens, $t;
+    my $key = seed_key($redis, $t, id => 'k_joined');
+    my $hex8 = substr($key, length('apikey:'), 8);
+
+    my $h0 = hmgets();
+    my $first = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $late->port, Proto => 'tcp') or die "connect: $!";
+    print {$first} "GET /api/x HTTP/1.0\r\nHost: localhost\r\n"
+        . "Authorization: Bearer $t\r\n\r\n";
+    ok(wait_until(sub { hmgets() > $h0 }, 3, 0.001),
+        'the first request\'s lookup has read the record');
+
+    $redis->cmd('HSET', $key, 'revoked', 1);
+    ok(wait_until(sub { $late->error_log =~ /invalidated \Q$hex8\E/ }, 3,
+        0.001), 'nginx has taken the invalidation');
+
+    my $res = $late->get('/api/x', Authorization => "Bearer $t");
+    is($res->status, 401, 'a request after it is refused');
+    is($res->header('x-status'), 'revoked', '$apikey_status = revoked');
+
+    local $/;
+    my $answer = <$first> // '';
+    like($answer, qr{^HTTP/1\.\d 200}, 'the first request (sent before the '
+        . 'revocation) was let through');
+    $late->stop;
+    $slow->stop;
 };
 
 subtest 'the error log stays clean' => sub {

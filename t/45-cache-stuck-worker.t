@@ -174,8 +174,10 @@ subtest 'a worker killed 20 times in a row (the master respawns it): a '
         push @bad, "try $try: the key was not cached by every worker"
             unless $cached;
         my @pids = $nginx->worker_pids;
+        my $pid = $pids[$try % @pids];
         $mark = $nginx->mark;
-        kill 'KILL', $pids[$try % @pids];
+        $nginx->expect_log(qr/worker process $pid exited on signal 9/);
+        kill 'KILL', $pid;
         my ($done, $pending, @rows) = revoke_and_poll($nginx, $t);
         my ($after, $stale, $first, $what) = verdict($done, $pending,
             @rows);

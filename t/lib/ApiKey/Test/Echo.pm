@@ -19,36 +19,18 @@ use IO::Select;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 
-use ApiKey::Test::Proc qw(free_port test_dir fork_child stop_child
-    wait_until);
+use parent 'ApiKey::Test::Server';
+use ApiKey::Test::Proc qw(test_dir wait_until);
 
 sub start {
     my ($class, %o) = @_;
     my $self = bless { dir => $o{dir} // test_dir() }, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = $o{port} // free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 512,
-            ReuseAddr => 1) and last;
-        croak "echo: listen on $self->{port}: $!" if $o{port};
-    }
-    croak "echo: no port" unless $listen;
+    my $listen = $self->listen_socket(port => $o{port}, backlog => 512);
     $self->{log} = "$self->{dir}/echo-$self->{port}.log";
     open(my $fh, '>', $self->{log}) or croak "$self->{log}: $!";
     close $fh;
-    $self->{child} = fork_child(name => "echo:$self->{port}",
-        code => sub { _serve($listen, $self->{log}) });
-    close $listen;
-    return $self;
-}
-
-sub port { $_[0]->{port} }
-sub addr { "127.0.0.1:$_[0]->{port}" }
-
-sub stop {
-    my ($self) = @_;
-    stop_child($self->{child});
+    return $self->fork_serving('echo', $listen,
+        sub { _serve($listen, $self->{log}) });
 }
 
 # Requests received so far, as ApiKey::Test::Echo::Request objects.

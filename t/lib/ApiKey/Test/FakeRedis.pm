@@ -34,7 +34,8 @@ use POSIX qw(WNOHANG);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
 
-use ApiKey::Test::Proc qw(free_port test_dir fork_child stop_child);
+use parent 'ApiKey::Test::Server';
+use ApiKey::Test::Proc qw(test_dir);
 use ApiKey::Test::RESP qw(:all);
 
 my $serial = 0;
@@ -43,15 +44,7 @@ sub start {
     my ($class, %o) = @_;
     my $self = bless { dir => $o{dir} // test_dir(),
         handler => $o{handler}, password => $o{password} }, $class;
-    my $listen;
-    for (1 .. 20) {
-        $self->{port} = $o{port} // free_port();
-        $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $self->{port}, Proto => 'tcp', Listen => 128,
-            ReuseAddr => 1) and last;
-        croak "fake redis: listen on $self->{port}: $!" if $o{port};
-    }
-    croak "fake redis: no port" unless $listen;
+    my $listen = $self->listen_socket(port => $o{port});
     my $base = "$self->{dir}/fake-redis-$self->{port}-" . ++$serial;
     $self->{log} = "$base.log";
     $self->{data} = "$base.data";
@@ -61,18 +54,8 @@ sub start {
         close $fh;
     }
     $self->_save_data($o{data} // {});
-    $self->{child} = fork_child(name => "fake-redis:$self->{port}",
-        code => sub { $self->_serve($listen) });
-    close $listen;
-    return $self;
-}
-
-sub port { $_[0]->{port} }
-sub addr { "127.0.0.1:$_[0]->{port}" }
-
-sub stop {
-    my ($self) = @_;
-    stop_child($self->{child});
+    return $self->fork_serving('fake-redis', $listen,
+        sub { $self->_serve($listen) });
 }
 
 # Everything that happened, in order: { ev => 'connect' | 'cmd' | 'close'

@@ -10,7 +10,8 @@ package ApiKey::Test::HTTP;
 #   $c->get('/a', %headers); $c->get('/b');
 #
 #   $res->status, $res->header('www-authenticate'), $res->headers('x'),
-#   $res->body, $res->raw, $res->elapsed, $res->error ('timeout', ...)
+#   $res->body, $res->raw, $res->elapsed, $res->error ('timeout', ...),
+#   $res->upstream (what the echo upstream got), $res->verdict ('200 k_1')
 
 use strict;
 use warnings;
@@ -290,6 +291,16 @@ sub upstream {
     return undef unless ($self->header('x-echo') // '') eq '1';
     require ApiKey::Test::Echo;
     return ApiKey::Test::Echo::Request->parse($self->{body});
+}
+
+# "200 k_id" when the echo upstream answered (the X-ApiKey-Id it got),
+# otherwise the status and X-Status (a location's add_header
+# $apikey_status): "401 invalid".
+sub verdict {
+    my ($self) = @_;
+    return $self->status . ' ' . ($self->upstream
+        ? $self->upstream->header('x-apikey-id') // '-'
+        : $self->header('x-status') // '(none)');
 }
 
 

@@ -27,7 +27,12 @@ package ApiKey::Test::Nginx;
 # $nginx->get($path, %headers), ->request($method, $path, %headers),
 # ->raw($bytes), ->client (keep-alive), ->reload(http => ...),
 # ->stop, ->error_log, ->error_log_since($mark), ->mark,
-# ->worker_pids.  ApiKey::Test::Nginx->check(http => ...) runs nginx -t.
+# ->worker_pids, ->expect_log(qr/.../).  ApiKey::Test::Nginx->check(http =>
+# ...) runs nginx -t.
+#
+# When the test file ends (done_testing), every nginx it started is
+# stopped and its error log checked for [alert], [crit] and [emerg] (but
+# those expect_log() names) and for sanitizer reports: see check_logs.
 
 use strict;
 use warnings;
@@ -48,6 +53,9 @@ our $NGINX = $ENV{APIKEY_TEST_NGINX} || 'nginx';
 our @WRAPPER = split ' ', $ENV{APIKEY_TEST_NGINX_WRAPPER} // '';
 
 my $serial = 0;
+
+# every nginx a test started, for the check at its end (check_logs)
+my @started;
 
 sub module_path {
     return $ENV{APIKEY_TEST_MODULE}
@@ -175,6 +183,9 @@ sub start {
         out => "$d/stderr.log",
         stop => sub { $me->_graceful_stop });
     $self->{master} = $self->{child}{pid};
+    $self->{serial} = $serial;
+    $self->{pids} = { $self->{master} => 1 };
+    push @started, $self;
 
     my $ok = wait_until(sub {
         return -1 unless child_alive($self->{child}{wrapper});
@@ -205,7 +216,9 @@ sub echo_upstream {
 
 sub worker_pids {
     my ($self) = @_;
-    return children_of($self->{master});
+    my @pids = children_of($self->{master});
+    $self->{pids}{$_} = 1 for @pids;
+    return @pids;
 }
 
 sub _read {
@@ -305,7 +318,58 @@ sub _graceful_stop {
 
 sub stop {
     my ($self) = @_;
+    $self->worker_pids;
     stop_child($self->{child});
+}
+
+
+# $nginx->expect_log(qr/.../): an [alert], [crit] or [emerg] entry that
+# matches is one the test causes on purpose, not a failure.
+sub expect_log {
+    my ($self, $re) = @_;
+    push @{ $self->{expected} }, $re;
+    return $self;
+}
+
+# What went wrong in this nginx: [alert], [crit] and [emerg] entries of its
+# error log that no expect_log() foresaw, and sanitizer reports (in its
+# stderr, or files of its processes in APIKEY_TEST_SANITIZER_DIR).
+sub alarms {
+    my ($self) = @_;
+    my @bad = grep {
+        my $e = $_;
+        !grep { $e =~ $_ } @{ $self->{expected} // [] };
+    } $self->log_lines(qw(alert crit emerg));
+    my $re = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
+        |runtime\ error:/x;
+    push @bad, grep { /$re/ } split /\n/,
+        $self->_read("$self->{dir}/stderr.log");
+    my $reports = $ENV{APIKEY_TEST_SANITIZER_DIR};
+    if ($reports && -d $reports) {
+        for my $pid (keys %{ $self->{pids} }) {
+            push @bad, map { "sanitizer report $_" }
+                grep { -s } glob("$reports/*.$pid");
+        }
+    }
+    return @bad;
+}
+
+# At the end of a test file (ApiKey::Test's done_testing): every nginx it
+# started is stopped, then its error log and sanitizer reports checked, as
+# nginx-tests does, so that no test file has to remember to.
+sub check_logs {
+    my ($class) = @_;
+    require Test::More;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    for my $n (@started) {
+        $n->stop;
+        my @bad = $n->alarms;
+        Test::More::is(scalar(@bad), 0, "nginx$n->{serial}: no [alert], "
+            . '[crit], [emerg] or sanitizer report')
+            or Test::More::diag(join "\n",
+                @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+    }
+    @started = ();
 }
 
 

@@ -23,7 +23,8 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(free_port test_dir spawn fork_child stop_child
+our @EXPORT_OK = qw(free_port listen_free test_dir spawn fork_child
+    stop_child
     child_alive wait_until children_of project_root lifetime);
 
 our $LIFETIME = $ENV{APIKEY_TEST_LIFETIME} || 300;
@@ -71,6 +72,23 @@ sub free_port {
         return $port;
     }
     croak "no free port found on 127.0.0.1";
+}
+
+
+# ($socket, $port): a socket listening on 127.0.0.1, at a free port or at
+# the one given; a fake server forks with it (fork_child), and the parent
+# closes its copy.
+sub listen_free {
+    my (%o) = @_;
+    for (1 .. 20) {
+        my $port = $o{port} // free_port();
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+            LocalPort => $port, Proto => 'tcp', Listen => $o{backlog} // 128,
+            ReuseAddr => 1);
+        return ($s, $port) if $s;
+        croak "listen on 127.0.0.1:$port: $!" if $o{port};
+    }
+    croak "no port to listen on";
 }
 
 

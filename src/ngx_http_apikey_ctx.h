@@ -1,0 +1,67 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * A request's apikey context from its creation to its cleanup: found
+ * again after an internal redirect, woken when its lookup completes.
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_CTX_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_CTX_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey.h"
+
+
+typedef struct ngx_http_apikey_lookup_s  ngx_http_apikey_lookup_t;
+
+
+typedef struct {
+    ngx_http_request_t              *request;
+
+    /* the location whose rules (source, hasher, key format) made the lookup */
+    ngx_http_apikey_loc_conf_t      *conf;
+
+    /*
+     * the client's Authorization, for a lookup after a redirect when the
+     * first location hid it from the upstream
+     */
+    ngx_table_elt_t                 *authorization;
+
+    /* an in-flight lookup the request waits for, shared by all its askers */
+    ngx_http_apikey_lookup_t        *lookup_in_flight;
+    ngx_queue_t                      waiting;
+
+    /* what the lookup found, then what the location makes of it */
+    ngx_http_apikey_status_e         lookup;
+    ngx_http_apikey_status_e         status;
+    ngx_http_apikey_record_t         record;
+
+    u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
+
+    unsigned                         done:1;
+    unsigned                         found:1;
+    unsigned                         decided:1;
+
+    /*
+     * the request line, in every log line's context, holds a token: once
+     * known, for the rest of the request, whatever its URI becomes
+     */
+    unsigned                         quiet:1;
+} ngx_http_apikey_ctx_t;
+
+
+ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_get(ngx_http_request_t *r);
+ngx_uint_t ngx_http_apikey_ctx_reusable(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *alcf);
+ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev);
+void ngx_http_apikey_ctx_wake(ngx_http_apikey_ctx_t *ctx);
+
+
+#endif /* _NGX_HTTP_APIKEY_CTX_H_INCLUDED_ */
