@@ -17,27 +17,37 @@ my @tokens;
 
 sub hmgets { return $redis->calls('hmget') }
 
-# A new key, let in from the cache by every worker.
+# A new key, let in from the cache by every worker: a round of requests
+# in which every worker answers and Redis saw at most one lookup per worker
+# (a busy machine may need a second round).
 sub cached_key {
     my ($nginx, $workers, $id) = @_;
     my $t = new_token();
     push @tokens, $t;
     seed_key($redis, $t, id => $id);
     settle($nginx, $redis);
-    my $h0 = hmgets();
-    my $b = ApiKey::Burst->new(port => $nginx->port, conns => 4 * $workers);
-    my @rows = $b->run(timeout => 5,
-        request => sub { ('/api/x', Authorization => "Bearer $t") },
-        until => sub {
-            my %w;
-            $w{ worker_of($_) }++ for @{ $_[0] };
-            @{ $_[0] } >= 20 * $workers && keys(%w) == $workers;
-        });
-    $b->close;
-    my %w = map { worker_of($_) => 1 } @rows;
-    my @bad = grep { $_->{status} != 200 } @rows;
-    return ($t, scalar(keys %w) == $workers && !@bad
-        && hmgets() - $h0 <= $workers);
+    my $what = '';
+    for my $round (1 .. 3) {
+        my $h0 = hmgets();
+        my $b = ApiKey::Burst->new(port => $nginx->port,
+            conns => 4 * $workers);
+        my @rows = $b->run(timeout => 5,
+            request => sub { ('/api/x', Authorization => "Bearer $t") },
+            until => sub {
+                my %w;
+                $w{ worker_of($_) }++ for @{ $_[0] };
+                @{ $_[0] } >= 20 * $workers && keys(%w) == $workers;
+            });
+        $b->close;
+        my %w = map { worker_of($_) => 1 } @rows;
+        my @bad = grep { $_->{status} != 200 } @rows;
+        my $h = hmgets() - $h0;
+        return ($t, 1) if keys(%w) == $workers && !@bad && $h <= $workers;
+        $what .= sprintf ' (round %d: %d workers, %d not 200, %d HMGET)',
+            $round, scalar(keys %w), scalar(@bad), $h;
+    }
+    diag "cached_key $id:$what";
+    return ($t, 0);
 }
 
 # Revokes $t and polls on fresh connections every 10 ms until 21 requests
