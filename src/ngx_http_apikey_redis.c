@@ -29,7 +29,8 @@ static ngx_int_t ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
 static ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_pick(
     ngx_http_apikey_redis_query_t *q);
 static ngx_http_apikey_redis_cmd_t *ngx_http_apikey_redis_push(
-    ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len);
+    ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len,
+    ngx_msec_t timeout);
 static void ngx_http_apikey_redis_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_http_apikey_redis_query_reply(
     ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
@@ -39,6 +40,7 @@ static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
     char *err, ngx_uint_t retry);
 static ngx_int_t ngx_http_apikey_redis_settle(
     ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn);
 static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -771,7 +773,8 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
         return NGX_ERROR;
     }
 
-    cmd = ngx_http_apikey_redis_push(conn, q->command.data, q->command.len);
+    cmd = ngx_http_apikey_redis_push(conn, q->command.data, q->command.len,
+                                     q->timeout);
     if (cmd == NULL) {
         return NGX_ERROR;
     }
@@ -843,7 +846,7 @@ ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q)
 
 static ngx_http_apikey_redis_cmd_t *
 ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
-    size_t len)
+    size_t len, ngx_msec_t timeout)
 {
     ngx_connection_t             *c;
     ngx_http_apikey_redis_cmd_t  *cmd;
@@ -860,6 +863,7 @@ ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
 
     cmd->conn = conn;
     cmd->query = NULL;
+    cmd->deadline = ngx_current_msec + timeout;
     cmd->nonce_len = 0;
 
     if (conn->npending++ == 0) {
@@ -882,6 +886,8 @@ ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
     }
 
     ngx_queue_insert_tail(&conn->pending, &cmd->queue);
+
+    ngx_http_apikey_redis_watch(conn);
 
     return cmd;
 }
@@ -974,7 +980,42 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
         return ngx_http_apikey_redis_settle(conn);
     }
 
+    ngx_http_apikey_redis_watch(conn);
+
     return NGX_OK;
+}
+
+
+/*
+ * A live query has a timer of its own; a command nobody waits for any
+ * more (its request gone, a last-use write) must still be answered in
+ * time, or the queries behind it would wait for nothing: while such a
+ * command is next in line, the connection's read timer holds its deadline.
+ */
+
+static void
+ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn)
+{
+    ngx_msec_int_t                left;
+    ngx_connection_t             *c;
+    ngx_http_apikey_redis_cmd_t  *cmd;
+
+    c = conn->peer.connection;
+
+    cmd = ngx_queue_data(ngx_queue_head(&conn->pending),
+                         ngx_http_apikey_redis_cmd_t, queue);
+
+    if (cmd->query) {
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        return;
+    }
+
+    left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
+
+    ngx_add_timer(c->read, left > 0 ? (ngx_msec_t) left : 1);
 }
 
 
@@ -1138,9 +1179,15 @@ ngx_http_apikey_redis_create_array(const redisReadTask *task, int elements)
 void
 ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
 {
-    if (q->cmd) {
-        q->cmd->query = NULL;
+    ngx_http_apikey_redis_cmd_t  *cmd;
+
+    cmd = q->cmd;
+
+    if (cmd) {
+        cmd->query = NULL;
         q->cmd = NULL;
+
+        ngx_http_apikey_redis_watch(cmd->conn);
     }
 
     if (q->timer.timer_set) {
@@ -1198,7 +1245,8 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
         }
     }
 
-    if (ngx_http_apikey_redis_push(conn, q->command.data, q->command.len)
+    if (ngx_http_apikey_redis_push(conn, q->command.data, q->command.len,
+                                   q->timeout)
         == NULL)
     {
         return NGX_DECLINED;

@@ -145,6 +145,7 @@ struct ngx_http_apikey_redis_cmd_s {
     ngx_queue_t                        queue;
     ngx_http_apikey_redis_conn_t      *conn;
     ngx_http_apikey_redis_query_t     *query;
+    ngx_msec_t                         deadline;
     size_t                             nonce_len;
     u_char                             nonce[NGX_HTTP_APIKEY_REDIS_NONCE_MAX];
 };
