@@ -72,6 +72,10 @@ static ngx_conf_num_bounds_t  ngx_http_apikey_keepalive_bounds = {
     ngx_conf_check_num_bounds, 0, 65535
 };
 
+static ngx_conf_num_bounds_t  ngx_http_apikey_pipeline_bounds = {
+    ngx_conf_check_num_bounds, 1, 65535
+};
+
 
 static ngx_command_t  ngx_http_apikey_commands[] = {
 
@@ -110,6 +114,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, keepalive),
       &ngx_http_apikey_keepalive_bounds },
+
+    { ngx_string("apikey_redis_pipeline"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, pipeline),
+      &ngx_http_apikey_pipeline_bounds },
 
     { ngx_string("apikey_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -434,6 +445,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->redis = NGX_CONF_UNSET_PTR;
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->keepalive = NGX_CONF_UNSET;
+    conf->pipeline = NGX_CONF_UNSET;
     conf->key_checksum = NGX_CONF_UNSET;
     conf->key_prefixes = NGX_CONF_UNSET_PTR;
     conf->last_used_interval = NGX_CONF_UNSET_MSEC;
@@ -463,6 +475,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 200);
     ngx_conf_merge_value(conf->keepalive, prev->keepalive, 16);
+    ngx_conf_merge_value(conf->pipeline, prev->pipeline, 128);
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "apikey:");
     ngx_conf_merge_str_value(conf->secret, prev->secret, "");
     ngx_conf_merge_value(conf->key_checksum, prev->key_checksum, 0);

@@ -83,6 +83,7 @@ typedef struct {
     ngx_http_apikey_redis_server_t  *redis;
     ngx_msec_t                       timeout;
     ngx_int_t                        keepalive;
+    ngx_int_t                        pipeline;
 
     ngx_str_t                        prefix;
     ngx_str_t                        secret;

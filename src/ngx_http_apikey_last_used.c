@@ -51,6 +51,7 @@ ngx_http_apikey_last_used(ngx_http_request_t *r,
     size_t                             argvlen[4];
     uint32_t                           id;
     ngx_str_t                          cmd, key, now;
+    ngx_http_apikey_redis_query_t      q;
     const char                        *argv[4];
     ngx_http_apikey_last_used_slot_t  *slot;
 
@@ -93,9 +94,16 @@ ngx_http_apikey_last_used(ngx_http_request_t *r,
         return;
     }
 
-    if (ngx_http_apikey_redis_forget(alcf->redis, cmd.data, cmd.len)
-        != NGX_OK)
-    {
+    ngx_memzero(&q, sizeof(ngx_http_apikey_redis_query_t));
+
+    q.server = alcf->redis;
+    q.command = cmd;
+    q.timeout = alcf->timeout;
+    q.keepalive = alcf->keepalive;
+    q.pipeline = alcf->pipeline;
+    q.log = r->connection->log;
+
+    if (ngx_http_apikey_redis_forget(&q) != NGX_OK) {
         return;
     }
 

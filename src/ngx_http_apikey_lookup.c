@@ -372,6 +372,7 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     q->server = source->server;
     q->timeout = alcf->timeout;
     q->keepalive = alcf->keepalive;
+    q->pipeline = alcf->pipeline;
     q->handler = ngx_http_apikey_lookup_done;
     q->data = lookup;
     q->log = r->connection->log;

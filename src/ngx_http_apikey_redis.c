@@ -26,20 +26,21 @@ static void ngx_http_apikey_redis_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
     redisReply **reply, char **err);
 
-static ngx_int_t ngx_http_apikey_redis_connect(
+static ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_pick(
     ngx_http_apikey_redis_query_t *q);
-static void ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
-    ngx_http_apikey_redis_query_t *q);
+static ngx_http_apikey_redis_cmd_t *ngx_http_apikey_redis_push(
+    ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len,
+    ngx_msec_t timeout);
+static void ngx_http_apikey_redis_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_http_apikey_redis_query_reply(
     ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
 static void ngx_http_apikey_redis_query_error(
     ngx_http_apikey_redis_conn_t *conn, char *err);
-static void ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
-    ngx_uint_t keepalive);
-static ngx_int_t ngx_http_apikey_redis_idle_reply(
-    ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
-static void ngx_http_apikey_redis_idle_error(
-    ngx_http_apikey_redis_conn_t *conn, char *err);
+static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
+    char *err, ngx_uint_t retry);
+static ngx_int_t ngx_http_apikey_redis_settle(
+    ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn);
 static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -50,18 +51,11 @@ static void                      *(*ngx_http_apikey_redis_array)(
                                        int elements);
 
 
-/* a query's connection, and a connection kept for the next query */
+/* the connections of queries, busy or idle */
 
 static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_query_user = {
     ngx_http_apikey_redis_query_reply,
     ngx_http_apikey_redis_query_error,
-    NGX_HTTP_APIKEY_REDIS_REPLY_MAX,
-    NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX
-};
-
-static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_idle_user = {
-    ngx_http_apikey_redis_idle_reply,
-    ngx_http_apikey_redis_idle_error,
     NGX_HTTP_APIKEY_REDIS_REPLY_MAX,
     NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX
 };
@@ -273,7 +267,7 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
 
     server->nnodes = u.naddrs;
 
-    ngx_queue_init(&server->idle);
+    ngx_queue_init(&server->conns);
 
     return server;
 }
@@ -355,6 +349,8 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
     conn->user = user;
     conn->data = data;
     conn->timeout = timeout;
+
+    ngx_queue_init(&conn->pending);
 
     conn->node = ngx_http_apikey_redis_route(server,
                                              NGX_HTTP_APIKEY_REDIS_PRIMARY);
@@ -581,12 +577,6 @@ ngx_http_apikey_redis_write_handler(ngx_event_t *wev)
         ngx_del_timer(wev);
     }
 
-    /* the deadline of a reply runs from when its command is out, once */
-
-    if (conn->read_timeout && !c->read->timer_set) {
-        ngx_add_timer(c->read, conn->read_timeout);
-    }
-
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         conn->user->error(conn, "failed to wait for reading");
         return;
@@ -728,12 +718,6 @@ ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
             continue;
         }
 
-        if (conn->skip) {
-            conn->skip--;
-            freeReplyObject(rr);
-            continue;
-        }
-
         *reply = rr;
 
         return NGX_OK;
@@ -751,9 +735,12 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "apikey redis: close connection %p", c);
 
-    if (conn->idle) {
+    if (conn->queued) {
         ngx_queue_remove(&conn->queue);
-        conn->server->nidle--;
+
+        if (conn->npending == 0) {
+            conn->server->nidle--;
+        }
     }
 
     ngx_close_connection(c);
@@ -776,64 +763,20 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
  * Starts a query; the handler is always called later from an event, never
  * from within this call.  NGX_ERROR means the query could not even start
  * (the cause is logged) and the handler will not be called.
+ *
+ * Queries of a worker to a server share its connections: the first one
+ * with room for another command takes it, and every command queued during
+ * one pass of the event loop goes out in one send (the write event is
+ * posted, not handled at once).
  */
 
 ngx_int_t
 ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
 {
-    ngx_queue_t                      *x;
-    ngx_connection_t                 *c;
-    ngx_http_apikey_redis_conn_t     *conn;
-    ngx_http_apikey_redis_server_t   *server;
-
-    server = q->server;
-
-    if (ngx_queue_empty(&server->idle)) {
-        return ngx_http_apikey_redis_connect(q);
-    }
-
-    x = ngx_queue_head(&server->idle);
-    ngx_queue_remove(x);
-    server->nidle--;
-
-    conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
-    conn->idle = 0;
-    conn->reused = 1;
-
-    c = conn->peer.connection;
-    c->idle = 0;
-    c->read->cancelable = 0;
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
-                   "apikey redis: reusing connection %p", c);
-
-    ngx_http_apikey_redis_attach(conn, q);
-
-    if (ngx_http_apikey_redis_send(conn, q->command.data, q->command.len)
-        != NGX_OK)
-    {
-        q->conn = NULL;
-        ngx_http_apikey_redis_close(conn);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_redis_connect(ngx_http_apikey_redis_query_t *q)
-{
+    ngx_http_apikey_redis_cmd_t   *cmd;
     ngx_http_apikey_redis_conn_t  *conn;
 
-    conn = ngx_http_apikey_redis_open(q->server,
-                                      &ngx_http_apikey_redis_query_user,
-                                      NULL, q->timeout, q->log);
-
+    conn = ngx_http_apikey_redis_pick(q);
     if (conn == NULL) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "apikey: could not connect to redis \"%V\"",
@@ -841,39 +784,140 @@ ngx_http_apikey_redis_connect(ngx_http_apikey_redis_query_t *q)
         return NGX_ERROR;
     }
 
-    ngx_http_apikey_redis_attach(conn, q);
-
-    if (ngx_http_apikey_redis_append(conn, q->command.data, q->command.len)
-        != NGX_OK)
-    {
-        q->conn = NULL;
-        ngx_http_apikey_redis_close(conn);
+    cmd = ngx_http_apikey_redis_push(conn, q->command.data, q->command.len,
+                                     q->timeout);
+    if (cmd == NULL) {
         return NGX_ERROR;
     }
+
+    cmd->query = q;
+    cmd->nonce_len = ngx_min(q->nonce.len, NGX_HTTP_APIKEY_REDIS_NONCE_MAX);
+    ngx_memcpy(cmd->nonce, q->nonce.data, cmd->nonce_len);
+
+    q->cmd = cmd;
+
+    q->timer.handler = ngx_http_apikey_redis_timeout;
+    q->timer.data = q;
+    q->timer.log = q->log;
+
+    ngx_add_timer(&q->timer, q->timeout);
 
     return NGX_OK;
 }
 
 
-static void
-ngx_http_apikey_redis_attach(ngx_http_apikey_redis_conn_t *conn,
-    ngx_http_apikey_redis_query_t *q)
+/*
+ * A connection with room for one more command: busy connections are kept
+ * at the head, so that one connection takes all while it can.
+ */
+
+static ngx_http_apikey_redis_conn_t *
+ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q)
 {
-    ngx_connection_t  *c;
+    ngx_queue_t                     *x;
+    ngx_http_apikey_redis_conn_t    *conn;
+    ngx_http_apikey_redis_server_t  *server;
 
-    c = conn->peer.connection;
+    server = q->server;
 
-    c->log = q->log;
-    c->read->log = q->log;
-    c->write->log = q->log;
+    for (x = ngx_queue_head(&server->conns);
+         x != ngx_queue_sentinel(&server->conns);
+         x = ngx_queue_next(x))
+    {
+        conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
 
-    conn->user = &ngx_http_apikey_redis_query_user;
-    conn->query = q;
-    conn->timeout = q->timeout;
-    conn->read_timeout = q->timeout;
-    conn->received = 0;
+        if (conn->npending < q->pipeline) {
+            conn->keepalive = q->keepalive;
+            return conn;
+        }
+    }
 
-    q->conn = conn;
+    conn = ngx_http_apikey_redis_open(server,
+                                      &ngx_http_apikey_redis_query_user,
+                                      NULL, q->timeout, q->log);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    conn->keepalive = q->keepalive;
+
+    conn->peer.connection->log = ngx_cycle->log;
+    conn->peer.connection->read->log = ngx_cycle->log;
+    conn->peer.connection->write->log = ngx_cycle->log;
+
+    ngx_queue_insert_tail(&server->conns, &conn->queue);
+    conn->queued = 1;
+    server->nidle++;
+
+    return conn;
+}
+
+
+/* a command whose replies are due on conn, sent with the next send */
+
+static ngx_http_apikey_redis_cmd_t *
+ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
+    size_t len, ngx_msec_t timeout)
+{
+    ngx_connection_t             *c;
+    ngx_http_apikey_redis_cmd_t  *cmd;
+
+    cmd = ngx_alloc(sizeof(ngx_http_apikey_redis_cmd_t), ngx_cycle->log);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_apikey_redis_send(conn, data, len) != NGX_OK) {
+        ngx_free(cmd);
+        return NULL;
+    }
+
+    cmd->conn = conn;
+    cmd->query = NULL;
+    cmd->deadline = ngx_current_msec + timeout;
+    cmd->nonce_len = 0;
+
+    if (conn->npending++ == 0) {
+
+        /* idle until now: busy connections go first */
+
+        conn->server->nidle--;
+        conn->received = 0;
+
+        c = conn->peer.connection;
+        c->idle = 0;
+        c->read->cancelable = 0;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        ngx_queue_remove(&conn->queue);
+        ngx_queue_insert_head(&conn->server->conns, &conn->queue);
+    }
+
+    ngx_queue_insert_tail(&conn->pending, &cmd->queue);
+
+    ngx_http_apikey_redis_watch(conn);
+
+    return cmd;
+}
+
+
+/* a query waited too long: its connection cannot be trusted to catch up */
+
+static void
+ngx_http_apikey_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_apikey_redis_conn_t   *conn;
+    ngx_http_apikey_redis_query_t  *q;
+
+    q = ev->data;
+    conn = q->cmd->conn;
+
+    ngx_http_apikey_redis_fail(conn, conn->pos < conn->last
+                                     ? "timed out connecting or sending"
+                                     : "timed out reading", 0);
 }
 
 
@@ -881,12 +925,19 @@ static ngx_int_t
 ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
     redisReply *reply)
 {
-    ngx_connection_t               *c;
+    ngx_http_apikey_redis_cmd_t    *cmd;
     ngx_http_apikey_redis_query_t  *q;
 
-    q = conn->query;
+    if (ngx_queue_empty(&conn->pending)) {
+        freeReplyObject(reply);
+        ngx_http_apikey_redis_fail(conn, "sent an unexpected reply", 0);
+        return NGX_DONE;
+    }
 
-    if (q->nonce.len) {
+    cmd = ngx_queue_data(ngx_queue_head(&conn->pending),
+                         ngx_http_apikey_redis_cmd_t, queue);
+
+    if (cmd->nonce_len) {
 
         if (conn->reply == NULL) {
             conn->reply = reply;
@@ -899,12 +950,11 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
          */
 
         if (reply->type != REDIS_REPLY_STRING
-            || reply->len != q->nonce.len
-            || ngx_memcmp(reply->str, q->nonce.data, reply->len) != 0)
+            || reply->len != cmd->nonce_len
+            || ngx_memcmp(reply->str, cmd->nonce, reply->len) != 0)
         {
             freeReplyObject(reply);
-            ngx_http_apikey_redis_query_error(conn,
-                                              "sent replies out of order");
+            ngx_http_apikey_redis_fail(conn, "sent replies out of order", 0);
             return NGX_DONE;
         }
 
@@ -914,27 +964,69 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
         conn->reply = NULL;
     }
 
-    c = conn->peer.connection;
+    ngx_queue_remove(&cmd->queue);
 
-    q->conn = NULL;
-    conn->query = NULL;
+    q = cmd->query;
+    ngx_free(cmd);
 
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
+    /*
+     * The connection stays busy while the handler runs: the queries it
+     * starts may join it.  A query it cancels leaves its command behind.
+     */
+
+    if (q) {
+        q->cmd = NULL;
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
+        }
+
+        q->handler(q, reply);
     }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    /* the connection is settled before the handler can start anything */
-    ngx_http_apikey_redis_keep(conn, q->keepalive);
-
-    q->handler(q, reply);
 
     freeReplyObject(reply);
 
-    return NGX_DONE;
+    if (--conn->npending == 0) {
+        conn->server->nidle++;
+        return ngx_http_apikey_redis_settle(conn);
+    }
+
+    ngx_http_apikey_redis_watch(conn);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A live query has a timer of its own; a command nobody waits for any
+ * more (its request gone, a last-use write) must still be answered in
+ * time, or the queries behind it would wait for nothing: while such a
+ * command is next in line, the connection's read timer holds its deadline.
+ */
+
+static void
+ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn)
+{
+    ngx_msec_int_t                left;
+    ngx_connection_t             *c;
+    ngx_http_apikey_redis_cmd_t  *cmd;
+
+    c = conn->peer.connection;
+
+    cmd = ngx_queue_data(ngx_queue_head(&conn->pending),
+                         ngx_http_apikey_redis_cmd_t, queue);
+
+    if (cmd->query) {
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        return;
+    }
+
+    left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
+
+    ngx_add_timer(c->read, left > 0 ? (ngx_msec_t) left : 1);
 }
 
 
@@ -942,123 +1034,112 @@ static void
 ngx_http_apikey_redis_query_error(ngx_http_apikey_redis_conn_t *conn,
     char *err)
 {
-    ngx_int_t                       rc;
-    ngx_connection_t               *c;
-    ngx_http_apikey_redis_query_t  *q;
+    ngx_connection_t  *c;
 
-    q = conn->query;
     c = conn->peer.connection;
+
+    ngx_http_apikey_redis_fail(conn, err,
+                               !c->read->timedout && !c->write->timedout);
+}
+
+
+/*
+ * Every query still on the connection fails (or, if the connection was
+ * kept idle and may have been closed by Redis before we noticed, tries
+ * once more on a new one).  The commands move out before any handler
+ * runs: a query a handler starts must not land on this connection.
+ */
+
+static void
+ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
+    ngx_uint_t retry)
+{
+    ngx_queue_t                     pending, *x;
+    ngx_http_apikey_redis_cmd_t    *cmd;
+    ngx_http_apikey_redis_query_t  *q;
 
     if (err == NULL) {
         err = "closed on shutdown";
     }
 
-    q->conn = NULL;
-    conn->query = NULL;
+    retry = retry && conn->reused && conn->received == 0;
 
-    /*
-     * An idle connection may have been closed by Redis (a restart, its
-     * timeout) before we noticed: try once more on a new connection.
-     */
+    ngx_queue_init(&pending);
 
-    if (conn->reused && conn->received == 0
-        && !c->read->timedout && !c->write->timedout)
-    {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
-                       "apikey redis: kept connection %s, retrying", err);
-
-        ngx_http_apikey_redis_close(conn);
-
-        rc = ngx_http_apikey_redis_connect(q);
-        if (rc == NGX_OK) {
-            return;
-        }
-
-    } else {
-        ngx_log_error(NGX_LOG_ERR, q->log, 0, "apikey: redis \"%V\" %s",
-                      &conn->server->url, err);
-
-        ngx_http_apikey_redis_close(conn);
+    if (!ngx_queue_empty(&conn->pending)) {
+        ngx_queue_add(&pending, &conn->pending);
+        ngx_queue_init(&conn->pending);
     }
 
-    q->handler(q, NULL);
+    ngx_http_apikey_redis_close(conn);
+
+    while (!ngx_queue_empty(&pending)) {
+        x = ngx_queue_head(&pending);
+        ngx_queue_remove(x);
+
+        cmd = ngx_queue_data(x, ngx_http_apikey_redis_cmd_t, queue);
+        q = cmd->query;
+        ngx_free(cmd);
+
+        if (q == NULL) {
+            continue;
+        }
+
+        q->cmd = NULL;
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
+        }
+
+        if (retry && !q->retried) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                           "apikey redis: kept connection %s, retrying", err);
+
+            q->retried = 1;
+
+            if (ngx_http_apikey_redis_query(q) == NGX_OK) {
+                continue;
+            }
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, q->log, 0, "apikey: redis \"%V\" %s",
+                          &q->server->url, err);
+        }
+
+        q->handler(q, NULL);
+    }
 }
 
 
-static void
-ngx_http_apikey_redis_keep(ngx_http_apikey_redis_conn_t *conn,
-    ngx_uint_t keepalive)
+/* no reply is due any more: the connection is kept for later, or closed */
+
+static ngx_int_t
+ngx_http_apikey_redis_settle(ngx_http_apikey_redis_conn_t *conn)
 {
-    char              *err;
-    ngx_int_t          rc;
-    redisReply        *reply;
     ngx_connection_t  *c;
 
-    c = conn->peer.connection;
-
     if (ngx_terminate || ngx_exiting
-        || conn->server->nidle >= keepalive
-        || conn->init)
+        || conn->server->nidle > conn->keepalive)
     {
         ngx_http_apikey_redis_close(conn);
-        return;
+        return NGX_DONE;
     }
 
-    /* whatever is buffered already must be replies nobody waits for */
-
-    rc = ngx_http_apikey_redis_next(conn, &reply, &err);
-    if (rc != NGX_AGAIN) {
-        if (rc == NGX_OK) {
-            freeReplyObject(reply);
-        }
-
-        ngx_http_apikey_redis_close(conn);
-        return;
-    }
-
-    c->log = ngx_cycle->log;
-    c->read->log = ngx_cycle->log;
-    c->write->log = ngx_cycle->log;
-
-    conn->user = &ngx_http_apikey_redis_idle_user;
-    conn->read_timeout = 0;
+    c = conn->peer.connection;
 
     c->idle = 1;
     c->read->cancelable = 1;
     ngx_add_timer(c->read, NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT);
 
-    ngx_queue_insert_head(&conn->server->idle, &conn->queue);
-    conn->server->nidle++;
-    conn->idle = 1;
+    conn->reused = 1;
+
+    /* busy connections go first */
+
+    ngx_queue_remove(&conn->queue);
+    ngx_queue_insert_tail(&conn->server->conns, &conn->queue);
+
+    return NGX_OK;
 }
-
-
-/* idle: only the replies of fire-and-forget commands may come */
-
-static ngx_int_t
-ngx_http_apikey_redis_idle_reply(ngx_http_apikey_redis_conn_t *conn,
-    redisReply *reply)
-{
-    freeReplyObject(reply);
-
-    ngx_http_apikey_redis_idle_error(conn, "sent an unexpected reply");
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_http_apikey_redis_idle_error(ngx_http_apikey_redis_conn_t *conn,
-    char *err)
-{
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, conn->peer.connection->log, 0,
-                   "apikey redis: idle connection closed: %s",
-                   err ? err : "shutdown");
-
-    ngx_http_apikey_redis_close(conn);
-}
-
-
 /*
  * hiredis allocates the element table of an array as soon as it reads
  * its header: "*2147483647\r\n" alone would cost gigabytes and seconds of
@@ -1101,23 +1182,28 @@ ngx_http_apikey_redis_create_array(const redisReadTask *task, int elements)
 }
 
 
+/*
+ * The request is gone: its command stays on the connection, whose reply
+ * is read and dropped when it comes.
+ */
+
 void
 ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
 {
-    ngx_http_apikey_redis_conn_t  *conn;
+    ngx_http_apikey_redis_cmd_t  *cmd;
 
-    conn = q->conn;
+    cmd = q->cmd;
 
-    if (conn == NULL) {
-        return;
+    if (cmd) {
+        cmd->query = NULL;
+        q->cmd = NULL;
+
+        ngx_http_apikey_redis_watch(cmd->conn);
     }
 
-    /* a reply is still due on this connection: it cannot be reused */
-
-    q->conn = NULL;
-    conn->query = NULL;
-
-    ngx_http_apikey_redis_close(conn);
+    if (q->timer.timer_set) {
+        ngx_del_timer(&q->timer);
+    }
 }
 
 
@@ -1126,53 +1212,56 @@ ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
 void
 ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q, ngx_log_t *log)
 {
-    ngx_connection_t  *c;
-
     q->log = log;
-
-    if (q->conn == NULL) {
-        return;
-    }
-
-    c = q->conn->peer.connection;
-
-    c->log = log;
-    c->read->log = log;
-    c->write->log = log;
+    q->timer.log = log;
 }
 
 
 /*
- * Sends a command whose reply nobody waits for on an idle connection,
- * if there is one at hand; otherwise the command is dropped (NGX_DECLINED).
+ * A command whose reply nobody waits for (q gives the server, the command
+ * and the settings; no handler) goes on a connection with room for it: an
+ * open one, or a new one if the server has none.  Otherwise it is dropped
+ * (NGX_DECLINED).
  */
 
 ngx_int_t
-ngx_http_apikey_redis_forget(ngx_http_apikey_redis_server_t *server,
-    u_char *cmd, size_t len)
+ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 {
-    ssize_t                        n;
     ngx_queue_t                   *x;
-    ngx_connection_t              *c;
     ngx_http_apikey_redis_conn_t  *conn;
 
-    if (ngx_queue_empty(&server->idle)) {
-        return NGX_DECLINED;
+    conn = NULL;
+
+    for (x = ngx_queue_head(&q->server->conns);
+         x != ngx_queue_sentinel(&q->server->conns);
+         x = ngx_queue_next(x))
+    {
+        conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+
+        if (conn->npending < q->pipeline) {
+            break;
+        }
+
+        conn = NULL;
     }
 
-    x = ngx_queue_head(&server->idle);
-    conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
-    c = conn->peer.connection;
+    if (conn == NULL) {
+        if (!ngx_queue_empty(&q->server->conns)) {
+            return NGX_DECLINED;
+        }
 
-    n = c->send(c, cmd, len);
-
-    if (n != (ssize_t) len) {
-        /* a part of a command would corrupt the stream */
-        ngx_http_apikey_redis_close(conn);
-        return NGX_DECLINED;
+        conn = ngx_http_apikey_redis_pick(q);
+        if (conn == NULL) {
+            return NGX_DECLINED;
+        }
     }
 
-    conn->skip++;
+    if (ngx_http_apikey_redis_push(conn, q->command.data, q->command.len,
+                                   q->timeout)
+        == NULL)
+    {
+        return NGX_DECLINED;
+    }
 
     return NGX_OK;
 }

@@ -7,9 +7,9 @@
  * parses replies.  A server is a set of nodes; a connection goes to the
  * node the router chooses, sends AUTH and SELECT first and checks their
  * replies, caps what a reply may cost, and hands every further reply to
- * its user: a query (a key lookup, answered once, then the connection is
- * kept for the next one) or a long-lived user such as the tracking
- * subscription.
+ * its user: queries (key lookups, pipelined on a few connections per
+ * worker and server, their replies matched in order) or a long-lived user
+ * such as the tracking subscription.
  */
 
 
@@ -30,6 +30,7 @@
 #define NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX  64
 #define NGX_HTTP_APIKEY_REDIS_IDLE_TIMEOUT  60000
 #define NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT  6379
+#define NGX_HTTP_APIKEY_REDIS_NONCE_MAX     16
 
 /* the roles of a server's nodes; only primaries hold data we read now */
 #define NGX_HTTP_APIKEY_REDIS_PRIMARY       1
@@ -37,6 +38,7 @@
 
 typedef struct ngx_http_apikey_redis_query_s  ngx_http_apikey_redis_query_t;
 typedef struct ngx_http_apikey_redis_conn_s   ngx_http_apikey_redis_conn_t;
+typedef struct ngx_http_apikey_redis_cmd_s    ngx_http_apikey_redis_cmd_t;
 
 /* reply is NULL when the query failed; the failure is already logged */
 typedef void (*ngx_http_apikey_redis_handler_pt)(
@@ -69,8 +71,8 @@ typedef struct {
     ngx_str_t                          init;
     ngx_uint_t                         ninit;
 
-    /* per worker: connections kept for the next query */
-    ngx_queue_t                        idle;
+    /* per worker: the connections of queries, busy ones first */
+    ngx_queue_t                        conns;
     ngx_uint_t                         nidle;
 } ngx_http_apikey_redis_server_t;
 
@@ -97,7 +99,7 @@ typedef struct {
 
 
 struct ngx_http_apikey_redis_conn_s {
-    ngx_queue_t                        queue;       /* in server->idle */
+    ngx_queue_t                        queue;       /* in server->conns */
     ngx_http_apikey_redis_server_t    *server;
     ngx_http_apikey_redis_node_t      *node;
     ngx_peer_connection_t              peer;
@@ -106,29 +108,46 @@ struct ngx_http_apikey_redis_conn_s {
     ngx_http_apikey_redis_user_t      *user;
     void                              *data;
 
-    /* connecting and sending; then, if set, waiting for a reply */
+    /* connecting and sending */
     ngx_msec_t                         timeout;
-    ngx_msec_t                         read_timeout;
 
     u_char                            *start;       /* output */
     u_char                            *pos;
     u_char                            *last;
     u_char                            *end;
 
-    /* bytes of the reply being read, and of all since the query began */
+    /* bytes of the reply being read, and of all since it was last idle */
     size_t                             partial;
     size_t                             received;
 
-    /* AUTH and SELECT replies still to check, then replies nobody reads */
+    /* AUTH and SELECT replies still to check */
     ngx_uint_t                         init;
-    ngx_uint_t                         skip;
 
-    /* a query's record, until the echo of its nonce vouches for it */
-    ngx_http_apikey_redis_query_t     *query;
+    /* queries: the commands whose replies are due, in order */
+    ngx_queue_t                        pending;
+    ngx_uint_t                         npending;
+    ngx_uint_t                         keepalive;
+
+    /* a record, until the echo of its nonce vouches for it */
     redisReply                        *reply;
 
-    unsigned                           idle:1;
+    unsigned                           queued:1;    /* in server->conns */
     unsigned                           reused:1;
+};
+
+
+/*
+ * A command sent for a query, or for nobody: it lives on its connection
+ * until its replies came, even when its query was cancelled meanwhile.
+ */
+
+struct ngx_http_apikey_redis_cmd_s {
+    ngx_queue_t                        queue;
+    ngx_http_apikey_redis_conn_t      *conn;
+    ngx_http_apikey_redis_query_t     *query;
+    ngx_msec_t                         deadline;
+    size_t                             nonce_len;
+    u_char                             nonce[NGX_HTTP_APIKEY_REDIS_NONCE_MAX];
 };
 
 
@@ -136,6 +155,7 @@ struct ngx_http_apikey_redis_query_s {
     ngx_http_apikey_redis_server_t    *server;
     ngx_msec_t                         timeout;
     ngx_uint_t                         keepalive;
+    ngx_uint_t                         pipeline;
 
     ngx_str_t                          command;
 
@@ -149,7 +169,9 @@ struct ngx_http_apikey_redis_query_s {
     void                              *data;
     ngx_log_t                         *log;
 
-    ngx_http_apikey_redis_conn_t      *conn;
+    ngx_http_apikey_redis_cmd_t       *cmd;
+    ngx_event_t                        timer;
+    unsigned                           retried:1;
 };
 
 
@@ -173,8 +195,7 @@ ngx_int_t ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q,
     ngx_log_t *log);
-ngx_int_t ngx_http_apikey_redis_forget(ngx_http_apikey_redis_server_t *server,
-    u_char *cmd, size_t len);
+ngx_int_t ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q);
 
 
 #endif /* _NGX_HTTP_APIKEY_REDIS_H_INCLUDED_ */

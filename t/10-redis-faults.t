@@ -73,6 +73,14 @@ my $nginx = start_nginx(workers => 1, redis => $fake,
             proxy_pass http://%%ECHO%%;
         }
 
+        location /isolated/ {
+            apikey on;
+            apikey_redis %%REDIS%%;
+            apikey_redis_timeout 300ms;
+            apikey_redis_pipeline 1;
+            proxy_pass http://%%ECHO%%;
+        }
+
         location /refused/ {
             apikey on;
             apikey_redis 127.0.0.1:%%CLOSED%%;
@@ -185,22 +193,44 @@ subtest 'a stalled Redis: 503 within the timeout while the worker keeps '
     is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
 };
 
-subtest 'a stalled Redis does not hold up other protected requests' => sub {
+subtest 'apikey_redis_pipeline 1: a stalled lookup does not hold up '
+    . 'other protected requests' => sub {
     timing_ok('a good key during five stalled lookups, answered at once',
         sub {
         my @slow = map {
             ApiKey::Test::HTTP->new(port => $nginx->port, timeout => 3)
-                ->send_raw(build_request('GET', '/api/x',
+                ->send_raw(build_request('GET', '/isolated/x',
                     Authorization => "Bearer $token{stall}"))
         } 1 .. 5;
         sleep 0.05;
-        my $res = get_with('ok');
+        my $res = get_with('ok', '/isolated/x');
         my @st = map { $_->read_response->status } @slow;
         return (id_of($res) eq '200 k_ok' && $res->elapsed < slack(0.2)
             && "@st" eq '503 503 503 503 503',
             sprintf('%s after %.3fs; stalled: %s', id_of($res),
                 $res->elapsed, "@st"));
     });
+};
+
+subtest 'pipelined (the default): lookups queued behind a stalled one get '
+    . '503 at the timeout, none another key\'s record; an unprotected '
+    . 'location answers at once; then a fresh connection' => sub {
+    my $stalled = ApiKey::Test::HTTP->new(port => $nginx->port, timeout => 3)
+        ->send_raw(build_request('GET', '/api/x',
+            Authorization => "Bearer $token{stall}"));
+    sleep 0.05;
+    my @behind = map {
+        ApiKey::Test::HTTP->new(port => $nginx->port, timeout => 3)
+            ->send_raw(build_request('GET', '/api/x',
+                Authorization => "Bearer $token{$_}"))
+    } qw(ok slow_ok);
+    my $open = $nginx->get('/open/x');
+    ok($open->status == 200 && $open->elapsed < slack(0.2),
+        sprintf('the unprotected location answered after %.3fs',
+            $open->elapsed));
+    my @st = map { $_->read_response->status } $stalled, @behind;
+    is("@st", '503 503 503', 'the stalled lookup and those behind it: 503');
+    is(id_of(get_with('ok')), '200 k_ok', 'the next request is fine');
 };
 
 subtest 'a client that leaves while Redis stalls releases the connection'

@@ -44,6 +44,9 @@ my $nginx = start_nginx(redis => $fake, workers => 2,
         access_log %%DIR%%/timing.log timing;
         apikey_redis %%REDIS%%;
         apikey_redis_timeout %%TIMEOUT%%ms;
+        # a lookup per connection: one answered late holds up no other
+        # (pipelined lookups share their connection's fate: t/16)
+        apikey_redis_pipeline 1;
 
         location /open/ {
             proxy_pass http://%%ECHO%%;

@@ -13,6 +13,9 @@ package ApiKey::Test::FakeRedis;
 #       return [stall => 1];                    # never answer
 #       return [sleep => 0.3, send => $ctx->{default}->()];
 #       return [send => substr($reply, 0, 9), close => 1];
+#       return [defer => $reply];   # sent with the next bytes, or after
+#                                   # 50 ms without a command: replies
+#                                   # of a pipeline in one packet
 #   });
 #
 # $ctx: conn (connection number from 1), n (command number within the
@@ -235,8 +238,13 @@ sub _connection {
     my $sel = IO::Select->new($sock);
     my $buf = '';
     my $n = 0;
+    $self->{deferred} = '';
     for (;;) {
-        next unless $sel->can_read(1);
+        unless ($sel->can_read(length $self->{deferred} ? 0.05 : 1)) {
+            next unless length $self->{deferred};
+            return unless $self->_act($sock, $sel, $conn, [send => '']);
+            next;
+        }
         my $r = sysread($sock, $buf, 65536, length $buf);
         if (!$r) {
             $self->_event(ev => 'close', conn => $conn);
@@ -270,7 +278,11 @@ sub _act {
     my @s = @$steps;
     while (@s) {
         my ($what, $arg) = splice @s, 0, 2;
-        if ($what eq 'send') {
+        if ($what eq 'defer') {
+            $self->{deferred} .= $arg;
+        } elsif ($what eq 'send') {
+            $arg = $self->{deferred} . $arg;
+            $self->{deferred} = '';
             my $off = 0;
             while ($off < length $arg) {
                 my $w = syswrite($sock, $arg, length($arg) - $off, $off);
