@@ -740,8 +740,9 @@ ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
 
 
 /*
- * A worker's subscription on a source is live (it hears every write from
- * now on) or down.  While no worker's is live, the source is bypassed.  A
+ * What a worker's subscription on a source tells: it is live (it hears
+ * every write from now on), it still hears (a PONG), or it is down.  While
+ * no worker's has been heard lately, the source is bypassed.  A
  * subscription that comes back may have missed writes that no other one
  * heard either (another worker stopped meanwhile): the source's entries
  * go; when the last one goes down, they go too.  A worker of another
@@ -750,7 +751,7 @@ ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
 
 void
 ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
-    ngx_uint_t live)
+    ngx_uint_t state)
 {
     uint64_t                       now;
     ngx_http_apikey_cache_t       *cache;
@@ -764,51 +765,36 @@ ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    if (sh->config != cache->config || slot->pid != ngx_pid) {
+    if (sh->config != cache->config || slot->pid != ngx_pid
+        || (state == NGX_HTTP_APIKEY_CACHE_HEARD && slot->heard[source] == 0))
+    {
         ngx_shmtx_unlock(&cache->shpool->mutex);
         return;
     }
 
-    if (live) {
+    switch (state) {
+
+    case NGX_HTTP_APIKEY_CACHE_LIVE:
         ngx_http_apikey_cache_flush_locked(cache, source);
-    }
+        slot->heard[source] = now;
+        ngx_http_apikey_cache_until(cache, source);
+        break;
 
-    slot->heard[source] = live ? now : 0;
-
-    ngx_http_apikey_cache_until(cache, source);
-
-    if (!live && sh->until[source] < now) {
-        ngx_http_apikey_cache_flush_locked(cache, source);
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-}
-
-
-/* a PONG: the subscription still hears */
-
-void
-ngx_http_apikey_cache_heard(ngx_shm_zone_t *shm_zone, ngx_uint_t source)
-{
-    uint64_t                       now;
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_cache_sh_t    *sh;
-    ngx_http_apikey_cache_slot_t  *slot;
-
-    cache = shm_zone->data;
-    sh = cache->sh;
-    slot = &sh->slots[ngx_worker];
-    now = ngx_http_apikey_cache_now();
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    if (sh->config == cache->config && slot->pid == ngx_pid
-        && slot->heard[source])
-    {
+    case NGX_HTTP_APIKEY_CACHE_HEARD:
         slot->heard[source] = now;
 
         if (sh->until[source] < now + NGX_HTTP_APIKEY_CACHE_SILENCE) {
             sh->until[source] = now + NGX_HTTP_APIKEY_CACHE_SILENCE;
+        }
+
+        break;
+
+    default: /* NGX_HTTP_APIKEY_CACHE_DOWN */
+        slot->heard[source] = 0;
+        ngx_http_apikey_cache_until(cache, source);
+
+        if (sh->until[source] < now) {
+            ngx_http_apikey_cache_flush_locked(cache, source);
         }
     }
 

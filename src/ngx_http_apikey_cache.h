@@ -26,6 +26,11 @@
 /* workers that subscribe; any further ones rely on these */
 #define NGX_HTTP_APIKEY_CACHE_WORKERS  32
 
+/* what a subscription tells the zone */
+#define NGX_HTTP_APIKEY_CACHE_LIVE     1
+#define NGX_HTTP_APIKEY_CACHE_HEARD    2
+#define NGX_HTTP_APIKEY_CACHE_DOWN     3
+
 
 ngx_shm_zone_t *ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
@@ -41,9 +46,7 @@ void ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *key, size_t len);
 void ngx_http_apikey_cache_flush(ngx_shm_zone_t *shm_zone, ngx_int_t source);
 void ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
-    ngx_uint_t live);
-void ngx_http_apikey_cache_heard(ngx_shm_zone_t *shm_zone,
-    ngx_uint_t source);
+    ngx_uint_t state);
 
 void ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest,

@@ -255,7 +255,7 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
     /* one primary per address until a discovery says otherwise */
 
     server->nodes = ngx_pcalloc(cf->pool,
-                                u.naddrs * sizeof(ngx_http_apikey_redis_node_t));
+                        u.naddrs * sizeof(ngx_http_apikey_redis_node_t));
     if (server->nodes == NULL) {
         return NULL;
     }

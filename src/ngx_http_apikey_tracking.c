@@ -240,7 +240,8 @@ ngx_http_apikey_tracking_subscribed(ngx_http_apikey_tracking_t *t,
 
     /* from now on every write is heard of */
 
-    ngx_http_apikey_cache_vouch(t->zone, t->source->index, 1);
+    ngx_http_apikey_cache_vouch(t->zone, t->source->index,
+                                NGX_HTTP_APIKEY_CACHE_LIVE);
 
     t->retry = NGX_HTTP_APIKEY_TRACKING_RETRY;
     t->state = ngx_http_apikey_tracking_message;
@@ -274,7 +275,8 @@ ngx_http_apikey_tracking_message(ngx_http_apikey_tracking_t *t,
 
     if (ngx_strcmp(reply->element[0]->str, "pong") == 0) {
         t->pings = 0;
-        ngx_http_apikey_cache_heard(t->zone, t->source->index);
+        ngx_http_apikey_cache_vouch(t->zone, t->source->index,
+                                    NGX_HTTP_APIKEY_CACHE_HEARD);
         return NGX_OK;
     }
 
@@ -356,7 +358,8 @@ ngx_http_apikey_tracking_timer(ngx_event_t *ev)
 static void
 ngx_http_apikey_tracking_down(ngx_http_apikey_tracking_t *t, char *reason)
 {
-    ngx_http_apikey_cache_vouch(t->zone, t->source->index, 0);
+    ngx_http_apikey_cache_vouch(t->zone, t->source->index,
+                                NGX_HTTP_APIKEY_CACHE_DOWN);
 
     if (reason) {
         ngx_log_error(NGX_LOG_ERR, &t->log, 0,
