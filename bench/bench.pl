@@ -11,8 +11,8 @@
 # Settings (environment):
 #   BENCH_SECONDS      whole run, roughly (600)
 #   BENCH_ROUNDS       rounds per peer and workload (3)
-#   BENCH_VARIANTS     comma list of: none module module-nocache lua
-#                      lua-cache node (all)
+#   BENCH_VARIANTS     comma list of: none module module-nocache
+#                      module-lastused lua lua-cache node (all)
 #   BENCH_WORKLOADS    comma list of: hot random (both)
 #   BENCH_KEYS         keys of the random workload (100000)
 #   BENCH_CONNECTIONS  wrk connections (32)
@@ -47,11 +47,14 @@ my %VARIANT = (
     'none'           => 'no authentication (baseline)',
     'module'         => 'apikey module, with its cache',
     'module-nocache' => 'apikey module, `apikey_cache off`',
+    'module-lastused' => 'apikey module, `apikey_cache off`, last use'
+                         . ' written (`apikey_last_used_interval 60s`)',
     'lua'            => 'Lua + lua-resty-redis, HMGET per request',
     'lua-cache'      => 'Lua + lua_shared_dict cache',
     'node'           => 'auth_request to Node.js + node-redis',
 );
-my @ALL_VARIANTS = qw(none module module-nocache lua lua-cache node);
+my @ALL_VARIANTS = qw(none module module-nocache module-lastused lua
+                      lua-cache node);
 my %WORKLOAD = (
     hot    => 'one hot key',
     random => 'keys picked at random',
@@ -77,7 +80,8 @@ my $SCOPE = 'read:people';
 my $CLK_TCK = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
 my $has = sub { my $v = shift; grep { $_ eq $v } @variants };
-my $with_module = $has->('module') || $has->('module-nocache');
+my $with_module = $has->('module') || $has->('module-nocache')
+                  || $has->('module-lastused');
 my $with_lua = $has->('lua') || $has->('lua-cache');
 
 if ($with_module && !-f $module) {
@@ -487,6 +491,18 @@ $off            proxy_pass http://backend;
 END
     }
 
+    if ($has->('module-lastused')) {
+        my $off = $has->('module') ? "            apikey_cache off;\n" : '';
+        $loc .= <<"END";
+        location = /module-lastused {
+            apikey on;
+            apikey_scopes $SCOPE;
+            apikey_last_used_interval 60s;
+$off            proxy_pass http://backend;
+        }
+END
+    }
+
     $loc .= <<"END" if $has->('lua');
         location = /lua {
             access_by_lua_block { require("apikey_bench").access() }
@@ -881,6 +897,16 @@ sub report {
                 $m->{cpu}, $m->{help}, $m->{irq},
                 $base ? sprintf('%.1f', $m->{total} - $base->{total}) : '–',
                 $m->{hmget};
+        }
+
+        # what one Redis core could serve: 1 s of Redis CPU per lookup's
+        for my $v (grep { /^module-/ } @variants) {
+            next unless $med{$v}{help} > 0;
+            $r .= sprintf "\n%s: Redis spent %.1f µs of CPU per lookup (%.2f"
+                          . " HMGET per request): one Redis core serves about"
+                          . " %.0f such lookups per second.\n",
+                $VARIANT{$v}, $med{$v}{help}, $med{$v}{hmget},
+                1e6 / $med{$v}{help};
         }
 
         my @other = sort { $a <=> $b }
