@@ -33,7 +33,7 @@ CLI          := $(BUILD)/apikey
 UNIT         := $(BUILD)/apikey_unit
 MODULE_SRCS  := ngx_http_apikey_module.c $(filter-out src/apikey%, \
                 $(wildcard src/ngx_http_apikey*.c src/ngx_http_apikey*.h))
-KEY_SRCS     := src/ngx_http_apikey_key.c
+KEY_SRCS     := src/ngx_http_apikey_key.c src/ngx_http_apikey_policy.c
 CLI_SRCS     := $(wildcard src/apikey*.c)
 CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)

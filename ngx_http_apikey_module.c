@@ -33,6 +33,9 @@ static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
+static ngx_http_apikey_status_e ngx_http_apikey_policy(
+    ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
+    ngx_http_apikey_record_t *record);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 static ngx_uint_t ngx_http_apikey_error_page(ngx_http_request_t *r,
@@ -442,6 +445,42 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
 }
 
 
+/* the location's requirements for the shared policy */
+
+static ngx_http_apikey_status_e
+ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
+    ngx_http_apikey_record_t *record)
+{
+    ngx_str_t                      org;
+    ngx_http_apikey_policy_key_t   key;
+    ngx_http_apikey_policy_need_t  need;
+
+    key.org = record->org.data;
+    key.org_len = record->org.len;
+    key.scopes = record->scopes.data;
+    key.scopes_len = record->scopes.len;
+    key.expires_at = record->expires_at;
+    key.revoked = record->revoked;
+
+    need.org = NULL;
+    need.org_len = 0;
+    need.scopes = alcf->scope_list.data;
+    need.scopes_len = alcf->scope_list.len;
+
+    if (alcf->org) {
+        if (ngx_http_complex_value(r, alcf->org, &org) != NGX_OK) {
+            return NGX_HTTP_APIKEY_ERROR;
+        }
+
+        /* an empty value is still a requirement: it matches nothing */
+        need.org = org.data ? org.data : (u_char *) "";
+        need.org_len = org.len;
+    }
+
+    return ngx_http_apikey_policy_check(&key, &need, ngx_time());
+}
+
+
 static ngx_int_t
 ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_ctx_t *ctx)
@@ -673,6 +712,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *     conf->secret = { 0, NULL };
      *     conf->source = NULL;
      *     conf->challenge* = { 0, NULL };
+     *     conf->scope_list = { 0, NULL };
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -715,6 +755,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->last_used_interval,
                               prev->last_used_interval, 60000);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+    ngx_conf_merge_str_value(conf->scope_list, prev->scope_list, "");
     ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
@@ -1200,6 +1241,7 @@ ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apikey_loc_conf_t *alcf = conf;
 
     u_char      *p;
+    size_t       len;
     ngx_str_t   *value, *scope;
     ngx_uint_t   i;
 
@@ -1240,6 +1282,28 @@ ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *scope = value[i];
     }
+
+    /* the policy reads them as a record holds them: space-separated */
+
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    alcf->scope_list.data = ngx_pnalloc(cf->pool, len);
+    if (alcf->scope_list.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = alcf->scope_list.data;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+        *p++ = ' ';
+    }
+
+    alcf->scope_list.len = len - 1;
 
     return NGX_CONF_OK;
 }

@@ -14,9 +14,6 @@
 #include "ngx_http_apikey_cache.h"
 
 
-/* longer tokens cannot be keys of ours: refused without a lookup */
-#define NGX_HTTP_APIKEY_TOKEN_MAX  512
-
 #define NGX_HTTP_APIKEY_NONCE_LEN  16
 
 
@@ -225,10 +222,6 @@ ngx_http_apikey_lookup_format(ngx_http_apikey_loc_conf_t *alcf,
     size_t      len;
     ngx_str_t  *prefix;
     ngx_uint_t  i;
-
-    if (token->len > NGX_HTTP_APIKEY_TOKEN_MAX) {
-        return NGX_HTTP_APIKEY_INVALID;
-    }
 
     if (alcf->key_prefixes) {
         prefix = alcf->key_prefixes->elts;

@@ -15,6 +15,7 @@ int
 main(void)
 {
     ngx_http_apikey_unit_key();
+    ngx_http_apikey_unit_policy();
     ngx_http_apikey_unit_time();
     ngx_http_apikey_unit_cli();
 

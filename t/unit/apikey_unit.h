@@ -39,6 +39,7 @@ int ngx_http_apikey_unit_str(const char *got, const char *expected,
 void ngx_http_apikey_unit_key(void);
 void ngx_http_apikey_unit_time(void);
 void ngx_http_apikey_unit_cli(void);
+void ngx_http_apikey_unit_policy(void);
 
 
 #endif /* _NGX_HTTP_APIKEY_UNIT_H_INCLUDED_ */
