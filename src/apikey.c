@@ -41,9 +41,6 @@
     (sizeof(NGX_HTTP_APIKEY_CLI_ID_PREFIX) - 1                              \
      + NGX_HTTP_APIKEY_CLI_ID_RANDOM_LEN)
 
-/* the module answers a longer token with invalid_token */
-#define NGX_HTTP_APIKEY_CLI_TOKEN_MAX      512
-
 /* how often update retries when another writer touched the key */
 #define NGX_HTTP_APIKEY_CLI_RETRIES        3
 
@@ -158,9 +155,7 @@ static int ngx_http_apikey_cli_exec(ngx_http_apikey_cli_t *cli);
 static const char *ngx_http_apikey_cli_rkey(ngx_http_apikey_cli_t *cli,
     char *buf, const char *kind, const char *value);
 static char *ngx_http_apikey_cli_scopes_join(ngx_http_apikey_cli_t *cli);
-static int ngx_http_apikey_cli_token_char(unsigned char c);
-static int ngx_http_apikey_cli_read_key(unsigned char *buf, size_t size,
-    size_t *len);
+static unsigned char *ngx_http_apikey_cli_read_key(size_t *len);
 static int ngx_http_apikey_cli_record_compare(const void *one,
     const void *two);
 static void ngx_http_apikey_cli_print_record(ngx_http_apikey_cli_t *cli,
@@ -1272,56 +1267,41 @@ static int
 ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
 {
     int                            json;
-    size_t                         i, len, plen;
     char                           rkey[NGX_HTTP_APIKEY_CLI_RKEY_LEN];
-    unsigned char                  key[NGX_HTTP_APIKEY_CLI_TOKEN_MAX + 2];
+    char                          *scopes;
+    size_t                         len, plen;
+    unsigned char                 *key, *line;
     unsigned char                  hash[NGX_HTTP_APIKEY_HASH_HEX_LEN + 1];
     const char                    *result, *checksum, *row[2];
     redisReply                    *reply;
     ngx_http_apikey_cli_table_t    table;
     ngx_http_apikey_cli_record_t   rec, *found;
+    ngx_http_apikey_status_e       status;
+
+    line = NULL;
 
     if (strcmp(cli->arg, "-") == 0) {
-        if (ngx_http_apikey_cli_read_key(key, sizeof(key), &len) != 0) {
+        line = ngx_http_apikey_cli_read_key(&len);
+        if (line == NULL) {
             return ngx_http_apikey_cli_fail("cannot read the key from "
                                             "standard input");
         }
 
+        key = line;
+
     } else {
+        key = (unsigned char *) cli->arg;
         len = strlen(cli->arg);
-
-        if (len > NGX_HTTP_APIKEY_CLI_TOKEN_MAX) {
-            len = NGX_HTTP_APIKEY_CLI_TOKEN_MAX + 1;
-        }
-
-        memcpy(key, cli->arg, len);
     }
-
-    key[len] = '\0';
 
     found = NULL;
     checksum = NULL;
+    scopes = NULL;
     memset(&rec, 0, sizeof(ngx_http_apikey_cli_record_t));
 
-    /* the module's token syntax: RFC 6750 b64token */
+    status = ngx_http_apikey_policy_token(key, len);
 
-    for (i = 0; i < len; i++) {
-        if (!ngx_http_apikey_cli_token_char(key[i])) {
-            break;
-        }
-    }
-
-    while (i < len && key[i] == '=') {
-        i++;
-    }
-
-    if (len == 0 || i != len || key[0] == '=') {
-        result = "malformed";
-        goto done;
-    }
-
-    if (len > NGX_HTTP_APIKEY_CLI_TOKEN_MAX) {
-        result = "invalid";
+    if (status != NGX_HTTP_APIKEY_OK) {
         goto done;
     }
 
@@ -1337,12 +1317,14 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
         }
     }
 
+    status = NGX_HTTP_APIKEY_ERROR;
+
     if (ngx_http_apikey_key_hash(cli->md, (unsigned char *) cli->secret,
                                  cli->secret_len, key, len, hash)
         != 0)
     {
-        OPENSSL_cleanse(key, sizeof(key));
-        return ngx_http_apikey_cli_fail("cannot hash the key");
+        ngx_http_apikey_cli_fail("cannot hash the key");
+        goto failed;
     }
 
     hash[NGX_HTTP_APIKEY_HASH_HEX_LEN] = '\0';
@@ -1351,8 +1333,8 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
                 ngx_http_apikey_cli_rkey(cli, rkey, "", (char *) hash), NULL);
 
     if (reply == NULL) {
-        OPENSSL_cleanse(key, sizeof(key));
-        return ngx_http_apikey_cli_fail("%s", cli->err);
+        ngx_http_apikey_cli_fail("%s", cli->err);
+        goto failed;
     }
 
     if (ngx_http_apikey_cli_record_parse(&rec, reply) == 0) {
@@ -1362,16 +1344,28 @@ ngx_http_apikey_cli_verify(ngx_http_apikey_cli_t *cli)
     freeReplyObject(reply);
 
     if (found && ngx_http_apikey_cli_load_last_used(cli, found) != 0) {
-        OPENSSL_cleanse(key, sizeof(key));
-        return NGX_HTTP_APIKEY_CLI_ERROR;
+        goto failed;
     }
 
-    result = ngx_http_apikey_cli_record_verdict(found, cli->now, cli->scopes,
-                                                cli->nscopes, cli->org);
+    scopes = ngx_http_apikey_cli_scopes_join(cli);
+    if (scopes == NULL) {
+        ngx_http_apikey_cli_fail("out of memory");
+        goto failed;
+    }
+
+    status = ngx_http_apikey_cli_record_verdict(found, cli->now, scopes,
+                                                cli->org);
 
 done:
 
-    OPENSSL_cleanse(key, sizeof(key));
+    result = ngx_http_apikey_policy_status_name(status);
+
+    if (line) {
+        OPENSSL_cleanse(line, len);
+        free(line);
+    }
+
+    free(scopes);
 
     json = (cli->options & NGX_HTTP_APIKEY_CLI_O(JSON)) != 0;
 
@@ -1416,6 +1410,17 @@ done:
     ngx_http_apikey_cli_record_free(&rec);
 
     return NGX_HTTP_APIKEY_CLI_OK;
+
+failed:
+
+    if (line) {
+        OPENSSL_cleanse(line, len);
+        free(line);
+    }
+
+    ngx_http_apikey_cli_record_free(&rec);
+
+    return NGX_HTTP_APIKEY_CLI_ERROR;
 }
 
 
@@ -1845,55 +1850,57 @@ ngx_http_apikey_cli_scopes_join(ngx_http_apikey_cli_t *cli)
 }
 
 
-/* RFC 6750 b64token, before the trailing '='s */
+/*
+ * The first line of standard input, without its line end, whole: the
+ * policy decides on every byte of it, as the module would.
+ */
 
-static int
-ngx_http_apikey_cli_token_char(unsigned char c)
+static unsigned char *
+ngx_http_apikey_cli_read_key(size_t *len)
 {
-    return (c >= '0' && c <= '9')
-           || (c >= 'A' && c <= 'Z')
-           || (c >= 'a' && c <= 'z')
-           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+'
-           || c == '/';
-}
+    char     *line;
+    size_t    size;
+    ssize_t   n;
 
+    line = NULL;
+    size = 0;
 
-/* the first line of standard input, without its line end */
+    n = getline(&line, &size, stdin);
 
-static int
-ngx_http_apikey_cli_read_key(unsigned char *buf, size_t size, size_t *len)
-{
-    int     c;
-    size_t  n;
+    if (n < 0) {
+        if (ferror(stdin)) {
+            if (line) {
+                OPENSSL_cleanse(line, size);
+            }
 
-    n = 0;
-
-    for ( ;; ) {
-        c = getchar();
-
-        if (c == EOF || c == '\n') {
-            break;
+            free(line);
+            return NULL;
         }
 
-        /* a longer token is invalid anyway: keep one byte too many */
+        /* no input at all: an empty key */
+        n = 0;
 
-        if (n < size - 1) {
-            buf[n++] = (unsigned char) c;
+        if (line == NULL) {
+            line = malloc(1);
+            if (line == NULL) {
+                return NULL;
+            }
+
+            size = 1;
         }
     }
 
-    if (ferror(stdin)) {
-        OPENSSL_cleanse(buf, size);
-        return -1;
+    if (n > 0 && line[n - 1] == '\n') {
+        n--;
     }
 
-    if (n > 0 && buf[n - 1] == '\r') {
+    if (n > 0 && line[n - 1] == '\r') {
         n--;
     }
 
     *len = n;
 
-    return 0;
+    return (unsigned char *) line;
 }
 
 

@@ -11,6 +11,8 @@
 #include "apikey_time.h"
 
 
+static void ngx_http_apikey_cli_record_key(ngx_http_apikey_cli_record_t *rec,
+    ngx_http_apikey_policy_key_t *key);
 static char **ngx_http_apikey_cli_record_field(
     ngx_http_apikey_cli_record_t *rec, const char *name, size_t len);
 static void ngx_http_apikey_cli_record_json_time(FILE *f, const char *name,
@@ -131,97 +133,47 @@ const char *
 ngx_http_apikey_cli_record_state(ngx_http_apikey_cli_record_t *rec,
     int64_t now)
 {
-    if (rec->revoked) {
+    ngx_http_apikey_policy_key_t   key;
+    ngx_http_apikey_policy_need_t  none;
+
+    ngx_http_apikey_cli_record_key(rec, &key);
+    memset(&none, 0, sizeof(ngx_http_apikey_policy_need_t));
+
+    switch (ngx_http_apikey_policy_check(&key, &none, now)) {
+
+    case NGX_HTTP_APIKEY_REVOKED:
         return "revoked";
-    }
 
-    if (rec->expires_at && rec->expires_at <= now) {
+    case NGX_HTTP_APIKEY_EXPIRED:
         return "expired";
-    }
 
-    return "active";
+    default:
+        return "active";
+    }
 }
 
 
-const char *
+ngx_http_apikey_status_e
 ngx_http_apikey_cli_record_verdict(ngx_http_apikey_cli_record_t *rec,
-    int64_t now, char **scopes, size_t nscopes, const char *org)
+    int64_t now, const char *scopes, const char *org)
 {
-    size_t  i;
+    ngx_http_apikey_policy_key_t   key;
+    ngx_http_apikey_policy_need_t  need;
+
+    /* the module takes a record with a broken expiry for no key at all */
 
     if (rec == NULL || rec->id == NULL || rec->bad_expiry) {
-        return "invalid";
+        return NGX_HTTP_APIKEY_INVALID;
     }
 
-    if (rec->revoked) {
-        return "revoked";
-    }
+    ngx_http_apikey_cli_record_key(rec, &key);
 
-    if (rec->expires_at && rec->expires_at <= now) {
-        return "expired";
-    }
+    need.org = (const unsigned char *) org;
+    need.org_len = org ? strlen(org) : 0;
+    need.scopes = (const unsigned char *) scopes;
+    need.scopes_len = scopes ? strlen(scopes) : 0;
 
-    for (i = 0; i < nscopes; i++) {
-        if (!ngx_http_apikey_cli_scope_granted(rec->scopes, scopes[i])) {
-            return "insufficient_scope";
-        }
-    }
-
-    /* an empty organisation on either side matches nothing */
-
-    if (org
-        && (org[0] == '\0' || rec->org == NULL || strcmp(org, rec->org) != 0))
-    {
-        return "org_mismatch";
-    }
-
-    return "ok";
-}
-
-
-int
-ngx_http_apikey_cli_scope_granted(const char *scopes, const char *required)
-{
-    size_t       len, rlen;
-    const char  *p, *start;
-
-    if (scopes == NULL) {
-        return 0;
-    }
-
-    p = scopes;
-    rlen = strlen(required);
-
-    for ( ;; ) {
-
-        while (*p == ' ') {
-            p++;
-        }
-
-        start = p;
-
-        while (*p && *p != ' ') {
-            p++;
-        }
-
-        len = p - start;
-
-        if (len == 0) {
-            return 0;
-        }
-
-        if (start[len - 1] == '*') {
-            if (len - 1 <= rlen && strncmp(start, required, len - 1) == 0) {
-                return 1;
-            }
-
-            continue;
-        }
-
-        if (len == rlen && strncmp(start, required, len) == 0) {
-            return 1;
-        }
-    }
+    return ngx_http_apikey_policy_check(&key, &need, now);
 }
 
 
@@ -385,6 +337,21 @@ ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
     row[8] = ngx_http_apikey_cli_record_state(rec, now);
 
     return ngx_http_apikey_cli_table_add(t, row);
+}
+
+
+/* what of the record the shared policy reads */
+
+static void
+ngx_http_apikey_cli_record_key(ngx_http_apikey_cli_record_t *rec,
+    ngx_http_apikey_policy_key_t *key)
+{
+    key->org = (const unsigned char *) rec->org;
+    key->org_len = rec->org ? strlen(rec->org) : 0;
+    key->scopes = (const unsigned char *) rec->scopes;
+    key->scopes_len = rec->scopes ? strlen(rec->scopes) : 0;
+    key->expires_at = rec->expires_at;
+    key->revoked = rec->revoked;
 }
 
 

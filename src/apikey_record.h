@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_policy.h"
 #include "apikey_text.h"
 
 
@@ -58,18 +59,13 @@ const char *ngx_http_apikey_cli_record_state(
     ngx_http_apikey_cli_record_t *rec, int64_t now);
 
 /*
- * What the module answers for this record: "ok", "invalid", "expired",
- * "revoked", "insufficient_scope" or "org_mismatch", in the module's order
- * (revoked, expired, scopes, org).  rec == NULL is a missing record; org
- * NULL means the location has no apikey_org.
+ * What the module answers for this record, by the shared policy:
+ * rec == NULL is a missing record; scopes are the location's, space-
+ * separated; org NULL means the location has no apikey_org.
  */
-const char *ngx_http_apikey_cli_record_verdict(
-    ngx_http_apikey_cli_record_t *rec, int64_t now, char **scopes,
-    size_t nscopes, const char *org);
-
-/* as the module: "*" grants every scope, "read:*" every "read:..." */
-int ngx_http_apikey_cli_scope_granted(const char *scopes,
-    const char *required);
+ngx_http_apikey_status_e ngx_http_apikey_cli_record_verdict(
+    ngx_http_apikey_cli_record_t *rec, int64_t now, const char *scopes,
+    const char *org);
 
 /* an unsigned decimal, or -1 */
 int64_t ngx_http_apikey_cli_number(const char *s);

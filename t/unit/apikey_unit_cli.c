@@ -2,9 +2,9 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * The apikey tool's helpers: scope matching and verify's verdict (which
- * must agree with the module), text checks, JSON strings, Redis addresses
- * and record parsing.
+ * The apikey tool's helpers: verify's verdict on a record (the shared
+ * policy's rows are in apikey_unit_policy.c), text checks, JSON strings,
+ * Redis addresses and record parsing.
  */
 
 
@@ -16,8 +16,10 @@
 #include "apikey_unit.h"
 
 
-static void ngx_http_apikey_unit_scopes(void);
 static void ngx_http_apikey_unit_verdict(void);
+static const char *ngx_http_apikey_unit_verdict_of(
+    ngx_http_apikey_cli_record_t *rec, int64_t now, const char *scopes,
+    const char *org);
 static void ngx_http_apikey_unit_text(void);
 static void ngx_http_apikey_unit_json(void);
 static const char *ngx_http_apikey_unit_json_of(const char *s);
@@ -28,7 +30,6 @@ static void ngx_http_apikey_unit_parse(void);
 void
 ngx_http_apikey_unit_cli(void)
 {
-    ngx_http_apikey_unit_scopes();
     ngx_http_apikey_unit_verdict();
     ngx_http_apikey_unit_text();
     ngx_http_apikey_unit_json();
@@ -38,54 +39,9 @@ ngx_http_apikey_unit_cli(void)
 
 
 static void
-ngx_http_apikey_unit_scopes(void)
-{
-    size_t  i;
-    char    name[160];
-
-    static const struct {
-        const char  *scopes;
-        const char  *required;
-        int          granted;
-    } vectors[] = {
-        { "read:people", "read:people", 1 },
-        { "read:people write:people", "write:people", 1 },
-        { "  read:people   write:people ", "write:people", 1 },
-        { "read:people", "write:people", 0 },
-        { "read:people", "read:peoples", 0 },
-        { "read:peoples", "read:people", 0 },
-        { "read:people", "read", 0 },
-        { "*", "admin:workspace", 1 },
-        { "read:*", "read:people", 1 },
-        { "read:*", "read:", 1 },
-        { "read:*", "write:people", 0 },
-        { "read:*", "read", 0 },
-        { "", "read:people", 0 },
-        { "   ", "read:people", 0 }
-    };
-
-    for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-        snprintf(name, sizeof(name), "scopes \"%s\" %s \"%s\"",
-                 vectors[i].scopes, vectors[i].granted ? "grant" : "deny",
-                 vectors[i].required);
-
-        ngx_http_apikey_unit_is_int(
-            ngx_http_apikey_cli_scope_granted(vectors[i].scopes,
-                                              vectors[i].required),
-            vectors[i].granted, name);
-    }
-
-    ngx_http_apikey_unit_ok(
-        !ngx_http_apikey_cli_scope_granted(NULL, "read:people"),
-        "a key without scopes is granted nothing");
-}
-
-
-static void
 ngx_http_apikey_unit_verdict(void)
 {
-    char                          *scopes[2];
-    ngx_http_apikey_cli_record_t   rec;
+    ngx_http_apikey_cli_record_t  rec;
 
     memset(&rec, 0, sizeof(rec));
 
@@ -93,45 +49,45 @@ ngx_http_apikey_unit_verdict(void)
     rec.org = "acme";
     rec.scopes = "read:people";
 
-    scopes[0] = "read:people";
-    scopes[1] = "write:people";
-
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(NULL, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(NULL, 1000, NULL, NULL),
         "invalid", "no record is invalid");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "ok", "a plain record is ok");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, "acme"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", "acme"),
         "ok", "the right scope and org are ok");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 2, "acme"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000,
+                                        "read:people write:people", "acme"),
         "insufficient_scope", "a missing scope is insufficient_scope");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, "other"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", "other"),
         "org_mismatch", "another org is org_mismatch");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, ""),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", ""),
         "org_mismatch", "an empty org matches nothing");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 2, "other"),
-        "insufficient_scope", "scopes are checked before the org");
+        ngx_http_apikey_unit_verdict_of(&rec, 1000,
+                                        "read:people write:people", "other"),
+        "org_mismatch",
+        "the org is checked before the scopes, as in the module");
 
     rec.expires_at = 1000;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "expired", "expires_at == now is expired");
     ngx_http_apikey_unit_is_str(
         ngx_http_apikey_cli_record_state(&rec, 1000), "expired",
         "the state of an expired key");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 999, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 999, NULL, NULL),
         "ok", "expires_at in the future is ok");
 
     rec.revoked = 1;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "revoked", "revoked wins over expired");
     ngx_http_apikey_unit_is_str(
         ngx_http_apikey_cli_record_state(&rec, 1000), "revoked",
@@ -139,10 +95,23 @@ ngx_http_apikey_unit_verdict(void)
 
     rec.revoked = 0;
     rec.expires_at = 0;
+    ngx_http_apikey_unit_is_str(
+        ngx_http_apikey_cli_record_state(&rec, 1000), "active",
+        "the state of a plain key");
+
     rec.bad_expiry = 1;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "invalid", "an unreadable expires_at is invalid, as in the module");
+}
+
+
+static const char *
+ngx_http_apikey_unit_verdict_of(ngx_http_apikey_cli_record_t *rec,
+    int64_t now, const char *scopes, const char *org)
+{
+    return ngx_http_apikey_policy_status_name(
+               ngx_http_apikey_cli_record_verdict(rec, now, scopes, org));
 }
 
 
