@@ -49,7 +49,9 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
         if (name->len == sizeof("revoked") - 1
             && memcmp(name->str, "revoked", name->len) == 0)
         {
-            rec->revoked = (value->len == 1 && value->str[0] == '1');
+            rec->revoked = ngx_http_apikey_policy_revoked(
+                               (const unsigned char *) value->str,
+                               value->len);
             continue;
         }
 

@@ -61,6 +61,9 @@ my %NEED = (
                             '--scope', 'write:people'],
 );
 
+my %CODE = (ok => 200, malformed => 400, invalid => 401, expired => 401,
+    revoked => 401, insufficient_scope => 403, org_mismatch => 403);
+
 my $now = now();
 
 # [record fields, requirements, status]
@@ -95,6 +98,12 @@ my @TABLE = (
         expires_at => $now - 60 }, 'org globex, write', 'revoked'],
     [{ scopes => '*', org => 'acme', expires_at => 'soon' }, 'none',
         'invalid'],
+
+    # any non-empty revoked other than "0" revokes (defect 10)
+    (map { [{ scopes => '*', revoked => $_ }, 'none', 'revoked'] }
+        'true', 'yes', '2', 'no', '00'),
+    (map { [{ scopes => '*', revoked => $_ }, 'none', 'ok'] } '0', ''),
+    [{ scopes => '*' }, 'none', 'ok'],
 );
 
 my $n = 0;
@@ -112,11 +121,35 @@ for my $row (@TABLE) {
 
     subtest "$what: $want" => sub {
         my $res = $nginx->get($path, Authorization => "Bearer $token");
-        is($res->header('x-status'), $want, "nginx on $path: $want");
+        is($res->status . ' ' . $res->header('x-status'),
+            "$CODE{$want} $want", "nginx on $path: $CODE{$want} $want");
         my $v = run_cli_json({ redis => $redis }, 'verify', @args, $token);
         is($v->{result}, $want, "apikey verify @args: $want");
     };
 }
+
+subtest 'list and show call a key revoked as the module does' => sub {
+    my %state;
+    for my $r (['true', 'revoked'], ['yes', 'revoked'], ['0', 'active'],
+        ['', 'active'])
+    {
+        my ($value, $want) = @$r;
+        my $id = 'k_state' . ++$n;
+        my $token = new_token();
+        my $hash = substr(key_hash($token), length 'apikey:');
+        seed_key($redis, $token, id => $id, name => 'state', org => 'st',
+            revoked => $value);
+        $redis->cmd('SET', "apikey:id:$id", $hash);
+        $redis->cmd('SADD', 'apikey:ids', $id);
+        $redis->cmd('SADD', 'apikey:org:st', $id);
+        is(run_cli_json({ redis => $redis }, 'show', $id)->{state}, $want,
+            "show: revoked \"$value\" is $want");
+        $state{$id} = $want;
+    }
+    my $list = run_cli_json({ redis => $redis }, 'list', '--org', 'st');
+    is_deeply({ map { $_->{id} => $_->{state} } @$list }, \%state,
+        'list: the same states');
+};
 
 subtest 'no record: invalid for both' => sub {
     my $token = new_token();
