@@ -18,7 +18,7 @@
 
 static void ngx_http_apikey_unit_verdict(void);
 static const char *ngx_http_apikey_unit_verdict_of(
-    ngx_http_apikey_cli_record_t *rec, int64_t now, const char *scopes,
+    apikey_record_t *rec, int64_t now, const char *scopes,
     const char *org);
 static void ngx_http_apikey_unit_text(void);
 static void ngx_http_apikey_unit_json(void);
@@ -41,7 +41,7 @@ ngx_http_apikey_unit_cli(void)
 static void
 ngx_http_apikey_unit_verdict(void)
 {
-    ngx_http_apikey_cli_record_t  rec;
+    apikey_record_t  rec;
 
     memset(&rec, 0, sizeof(rec));
 
@@ -79,7 +79,7 @@ ngx_http_apikey_unit_verdict(void)
         ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "expired", "expires_at == now is expired");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_state(&rec, 1000), "expired",
+        apikey_record_state(&rec, 1000), "expired",
         "the state of an expired key");
     ngx_http_apikey_unit_is_str(
         ngx_http_apikey_unit_verdict_of(&rec, 999, NULL, NULL),
@@ -90,13 +90,13 @@ ngx_http_apikey_unit_verdict(void)
         ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "revoked", "revoked wins over expired");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_state(&rec, 1000), "revoked",
+        apikey_record_state(&rec, 1000), "revoked",
         "the state of a revoked key");
 
     rec.revoked = 0;
     rec.expires_at = 0;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_state(&rec, 1000), "active",
+        apikey_record_state(&rec, 1000), "active",
         "the state of a plain key");
 
     rec.bad_expiry = 1;
@@ -107,43 +107,43 @@ ngx_http_apikey_unit_verdict(void)
 
 
 static const char *
-ngx_http_apikey_unit_verdict_of(ngx_http_apikey_cli_record_t *rec,
+ngx_http_apikey_unit_verdict_of(apikey_record_t *rec,
     int64_t now, const char *scopes, const char *org)
 {
     return ngx_http_apikey_policy_status_name(
-               ngx_http_apikey_cli_record_verdict(rec, now, scopes, org));
+               apikey_record_verdict(rec, now, scopes, org));
 }
 
 
 static void
 ngx_http_apikey_unit_text(void)
 {
-    ngx_http_apikey_unit_ok(ngx_http_apikey_cli_text_valid("Nightly Export"),
+    ngx_http_apikey_unit_ok(apikey_text_valid("Nightly Export"),
                             "a name with spaces is valid");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_text_valid("Caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94"
-                                       "\x91"),
+        apikey_text_valid("Caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94"
+                          "\x91"),
         "a UTF-8 name is valid");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\nb"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\nb"),
                             "a newline in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\rb"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\rb"),
                             "a carriage return in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\x7f"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\x7f"),
                             "DEL in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xc3"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xc3"),
                             "a truncated UTF-8 sequence is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xc0\xaf"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xc0\xaf"),
                             "an overlong UTF-8 form is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xed\xa0\x80"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xed\xa0\x80"),
                             "a UTF-8 surrogate is refused");
 
-    ngx_http_apikey_unit_ok(ngx_http_apikey_cli_word_valid("read:people"),
+    ngx_http_apikey_unit_ok(apikey_word_valid("read:people"),
                             "a scope is a word");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid(""),
+    ngx_http_apikey_unit_ok(!apikey_word_valid(""),
                             "an empty word is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid("a b"),
+    ngx_http_apikey_unit_ok(!apikey_word_valid("a b"),
                             "a word has no space");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid("caf\xc3\xa9"),
+    ngx_http_apikey_unit_ok(!apikey_word_valid("caf\xc3\xa9"),
                             "a word is ASCII");
 }
 
@@ -172,8 +172,8 @@ ngx_http_apikey_unit_json(void)
 static const char *
 ngx_http_apikey_unit_json_of(const char *s)
 {
-    FILE         *f;
-    static char   buf[256];
+    FILE        *f;
+    static char  buf[256];
 
     memset(buf, 0, sizeof(buf));
 
@@ -182,7 +182,7 @@ ngx_http_apikey_unit_json_of(const char *s)
         return "(fmemopen failed)";
     }
 
-    ngx_http_apikey_cli_json_string(f, s);
+    apikey_json_string(f, s);
     fclose(f);
 
     return buf;
@@ -192,13 +192,13 @@ ngx_http_apikey_unit_json_of(const char *s)
 static void
 ngx_http_apikey_unit_addr(void)
 {
-    char                              err[NGX_HTTP_APIKEY_CLI_ERR_LEN];
-    ngx_http_apikey_cli_redis_conf_t  rc;
+    char                 err[APIKEY_ERR_LEN];
+    apikey_redis_conf_t  rc;
 
     memset(&rc, 0, sizeof(rc));
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "127.0.0.1:6380", err) == 0,
+            apikey_redis_addr(&rc, "127.0.0.1:6380", err) == 0,
             "host:port"))
     {
         ngx_http_apikey_unit_is_str(rc.host, "127.0.0.1", "host:port host");
@@ -207,7 +207,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "redis.local", err) == 0,
+            apikey_redis_addr(&rc, "redis.local", err) == 0,
             "a host alone"))
     {
         ngx_http_apikey_unit_is_int(rc.port, 6379, "the default port");
@@ -215,7 +215,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "[::1]:7000", err) == 0,
+            apikey_redis_addr(&rc, "[::1]:7000", err) == 0,
             "[v6]:port"))
     {
         ngx_http_apikey_unit_is_str(rc.host, "::1", "[v6]:port host");
@@ -224,7 +224,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "unix:/run/redis.sock", err)
+            apikey_redis_addr(&rc, "unix:/run/redis.sock", err)
             == 0, "unix:/path"))
     {
         ngx_http_apikey_unit_ok(rc.host == NULL, "unix: has no host");
@@ -234,22 +234,22 @@ ngx_http_apikey_unit_addr(void)
     }
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:0", err) == -1,
+        apikey_redis_addr(&rc, "host:0", err) == -1,
         "port 0 is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:65536", err) == -1,
+        apikey_redis_addr(&rc, "host:65536", err) == -1,
         "port 65536 is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:x", err) == -1,
+        apikey_redis_addr(&rc, "host:x", err) == -1,
         "a port must be a number");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, ":6379", err) == -1,
+        apikey_redis_addr(&rc, ":6379", err) == -1,
         "a host is required");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "::1", err) == -1,
+        apikey_redis_addr(&rc, "::1", err) == -1,
         "a bare IPv6 address is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "unix:", err) == -1,
+        apikey_redis_addr(&rc, "unix:", err) == -1,
         "unix: needs a path");
 }
 
@@ -257,9 +257,9 @@ ngx_http_apikey_unit_addr(void)
 static void
 ngx_http_apikey_unit_parse(void)
 {
-    size_t                         i;
-    redisReply                     reply, elements[16], *element[16];
-    ngx_http_apikey_cli_record_t   rec;
+    size_t           i;
+    redisReply       reply, elements[16], *element[16];
+    apikey_record_t  rec;
 
     static const char  *fields[] = {
         "id", "k_abc", "name", "CI export", "scopes", "read:people",
@@ -282,7 +282,7 @@ ngx_http_apikey_unit_parse(void)
     reply.element = element;
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_record_parse(&rec, &reply) == 0,
+            apikey_record_parse(&rec, &reply) == 0,
             "an HGETALL reply is a record"))
     {
         ngx_http_apikey_unit_is_str(rec.id, "k_abc", "record id");
@@ -295,7 +295,7 @@ ngx_http_apikey_unit_parse(void)
         ngx_http_apikey_unit_is_int(rec.last_used_at, 0,
                                     "an empty last_used_at is never");
         ngx_http_apikey_unit_ok(rec.revoked, "revoked \"1\" is revoked");
-        ngx_http_apikey_cli_record_free(&rec);
+        apikey_record_free(&rec);
     }
 
     elements[9].str = "yes";
@@ -304,7 +304,7 @@ ngx_http_apikey_unit_parse(void)
     elements[7].len = 4;
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_record_parse(&rec, &reply) == 0,
+            apikey_record_parse(&rec, &reply) == 0,
             "a record with odd values still parses"))
     {
         ngx_http_apikey_unit_ok(rec.revoked,
@@ -312,18 +312,18 @@ ngx_http_apikey_unit_parse(void)
                                 "module");
         ngx_http_apikey_unit_ok(rec.bad_expiry,
                                 "a non-numeric expires_at is noticed");
-        ngx_http_apikey_cli_record_free(&rec);
+        apikey_record_free(&rec);
     }
 
     elements[1].len = 0;
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_record_parse(&rec, &reply) == -1,
+        apikey_record_parse(&rec, &reply) == -1,
         "a record with an empty id is not a key");
 
     reply.elements = 0;
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_record_parse(&rec, &reply) == -1,
+        apikey_record_parse(&rec, &reply) == -1,
         "an empty reply is not a key");
 }

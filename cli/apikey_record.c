@@ -11,26 +11,23 @@
 #include "apikey_time.h"
 
 
-static void ngx_http_apikey_cli_record_key(ngx_http_apikey_cli_record_t *rec,
+static void apikey_record_key(apikey_record_t *rec,
     ngx_http_apikey_policy_key_t *key);
-static char **ngx_http_apikey_cli_record_field(
-    ngx_http_apikey_cli_record_t *rec, const char *name, size_t len);
-static void ngx_http_apikey_cli_record_json_time(FILE *f, const char *name,
-    int64_t t);
-static const char *ngx_http_apikey_cli_record_time(int64_t t,
-    const char *none, char *buf);
+static char **apikey_record_field(
+    apikey_record_t *rec, const char *name, size_t len);
+static void apikey_record_json_time(FILE *f, const char *name, int64_t t);
+static const char *apikey_record_time(int64_t t, const char *none, char *buf);
 
 
 int
-ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
-    redisReply *reply)
+apikey_record_parse(apikey_record_t *rec, redisReply *reply)
 {
     size_t       i;
     char       **field;
     int64_t      n;
     redisReply  *name, *value;
 
-    memset(rec, 0, sizeof(ngx_http_apikey_cli_record_t));
+    memset(rec, 0, sizeof(apikey_record_t));
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
         return -1;
@@ -58,7 +55,7 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
         if (name->len == sizeof("expires_at") - 1
             && memcmp(name->str, "expires_at", name->len) == 0)
         {
-            n = value->len ? ngx_http_apikey_cli_number(value->str) : 0;
+            n = value->len ? apikey_number(value->str) : 0;
 
             if (n < 0) {
                 /* the module refuses such a key; show it as "invalid" */
@@ -73,7 +70,7 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
         if (name->len == sizeof("created_at") - 1
             && memcmp(name->str, "created_at", name->len) == 0)
         {
-            n = ngx_http_apikey_cli_number(value->str);
+            n = apikey_number(value->str);
             rec->created_at = n > 0 ? n : 0;
             continue;
         }
@@ -81,12 +78,12 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
         if (name->len == sizeof("last_used_at") - 1
             && memcmp(name->str, "last_used_at", name->len) == 0)
         {
-            n = ngx_http_apikey_cli_number(value->str);
+            n = apikey_number(value->str);
             rec->last_used_at = n > 0 ? n : 0;
             continue;
         }
 
-        field = ngx_http_apikey_cli_record_field(rec, name->str, name->len);
+        field = apikey_record_field(rec, name->str, name->len);
 
         if (field == NULL || value->len == 0) {
             continue;
@@ -96,13 +93,13 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
 
         *field = strndup(value->str, value->len);
         if (*field == NULL) {
-            ngx_http_apikey_cli_record_free(rec);
+            apikey_record_free(rec);
             return -1;
         }
     }
 
     if (rec->id == NULL) {
-        ngx_http_apikey_cli_record_free(rec);
+        apikey_record_free(rec);
         return -1;
     }
 
@@ -111,7 +108,7 @@ ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
 
 
 void
-ngx_http_apikey_cli_record_free(ngx_http_apikey_cli_record_t *rec)
+apikey_record_free(apikey_record_t *rec)
 {
     free(rec->id);
     free(rec->name);
@@ -132,13 +129,12 @@ ngx_http_apikey_cli_record_free(ngx_http_apikey_cli_record_t *rec)
 
 
 const char *
-ngx_http_apikey_cli_record_state(ngx_http_apikey_cli_record_t *rec,
-    int64_t now)
+apikey_record_state(apikey_record_t *rec, int64_t now)
 {
     ngx_http_apikey_policy_key_t   key;
     ngx_http_apikey_policy_need_t  none;
 
-    ngx_http_apikey_cli_record_key(rec, &key);
+    apikey_record_key(rec, &key);
     memset(&none, 0, sizeof(ngx_http_apikey_policy_need_t));
 
     switch (ngx_http_apikey_policy_check(&key, &none, now)) {
@@ -156,7 +152,7 @@ ngx_http_apikey_cli_record_state(ngx_http_apikey_cli_record_t *rec,
 
 
 ngx_http_apikey_status_e
-ngx_http_apikey_cli_record_verdict(ngx_http_apikey_cli_record_t *rec,
+apikey_record_verdict(apikey_record_t *rec,
     int64_t now, const char *scopes, const char *org)
 {
     ngx_http_apikey_policy_key_t   key;
@@ -168,7 +164,7 @@ ngx_http_apikey_cli_record_verdict(ngx_http_apikey_cli_record_t *rec,
         return NGX_HTTP_APIKEY_INVALID;
     }
 
-    ngx_http_apikey_cli_record_key(rec, &key);
+    apikey_record_key(rec, &key);
 
     need.org = (const unsigned char *) org;
     need.org_len = org ? strlen(org) : 0;
@@ -180,7 +176,7 @@ ngx_http_apikey_cli_record_verdict(ngx_http_apikey_cli_record_t *rec,
 
 
 int64_t
-ngx_http_apikey_cli_number(const char *s)
+apikey_number(const char *s)
 {
     int64_t  n;
 
@@ -202,91 +198,78 @@ ngx_http_apikey_cli_number(const char *s)
 
 
 void
-ngx_http_apikey_cli_record_json(FILE *f, ngx_http_apikey_cli_record_t *rec,
-    const char *key, int64_t now)
+apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
 {
-    int          first;
-    const char  *p, *start;
+    int                   first;
+    size_t                len;
+    const unsigned char  *p, *last, *scope;
 
     fputs("{\"id\":", f);
-    ngx_http_apikey_cli_json_string(f, rec->id);
+    apikey_json_string(f, rec->id);
 
     if (key) {
         fputs(",\"key\":", f);
-        ngx_http_apikey_cli_json_string(f, key);
+        apikey_json_string(f, key);
     }
 
     fputs(",\"name\":", f);
-    ngx_http_apikey_cli_json_string(f, rec->name ? rec->name : "");
+    apikey_json_string(f, rec->name ? rec->name : "");
     fputs(",\"org\":", f);
-    ngx_http_apikey_cli_json_string(f, rec->org);
+    apikey_json_string(f, rec->org);
     fputs(",\"hint\":", f);
-    ngx_http_apikey_cli_json_string(f, rec->hint);
+    apikey_json_string(f, rec->hint);
 
     fputs(",\"scopes\":[", f);
 
-    first = 1;
+    p = (const unsigned char *) rec->scopes;
+    last = p ? p + strlen(rec->scopes) : NULL;
 
-    for (p = rec->scopes; p && *p; /* void */ ) {
-
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-
-        start = p;
-
-        while (*p && *p != ' ') {
-            p++;
-        }
-
+    for (first = 1;
+         (scope = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
+         first = 0)
+    {
         if (!first) {
             putc(',', f);
         }
 
-        first = 0;
-
-        ngx_http_apikey_cli_json_string_n(f, start, p - start);
+        apikey_json_string_n(f, (const char *) scope, len);
     }
 
     putc(']', f);
 
-    ngx_http_apikey_cli_record_json_time(f, "created_at", rec->created_at);
-    ngx_http_apikey_cli_record_json_time(f, "expires_at", rec->expires_at);
-    ngx_http_apikey_cli_record_json_time(f, "last_used_at",
-                                         rec->last_used_at);
+    apikey_record_json_time(f, "created_at", rec->created_at);
+    apikey_record_json_time(f, "expires_at", rec->expires_at);
+    apikey_record_json_time(f, "last_used_at", rec->last_used_at);
 
     fputs(",\"state\":", f);
-    ngx_http_apikey_cli_json_string(f,
-                                ngx_http_apikey_cli_record_state(rec, now));
+    apikey_json_string(f, apikey_record_state(rec, now));
     fputs(",\"replaced_by\":", f);
-    ngx_http_apikey_cli_json_string(f, rec->replaced_by);
+    apikey_json_string(f, rec->replaced_by);
 
     putc('}', f);
 }
 
 
 int
-ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
-    ngx_http_apikey_cli_record_t *rec, int64_t now)
+apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
 {
     size_t       i;
-    char         created[NGX_HTTP_APIKEY_CLI_TIME_LEN];
-    char         expires[NGX_HTTP_APIKEY_CLI_TIME_LEN];
-    char         used[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         created[APIKEY_TIME_LEN];
+    char         expires[APIKEY_TIME_LEN];
+    char         used[APIKEY_TIME_LEN];
     const char  *rows[][2] = {
         { "id", rec->id },
         { "name", rec->name },
         { "org", rec->org },
         { "hint", rec->hint },
         { "scopes", rec->scopes },
-        { "created", ngx_http_apikey_cli_record_time(rec->created_at, "-",
-                                                     created) },
-        { "expires", ngx_http_apikey_cli_record_time(rec->expires_at,
-                                                     "never", expires) },
-        { "last used", ngx_http_apikey_cli_record_time(rec->last_used_at,
-                                                       "never", used) },
-        { "state", ngx_http_apikey_cli_record_state(rec, now) },
+        { "created", apikey_record_time(rec->created_at, "-",
+                                        created) },
+        { "expires", apikey_record_time(rec->expires_at,
+                                        "never", expires) },
+        { "last used", apikey_record_time(rec->last_used_at,
+                                          "never", used) },
+        { "state", apikey_record_state(rec, now) },
         { "replaced by", rec->replaced_by }
     };
 
@@ -296,7 +279,7 @@ ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
             continue;
         }
 
-        if (ngx_http_apikey_cli_table_add(t, rows[i]) != 0) {
+        if (apikey_table_add(t, rows[i]) != 0) {
             return -1;
         }
     }
@@ -306,24 +289,23 @@ ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
 
 
 int
-ngx_http_apikey_cli_record_list_header(ngx_http_apikey_cli_table_t *t)
+apikey_record_list_header(apikey_table_t *t)
 {
     static const char  *header[] = {
         "ID", "NAME", "ORG", "HINT", "SCOPES", "CREATED", "EXPIRES",
         "LAST USED", "STATE"
     };
 
-    return ngx_http_apikey_cli_table_add(t, header);
+    return apikey_table_add(t, header);
 }
 
 
 int
-ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
-    ngx_http_apikey_cli_record_t *rec, int64_t now)
+apikey_record_list_row(apikey_table_t *t, apikey_record_t *rec, int64_t now)
 {
-    char         created[NGX_HTTP_APIKEY_CLI_TIME_LEN];
-    char         expires[NGX_HTTP_APIKEY_CLI_TIME_LEN];
-    char         used[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char         created[APIKEY_TIME_LEN];
+    char         expires[APIKEY_TIME_LEN];
+    char         used[APIKEY_TIME_LEN];
     const char  *row[9];
 
     row[0] = rec->id;
@@ -331,22 +313,19 @@ ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
     row[2] = rec->org;
     row[3] = rec->hint;
     row[4] = rec->scopes;
-    row[5] = ngx_http_apikey_cli_record_time(rec->created_at, "-", created);
-    row[6] = ngx_http_apikey_cli_record_time(rec->expires_at, "never",
-                                             expires);
-    row[7] = ngx_http_apikey_cli_record_time(rec->last_used_at, "never",
-                                             used);
-    row[8] = ngx_http_apikey_cli_record_state(rec, now);
+    row[5] = apikey_record_time(rec->created_at, "-", created);
+    row[6] = apikey_record_time(rec->expires_at, "never", expires);
+    row[7] = apikey_record_time(rec->last_used_at, "never", used);
+    row[8] = apikey_record_state(rec, now);
 
-    return ngx_http_apikey_cli_table_add(t, row);
+    return apikey_table_add(t, row);
 }
 
 
 /* what of the record the shared policy reads */
 
 static void
-ngx_http_apikey_cli_record_key(ngx_http_apikey_cli_record_t *rec,
-    ngx_http_apikey_policy_key_t *key)
+apikey_record_key(apikey_record_t *rec, ngx_http_apikey_policy_key_t *key)
 {
     key->org = (const unsigned char *) rec->org;
     key->org_len = rec->org ? strlen(rec->org) : 0;
@@ -358,8 +337,7 @@ ngx_http_apikey_cli_record_key(ngx_http_apikey_cli_record_t *rec,
 
 
 static char **
-ngx_http_apikey_cli_record_field(ngx_http_apikey_cli_record_t *rec,
-    const char *name, size_t len)
+apikey_record_field(apikey_record_t *rec, const char *name, size_t len)
 {
     size_t  i;
     struct {
@@ -388,9 +366,9 @@ ngx_http_apikey_cli_record_field(ngx_http_apikey_cli_record_t *rec,
 
 
 static void
-ngx_http_apikey_cli_record_json_time(FILE *f, const char *name, int64_t t)
+apikey_record_json_time(FILE *f, const char *name, int64_t t)
 {
-    char  buf[NGX_HTTP_APIKEY_CLI_TIME_LEN];
+    char  buf[APIKEY_TIME_LEN];
 
     fprintf(f, ",\"%s\":", name);
 
@@ -399,19 +377,19 @@ ngx_http_apikey_cli_record_json_time(FILE *f, const char *name, int64_t t)
         return;
     }
 
-    ngx_http_apikey_cli_time_format(t, buf);
+    apikey_time_format(t, buf);
     fprintf(f, "\"%s\"", buf);
 }
 
 
 static const char *
-ngx_http_apikey_cli_record_time(int64_t t, const char *none, char *buf)
+apikey_record_time(int64_t t, const char *none, char *buf)
 {
     if (t == 0) {
         return none;
     }
 
-    ngx_http_apikey_cli_time_format(t, buf);
+    apikey_time_format(t, buf);
 
     return buf;
 }

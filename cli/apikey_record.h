@@ -7,8 +7,8 @@
  */
 
 
-#ifndef _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_
-#define _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_
+#ifndef _APIKEY_RECORD_H_INCLUDED_
+#define _APIKEY_RECORD_H_INCLUDED_
 
 
 #include <stdint.h>
@@ -22,10 +22,10 @@
 
 
 /* a record stays readable this long past its expiry or revocation */
-#define NGX_HTTP_APIKEY_CLI_KEEP           (7 * 86400)
+#define APIKEY_KEEP           (7 * 86400)
 
-#define NGX_HTTP_APIKEY_CLI_ID_PREFIX      "k_"
-#define NGX_HTTP_APIKEY_CLI_ID_RANDOM_LEN  12
+#define APIKEY_ID_PREFIX      "k_"
+#define APIKEY_ID_RANDOM_LEN  12
 
 
 typedef struct {
@@ -42,46 +42,44 @@ typedef struct {
     int64_t   last_used_at;
     unsigned  revoked:1;
     unsigned  bad_expiry:1;
-} ngx_http_apikey_cli_record_t;
+} apikey_record_t;
 
 
 /*
  * Fills rec from an HGETALL reply.  Returns 0, or -1 if the reply is not
  * a key record (empty, or without an id) or memory ran out.
  */
-int ngx_http_apikey_cli_record_parse(ngx_http_apikey_cli_record_t *rec,
-    redisReply *reply);
+int apikey_record_parse(apikey_record_t *rec, redisReply *reply);
 
-void ngx_http_apikey_cli_record_free(ngx_http_apikey_cli_record_t *rec);
+void apikey_record_free(apikey_record_t *rec);
 
 /* "active", "expired" or "revoked" */
-const char *ngx_http_apikey_cli_record_state(
-    ngx_http_apikey_cli_record_t *rec, int64_t now);
+const char *apikey_record_state(
+    apikey_record_t *rec, int64_t now);
 
 /*
  * What the module answers for this record, by the shared policy:
  * rec == NULL is a missing record; scopes are the location's, space-
  * separated; org NULL means the location has no apikey_org.
  */
-ngx_http_apikey_status_e ngx_http_apikey_cli_record_verdict(
-    ngx_http_apikey_cli_record_t *rec, int64_t now, const char *scopes,
+ngx_http_apikey_status_e apikey_record_verdict(
+    apikey_record_t *rec, int64_t now, const char *scopes,
     const char *org);
 
 /* an unsigned decimal, or -1 */
-int64_t ngx_http_apikey_cli_number(const char *s);
+int64_t apikey_number(const char *s);
 
 /* one JSON object; key is printed only when not NULL (create, rotate) */
-void ngx_http_apikey_cli_record_json(FILE *f,
-    ngx_http_apikey_cli_record_t *rec, const char *key, int64_t now);
+void apikey_record_json(FILE *f,
+    apikey_record_t *rec, const char *key, int64_t now);
 
 /* "key: value" rows of one record for an aligned two-column table */
-int ngx_http_apikey_cli_record_rows(ngx_http_apikey_cli_table_t *t,
-    ngx_http_apikey_cli_record_t *rec, int64_t now);
+int apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now);
 
 /* the header and one row per record of "apikey list" */
-int ngx_http_apikey_cli_record_list_header(ngx_http_apikey_cli_table_t *t);
-int ngx_http_apikey_cli_record_list_row(ngx_http_apikey_cli_table_t *t,
-    ngx_http_apikey_cli_record_t *rec, int64_t now);
+int apikey_record_list_header(apikey_table_t *t);
+int apikey_record_list_row(apikey_table_t *t,
+    apikey_record_t *rec, int64_t now);
 
 
-#endif /* _NGX_HTTP_APIKEY_CLI_RECORD_H_INCLUDED_ */
+#endif /* _APIKEY_RECORD_H_INCLUDED_ */
