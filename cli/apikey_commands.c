@@ -31,6 +31,7 @@
 #define APIKEY_RETRIES           3
 
 
+static int apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old);
 static int apikey_new_key(apikey_cli_t *cli, const char *prefix,
     unsigned char *key, size_t *len, apikey_record_t *rec);
 static int apikey_list_print(apikey_cli_t *cli, apikey_store_list_t *list);
@@ -85,8 +86,8 @@ apikey_command_t  apikey_commands[] = {
 int
 apikey_create(apikey_cli_t *cli)
 {
-    int              rc;
-    size_t           len;
+    int              rc, done, stored;
+    size_t           i, len;
     apikey_tx_t      tx;
     unsigned char    key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
     apikey_record_t  rec;
@@ -108,18 +109,33 @@ apikey_create(apikey_cli_t *cli)
         goto done;
     }
 
-    apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
-    apikey_store_queue_record(&cli->store, &tx, &rec);
+    /* the indexes first: without the record they make nothing usable */
 
-    if (apikey_tx_exec(&tx) != APIKEY_TX_DONE) {
-        apikey_tx_end(&tx);
+    if (apikey_store_index(&cli->store, &rec) != 0) {
         rc = apikey_fail("%s", cli->store.err);
         goto done;
     }
 
+    apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
+    i = apikey_store_queue_record(&cli->store, &tx, &rec);
+
+    done = apikey_tx_exec(&tx);
+    stored = apikey_tx_ok(&tx, i);
     apikey_tx_end(&tx);
 
+    if (!stored) {
+        apikey_store_unindex(&cli->store, &rec);
+        rc = apikey_fail("%s", cli->store.err);
+        goto done;
+    }
+
+    /* a key that was stored is printed, or nobody could ever use it */
+
     apikey_print_record(cli, &rec, (char *) key);
+
+    if (done != APIKEY_TX_DONE) {
+        rc = apikey_fail("the key is stored, but %s", cli->store.err);
+    }
 
 done:
 
@@ -300,11 +316,18 @@ apikey_revoke(apikey_cli_t *cli)
 }
 
 
+/*
+ * The new key's indexes first (taken back if they fail, the old key
+ * untouched), then under WATCH of the old key one transaction: the new
+ * record, then the old key's change.  A new key that was stored is
+ * printed, whatever failed after it.
+ */
+
 int
 apikey_rotate(apikey_cli_t *cli)
 {
-    int              rc, done;
-    size_t           len;
+    int              rc, done, stored;
+    size_t           i, len;
     int64_t          until;
     char             expires[32];
     char             at[APIKEY_TIME_LEN];
@@ -313,22 +336,14 @@ apikey_rotate(apikey_cli_t *cli)
     unsigned char    key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
     apikey_record_t  old, rec;
 
+    memset(&rec, 0, sizeof(apikey_record_t));
+
     if (apikey_store_load(&cli->store, cli->arg, &old, 1) != 0) {
         return apikey_fail("%s", cli->store.err);
     }
 
-    memset(&rec, 0, sizeof(apikey_record_t));
-    until = cli->now;
-
-    if (old.revoked || (old.expires_at && old.expires_at <= cli->now)) {
-        rc = apikey_fail("%s is %s: create a new key instead", old.id,
-                         old.revoked ? "revoked" : "expired");
-        goto done;
-    }
-
-    if (old.replaced_by) {
-        rc = apikey_fail("%s was already rotated: it is replaced by %s",
-                         old.id, old.replaced_by);
+    rc = apikey_rotatable(cli, &old);
+    if (rc != APIKEY_OK) {
         goto done;
     }
 
@@ -358,13 +373,20 @@ apikey_rotate(apikey_cli_t *cli)
         goto done;
     }
 
+    if (apikey_store_index(&cli->store, &rec) != 0) {
+        rc = apikey_fail("%s", cli->store.err);
+        goto done;
+    }
+
     apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
-    apikey_store_queue_record(&cli->store, &tx, &rec);
+
+    i = apikey_store_queue_record(&cli->store, &tx, &rec);
+
     apikey_store_queue_field(&cli->store, &tx, &old, "replaced_by", rec.id);
 
     if (cli->grace == 0) {
+        until = cli->now;
         apikey_store_queue_field(&cli->store, &tx, &old, "revoked", "1");
-        apikey_store_queue_keep(&cli->store, &tx, &old, cli->now);
 
     } else {
         until = cli->now + cli->grace;
@@ -375,14 +397,18 @@ apikey_rotate(apikey_cli_t *cli)
 
         snprintf(expires, sizeof(expires), "%lld", (long long) until);
 
-        apikey_store_queue_field(&cli->store, &tx, &old, "expires_at", expires);
-        apikey_store_queue_keep(&cli->store, &tx, &old, until);
+        apikey_store_queue_field(&cli->store, &tx, &old, "expires_at",
+                                 expires);
     }
 
+    apikey_store_queue_keep(&cli->store, &tx, &old, until);
+
     done = apikey_tx_exec(&tx);
+    stored = apikey_tx_ok(&tx, i);
     apikey_tx_end(&tx);
 
-    if (done != APIKEY_TX_DONE) {
+    if (!stored) {
+        apikey_store_unindex(&cli->store, &rec);
         rc = apikey_fail("%s", done == APIKEY_TX_CHANGED
                          ? "the key changed while rotating it, try again"
                          : cli->store.err);
@@ -390,6 +416,12 @@ apikey_rotate(apikey_cli_t *cli)
     }
 
     apikey_print_record(cli, &rec, (char *) key);
+
+    if (done != APIKEY_TX_DONE) {
+        rc = apikey_fail("the new key is stored, but %s may still work: %s",
+                         old.id, cli->store.err);
+        goto done;
+    }
 
     if (!(cli->options & APIKEY_O(JSON))) {
         if (cli->grace == 0) {
@@ -556,6 +588,23 @@ failed:
     apikey_record_free(&rec);
 
     return APIKEY_ERROR;
+}
+
+
+static int
+apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
+{
+    if (old->revoked || (old->expires_at && old->expires_at <= cli->now)) {
+        return apikey_fail("%s is %s: create a new key instead", old->id,
+                           old->revoked ? "revoked" : "expired");
+    }
+
+    if (old->replaced_by) {
+        return apikey_fail("%s was already rotated: it is replaced by %s",
+                           old->id, old->replaced_by);
+    }
+
+    return APIKEY_OK;
 }
 
 

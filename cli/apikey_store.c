@@ -369,43 +369,136 @@ apikey_store_list_free(apikey_store_list_t *list)
 }
 
 
+int
+apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
+{
+    int          rc, failed;
+    size_t       i, n;
+    char         err[APIKEY_ERR_LEN];
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    /*
+     * Plain pipelined commands, not a transaction: an EXEC would end the
+     * WATCH that rotate keeps on the old key meanwhile.
+     */
+
+    rc = apikey_redis_append(store->ctx, "SET",
+                             apikey_store_id_name(store, name, rec->id),
+                             rec->hash, NULL);
+    rc |= apikey_redis_append(store->ctx, "SADD",
+                              apikey_store_ids_name(store, name), rec->id,
+                              NULL);
+    n = 2;
+
+    if (rec->org) {
+        rc |= apikey_redis_append(store->ctx, "SADD",
+                                  apikey_store_org_name(store, name,
+                                                        rec->org),
+                                  rec->id, NULL);
+        n++;
+    }
+
+    if (rc != 0) {
+        snprintf(store->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
+        return -1;
+    }
+
+    failed = 0;
+
+    for (i = 0; i < n; i++) {
+        reply = apikey_redis_read(store->ctx, err);
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+            continue;
+        }
+
+        if (!failed) {
+            memcpy(store->err, err, APIKEY_ERR_LEN);
+            failed = 1;
+        }
+
+        if (store->ctx->err) {
+            return -1;
+        }
+    }
+
+    if (failed) {
+        apikey_store_unindex(store, rec);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 void
+apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec)
+{
+    size_t       i, n;
+    char         err[APIKEY_ERR_LEN];
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    n = 0;
+
+    n += apikey_redis_append(store->ctx, "DEL",
+                             apikey_store_id_name(store, name, rec->id),
+                             NULL) == 0;
+    n += apikey_redis_append(store->ctx, "SREM",
+                             apikey_store_ids_name(store, name), rec->id,
+                             NULL) == 0;
+
+    if (rec->org) {
+        n += apikey_redis_append(store->ctx, "SREM",
+                                 apikey_store_org_name(store, name, rec->org),
+                                 rec->id, NULL) == 0;
+    }
+
+    /* an index of the wrong type refuses SREM, as it refused SADD */
+
+    for (i = 0; i < n; i++) {
+        reply = apikey_redis_read(store->ctx, err);
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+
+        } else if (store->ctx->err) {
+            break;
+        }
+    }
+}
+
+
+size_t
 apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec)
 {
-    char  name[APIKEY_STORE_NAME_LEN];
-    char  expires[32], created[32];
+    size_t  i;
+    char    name[APIKEY_STORE_NAME_LEN];
+    char    expires[32], created[32];
 
     snprintf(expires, sizeof(expires), "%lld", (long long) rec->expires_at);
     snprintf(created, sizeof(created), "%lld", (long long) rec->created_at);
 
-    apikey_tx_queue(tx, "HSET", apikey_store_record_name(store, name,
-                                                         rec->hash),
-                    "id", rec->id,
-                    "name", rec->name ? rec->name : "",
-                    "org", rec->org ? rec->org : "",
-                    "scopes", rec->scopes ? rec->scopes : "",
-                    "expires_at", expires,
-                    "created_at", created,
-                    "hint", rec->hint,
-                    "prefix", rec->prefix,
-                    NULL);
-
-    apikey_tx_queue(tx, "SET", apikey_store_id_name(store, name, rec->id),
-                    rec->hash, NULL);
-
-    apikey_tx_queue(tx, "SADD", apikey_store_ids_name(store, name), rec->id,
-                    NULL);
-
-    if (rec->org) {
-        apikey_tx_queue(tx, "SADD", apikey_store_org_name(store, name,
-                                                          rec->org),
-                        rec->id, NULL);
-    }
+    i = apikey_tx_queue(tx, "HSET",
+                        apikey_store_record_name(store, name, rec->hash),
+                        "id", rec->id,
+                        "name", rec->name ? rec->name : "",
+                        "org", rec->org ? rec->org : "",
+                        "scopes", rec->scopes ? rec->scopes : "",
+                        "expires_at", expires,
+                        "created_at", created,
+                        "hint", rec->hint,
+                        "prefix", rec->prefix,
+                        NULL);
 
     if (rec->expires_at) {
         apikey_store_queue_keep(store, tx, rec, rec->expires_at);
     }
+
+    return i;
 }
 
 

@@ -73,8 +73,22 @@ int apikey_store_prune(apikey_store_t *store, const char *org,
 
 void apikey_store_list_free(apikey_store_list_t *list);
 
-/* queues the writes of a new record: the record, its indexes, its TTL */
-void apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
+/*
+ * Writes the index entries of a new record: Pid:<id>, Pids and
+ * Porg:<org>.  They go first, since without the record they are of no use
+ * (list drops them); the record itself is written last.  Returns 0, or -1
+ * with a message in store->err after taking back what was written.
+ */
+int apikey_store_index(apikey_store_t *store, apikey_record_t *rec);
+
+/* takes a new record's index entries back, as far as Redis lets it */
+void apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec);
+
+/*
+ * Queues the writes of a new record and its TTL; returns the index of the
+ * command that writes the record.
+ */
+size_t apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec);
 
 /* queues HSET of one field of a record */

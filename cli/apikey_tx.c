@@ -12,6 +12,9 @@
 #include "apikey_tx.h"
 
 
+static int apikey_tx_send(apikey_tx_t *tx, const char *command);
+
+
 void
 apikey_tx_begin(apikey_tx_t *tx, redisContext *ctx, char *err)
 {
@@ -47,73 +50,84 @@ apikey_tx_queue(apikey_tx_t *tx, ...)
 int
 apikey_tx_exec(apikey_tx_t *tx)
 {
-    int          rc;
+    int          refused;
     size_t       i;
     char         err[APIKEY_ERR_LEN];
     redisReply  *reply;
 
-    if (apikey_redis_append(tx->ctx, "EXEC", NULL) != 0) {
-        tx->failed = 1;
-    }
-
-    rc = APIKEY_TX_DONE;
-
     if (tx->failed) {
         snprintf(tx->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
-        rc = APIKEY_TX_FAILED;
+
+        /* what was appended is never sent: the context is dropped */
+        return APIKEY_TX_FAILED;
     }
 
-    /* MULTI, the queued commands, EXEC */
+    /* MULTI's "OK", then "QUEUED" or an error for each command */
 
-    for (i = 0; i < tx->n + 2; i++) {
+    refused = 0;
+
+    for (i = 0; i < tx->n + 1; i++) {
         reply = apikey_redis_read(tx->ctx, err);
 
         if (reply == NULL) {
-            if (rc == APIKEY_TX_DONE) {
+            if (tx->ctx->err) {
                 memcpy(tx->err, err, APIKEY_ERR_LEN);
-                rc = APIKEY_TX_FAILED;
+                return APIKEY_TX_FAILED;
             }
 
-            if (tx->ctx->err) {
-                break;
+            if (!refused) {
+                memcpy(tx->err, err, APIKEY_ERR_LEN);
+                refused = 1;
             }
 
             continue;
         }
 
-        if (i == tx->n + 1 && rc == APIKEY_TX_DONE) {
+        freeReplyObject(reply);
+    }
 
-            if (reply->type == REDIS_REPLY_NIL) {
-                rc = APIKEY_TX_CHANGED;
-
-            } else if (reply->type != REDIS_REPLY_ARRAY) {
-                snprintf(tx->err, APIKEY_ERR_LEN,
-                         "Redis: unexpected reply to EXEC");
-                rc = APIKEY_TX_FAILED;
-
-            } else {
-                tx->reply = reply;
-                reply = NULL;
-
-                for (i = 0; i < tx->reply->elements; i++) {
-                    if (tx->reply->element[i]->type == REDIS_REPLY_ERROR) {
-                        snprintf(tx->err, APIKEY_ERR_LEN, "Redis: %s",
-                                 tx->reply->element[i]->str);
-                        rc = APIKEY_TX_PARTIAL;
-                        break;
-                    }
-                }
-
-                break;
-            }
+    if (refused) {
+        if (apikey_tx_send(tx, "DISCARD") != 0) {
+            return APIKEY_TX_FAILED;
         }
 
-        if (reply) {
-            freeReplyObject(reply);
+        return APIKEY_TX_FAILED;
+    }
+
+    if (apikey_redis_append(tx->ctx, "EXEC", NULL) != 0) {
+        snprintf(tx->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
+        return APIKEY_TX_FAILED;
+    }
+
+    tx->reply = apikey_redis_read(tx->ctx, tx->err);
+
+    if (tx->reply == NULL) {
+        return APIKEY_TX_FAILED;
+    }
+
+    if (tx->reply->type == REDIS_REPLY_NIL) {
+        return APIKEY_TX_CHANGED;
+    }
+
+    if (tx->reply->type != REDIS_REPLY_ARRAY || tx->reply->elements != tx->n)
+    {
+        snprintf(tx->err, APIKEY_ERR_LEN, "Redis: unexpected reply to EXEC");
+        freeReplyObject(tx->reply);
+        tx->reply = NULL;
+        return APIKEY_TX_FAILED;
+    }
+
+    for (i = 0; i < tx->n; i++) {
+        reply = tx->reply->element[i];
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            snprintf(tx->err, APIKEY_ERR_LEN, "Redis: %.*s",
+                     (int) reply->len, reply->str);
+            return APIKEY_TX_PARTIAL;
         }
     }
 
-    return rc;
+    return APIKEY_TX_DONE;
 }
 
 
@@ -134,4 +148,24 @@ apikey_tx_end(apikey_tx_t *tx)
         freeReplyObject(tx->reply);
         tx->reply = NULL;
     }
+}
+
+
+/* a command outside the queue, such as DISCARD; its error is kept */
+
+static int
+apikey_tx_send(apikey_tx_t *tx, const char *command)
+{
+    char         err[APIKEY_ERR_LEN];
+    redisReply  *reply;
+
+    reply = apikey_redis_command(tx->ctx, err, command, NULL);
+
+    if (reply == NULL) {
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
 }
