@@ -24,9 +24,6 @@
 #include "apikey_tx.h"
 
 
-#define APIKEY_ID_LEN                                                        \
-    (sizeof(APIKEY_ID_PREFIX) - 1 + APIKEY_ID_RANDOM_LEN)
-
 /* how often update retries when another writer touched the key */
 #define APIKEY_RETRIES           3
 
@@ -609,16 +606,15 @@ apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
 
 
 /*
- * Makes a key, its hash and an id; rec gets what the tool writes besides
- * name, org, scopes and expiry.
+ * Makes a key and its hash; rec gets what the tool writes besides the id
+ * (apikey_store_index() finds a free one), name, org, scopes and expiry.
  */
 
 static int
 apikey_new_key(apikey_cli_t *cli, const char *prefix, unsigned char *key,
     size_t *len, apikey_record_t *rec)
 {
-    size_t         n;
-    unsigned char  id[APIKEY_ID_LEN + 1];
+    size_t  n;
 
     memset(rec, 0, sizeof(apikey_record_t));
 
@@ -647,25 +643,12 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, unsigned char *key,
 
     rec->hash[NGX_HTTP_APIKEY_HASH_HEX_LEN] = '\0';
 
-    memcpy(id, APIKEY_ID_PREFIX, sizeof(APIKEY_ID_PREFIX) - 1);
-
-    if (ngx_http_apikey_key_random(id + sizeof(APIKEY_ID_PREFIX) - 1,
-                                   APIKEY_ID_RANDOM_LEN)
-        != 0)
-    {
-        OPENSSL_cleanse(key, n);
-        return apikey_fail("cannot generate an id: RAND_bytes() failed");
-    }
-
-    id[APIKEY_ID_LEN] = '\0';
-
-    rec->id = strdup((char *) id);
     rec->hint = strndup((char *) key + n - NGX_HTTP_APIKEY_KEY_HINT_LEN,
                         NGX_HTTP_APIKEY_KEY_HINT_LEN);
     rec->prefix = strdup(prefix);
     rec->created_at = cli->now;
 
-    if (rec->id == NULL || rec->hint == NULL || rec->prefix == NULL) {
+    if (rec->hint == NULL || rec->prefix == NULL) {
         OPENSSL_cleanse(key, n);
         apikey_record_free(rec);
         return apikey_fail("out of memory");

@@ -128,6 +128,33 @@ apikey_record_free(apikey_record_t *rec)
 }
 
 
+char *
+apikey_record_id(void)
+{
+    char  *id;
+
+    id = malloc(APIKEY_ID_LEN + 1);
+    if (id == NULL) {
+        return NULL;
+    }
+
+    memcpy(id, APIKEY_ID_PREFIX, sizeof(APIKEY_ID_PREFIX) - 1);
+
+    if (ngx_http_apikey_key_random((unsigned char *) id
+                                   + sizeof(APIKEY_ID_PREFIX) - 1,
+                                   APIKEY_ID_RANDOM_LEN)
+        != 0)
+    {
+        free(id);
+        return NULL;
+    }
+
+    id[APIKEY_ID_LEN] = '\0';
+
+    return id;
+}
+
+
 const char *
 apikey_record_state(apikey_record_t *rec, int64_t now)
 {

@@ -26,6 +26,8 @@
 
 #define APIKEY_ID_PREFIX      "k_"
 #define APIKEY_ID_RANDOM_LEN  12
+#define APIKEY_ID_LEN                                                        \
+    (sizeof(APIKEY_ID_PREFIX) - 1 + APIKEY_ID_RANDOM_LEN)
 
 
 typedef struct {
@@ -52,6 +54,9 @@ typedef struct {
 int apikey_record_parse(apikey_record_t *rec, redisReply *reply);
 
 void apikey_record_free(apikey_record_t *rec);
+
+/* a new random id, "k_" and 12 base62 characters, malloc()ed; NULL on error */
+char *apikey_record_id(void);
 
 /* "active", "expired" or "revoked" */
 const char *apikey_record_state(

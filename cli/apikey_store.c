@@ -11,8 +11,14 @@
 #include "apikey_store.h"
 
 
+/* an id drawn is taken once in 62^12: three in a row mean a broken RNG */
+#define APIKEY_STORE_ID_TRIES    3
+
+
 static const char *apikey_store_name(apikey_store_t *store, char *buf,
     const char *kind, const char *value);
+static int apikey_store_claim_id(apikey_store_t *store,
+    apikey_record_t *rec);
 static void apikey_store_last_used_reply(apikey_record_t *rec,
     redisReply *reply);
 static int apikey_store_list_stale(apikey_store_list_t *list, const char *id);
@@ -378,18 +384,19 @@ apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
     char         name[APIKEY_STORE_NAME_LEN];
     redisReply  *reply;
 
+    if (apikey_store_claim_id(store, rec) != 0) {
+        return -1;
+    }
+
     /*
      * Plain pipelined commands, not a transaction: an EXEC would end the
      * WATCH that rotate keeps on the old key meanwhile.
      */
 
-    rc = apikey_redis_append(store->ctx, "SET",
-                             apikey_store_id_name(store, name, rec->id),
-                             rec->hash, NULL);
-    rc |= apikey_redis_append(store->ctx, "SADD",
-                              apikey_store_ids_name(store, name), rec->id,
-                              NULL);
-    n = 2;
+    rc = apikey_redis_append(store->ctx, "SADD",
+                             apikey_store_ids_name(store, name), rec->id,
+                             NULL);
+    n = 1;
 
     if (rec->org) {
         rc |= apikey_redis_append(store->ctx, "SADD",
@@ -539,6 +546,54 @@ apikey_store_queue_keep(apikey_store_t *store, apikey_tx_t *tx,
                     NULL);
     apikey_tx_queue(tx, "EXPIREAT",
                     apikey_store_id_name(store, name, rec->id), at, NULL);
+}
+
+
+/*
+ * Ids are random; SET NX makes sure that one already taken is never
+ * overwritten, and another is drawn.
+ */
+
+static int
+apikey_store_claim_id(apikey_store_t *store, apikey_record_t *rec)
+{
+    int          n, taken;
+    char        *id;
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    for (n = 0; n < APIKEY_STORE_ID_TRIES; n++) {
+
+        id = apikey_record_id();
+        if (id == NULL) {
+            snprintf(store->err, APIKEY_ERR_LEN, "cannot make an id");
+            return -1;
+        }
+
+        reply = apikey_redis_command(store->ctx, store->err, "SET",
+                                     apikey_store_id_name(store, name, id),
+                                     rec->hash, "NX", NULL);
+        if (reply == NULL) {
+            free(id);
+            return -1;
+        }
+
+        taken = (reply->type == REDIS_REPLY_NIL);
+        freeReplyObject(reply);
+
+        if (!taken) {
+            free(rec->id);
+            rec->id = id;
+            return 0;
+        }
+
+        free(id);
+    }
+
+    snprintf(store->err, APIKEY_ERR_LEN,
+             "cannot find a free id in %d tries", APIKEY_STORE_ID_TRIES);
+
+    return -1;
 }
 
 
