@@ -30,7 +30,7 @@
 
 static int apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old);
 static int apikey_new_key(apikey_cli_t *cli, const char *prefix,
-    unsigned char *key, size_t *len, apikey_record_t *rec);
+    apikey_record_t *like, unsigned char *key, apikey_record_t *rec);
 static int apikey_list_print(apikey_cli_t *cli, apikey_store_list_t *list);
 static int apikey_record_compare(const void *one, const void *two);
 static unsigned char *apikey_read_key(size_t *len);
@@ -84,33 +84,21 @@ int
 apikey_create(apikey_cli_t *cli)
 {
     int              rc, done, stored;
-    size_t           i, len;
+    size_t           i;
     apikey_tx_t      tx;
     unsigned char    key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
-    apikey_record_t  rec;
+    apikey_record_t  like, rec;
 
-    rc = apikey_new_key(cli, cli->prefix, key, &len, &rec);
+    memset(&like, 0, sizeof(apikey_record_t));
+
+    like.name = (char *) cli->name;
+    like.org = (char *) cli->org;
+    like.scopes = cli->scopes;
+    like.expires_at = cli->expires_at;
+
+    rc = apikey_new_key(cli, cli->prefix, &like, key, &rec);
     if (rc != APIKEY_OK) {
         return rc;
-    }
-
-    rec.name = strdup(cli->name);
-    rec.org = cli->org ? strdup(cli->org) : NULL;
-    rec.scopes = strdup(cli->scopes ? cli->scopes : "");
-    rec.expires_at = cli->expires_at;
-
-    if (rec.name == NULL || (cli->org && rec.org == NULL)
-        || rec.scopes == NULL)
-    {
-        rc = apikey_fail("out of memory");
-        goto done;
-    }
-
-    /* the indexes first: without the record they make nothing usable */
-
-    if (apikey_store_index(&cli->store, &rec) != 0) {
-        rc = apikey_fail("%s", cli->store.err);
-        goto done;
     }
 
     apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
@@ -324,7 +312,7 @@ int
 apikey_rotate(apikey_cli_t *cli)
 {
     int              rc, done, stored;
-    size_t           i, len;
+    size_t           i;
     int64_t          until;
     char             expires[32];
     char             at[APIKEY_TIME_LEN];
@@ -353,25 +341,8 @@ apikey_rotate(apikey_cli_t *cli)
         prefix = NULL;
     }
 
-    rc = apikey_new_key(cli, prefix, key, &len, &rec);
+    rc = apikey_new_key(cli, prefix, &old, key, &rec);
     if (rc != APIKEY_OK) {
-        goto done;
-    }
-
-    rec.name = old.name ? strdup(old.name) : NULL;
-    rec.org = old.org ? strdup(old.org) : NULL;
-    rec.scopes = old.scopes ? strdup(old.scopes) : strdup("");
-    rec.expires_at = old.expires_at;
-
-    if ((old.name && rec.name == NULL) || (old.org && rec.org == NULL)
-        || rec.scopes == NULL)
-    {
-        rc = apikey_fail("out of memory");
-        goto done;
-    }
-
-    if (apikey_store_index(&cli->store, &rec) != 0) {
-        rc = apikey_fail("%s", cli->store.err);
         goto done;
     }
 
@@ -606,13 +577,14 @@ apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
 
 
 /*
- * Makes a key and its hash; rec gets what the tool writes besides the id
- * (apikey_store_index() finds a free one), name, org, scopes and expiry.
+ * Makes a key with the name, org, scopes and expiry of "like", its hash,
+ * a free id and its index entries; the record itself is for the caller
+ * to write.
  */
 
 static int
-apikey_new_key(apikey_cli_t *cli, const char *prefix, unsigned char *key,
-    size_t *len, apikey_record_t *rec)
+apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
+    unsigned char *key, apikey_record_t *rec)
 {
     size_t  n;
 
@@ -630,7 +602,6 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, unsigned char *key,
     }
 
     key[n] = '\0';
-    *len = n;
 
     if (ngx_http_apikey_key_hash(cli->md, (unsigned char *) cli->secret,
                                  cli->secret_len, key, n,
@@ -648,10 +619,26 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, unsigned char *key,
     rec->prefix = strdup(prefix);
     rec->created_at = cli->now;
 
-    if (rec->hint == NULL || rec->prefix == NULL) {
+    rec->name = like->name ? strdup(like->name) : NULL;
+    rec->org = like->org ? strdup(like->org) : NULL;
+    rec->scopes = strdup(like->scopes ? like->scopes : "");
+    rec->expires_at = like->expires_at;
+
+    if (rec->hint == NULL || rec->prefix == NULL
+        || (like->name && rec->name == NULL)
+        || (like->org && rec->org == NULL) || rec->scopes == NULL)
+    {
         OPENSSL_cleanse(key, n);
         apikey_record_free(rec);
         return apikey_fail("out of memory");
+    }
+
+    /* the indexes first: without the record they make nothing usable */
+
+    if (apikey_store_index(&cli->store, rec) != 0) {
+        OPENSSL_cleanse(key, n);
+        apikey_record_free(rec);
+        return apikey_fail("%s", cli->store.err);
     }
 
     return APIKEY_OK;
