@@ -41,20 +41,15 @@ static struct option  apikey_long_options[] = {
     { "redis", required_argument, NULL, APIKEY_V(REDIS) },
     { "db", required_argument, NULL, APIKEY_V(DB) },
     { "user", required_argument, NULL, APIKEY_V(USER) },
-    { "password-file", required_argument, NULL,
-      APIKEY_V(PASSWORD_FILE) },
-    { "redis-prefix", required_argument, NULL,
-      APIKEY_V(REDIS_PREFIX) },
-    { "hash-secret-file", required_argument, NULL,
-      APIKEY_V(HASH_SECRET_FILE) },
+    { "password-file", required_argument, NULL, APIKEY_V(PASSWORD_FILE) },
+    { "redis-prefix", required_argument, NULL, APIKEY_V(REDIS_PREFIX) },
+    { "hash-secret-file", required_argument, NULL, APIKEY_V(HASH_SECRET_FILE) },
     { "help", no_argument, NULL, APIKEY_V(HELP) },
     { "name", required_argument, NULL, APIKEY_V(NAME) },
     { "scope", required_argument, NULL, APIKEY_V(SCOPE) },
     { "org", required_argument, NULL, APIKEY_V(ORG) },
-    { "expires-in", required_argument, NULL,
-      APIKEY_V(EXPIRES_IN) },
-    { "expires-at", required_argument, NULL,
-      APIKEY_V(EXPIRES_AT) },
+    { "expires-in", required_argument, NULL, APIKEY_V(EXPIRES_IN) },
+    { "expires-at", required_argument, NULL, APIKEY_V(EXPIRES_AT) },
     { "no-expiry", no_argument, NULL, APIKEY_V(NO_EXPIRY) },
     { "prefix", required_argument, NULL, APIKEY_V(PREFIX) },
     { "grace", required_argument, NULL, APIKEY_V(GRACE) },
@@ -64,8 +59,8 @@ static struct option  apikey_long_options[] = {
 
 
 int
-apikey_options(apikey_cli_t *cli, int argc,
-    char **argv, apikey_command_t **command)
+apikey_options(apikey_cli_t *cli, int argc, char **argv,
+    apikey_command_t **command)
 {
     int                opt, rc;
     const char        *name;

@@ -16,12 +16,12 @@
 #include "apikey_redis.h"
 
 
-#define APIKEY_REDIS_ARGS      64
-#define APIKEY_FILE_MAX        65536
+#define APIKEY_REDIS_ARGS       64
+#define APIKEY_FILE_MAX         65536
 
 /* seconds; a list of many keys is one pipelined round trip per stage */
-#define APIKEY_CONNECT_TIMEOUT 3
-#define APIKEY_COMMAND_TIMEOUT 10
+#define APIKEY_CONNECT_TIMEOUT  3
+#define APIKEY_COMMAND_TIMEOUT  10
 
 
 int
