@@ -31,12 +31,20 @@ DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
 MODULE       := $(BUILD)/ngx_http_apikey_module.so
 CLI          := $(BUILD)/apikey
 UNIT         := $(BUILD)/apikey_unit
-MODULE_SRCS  := ngx_http_apikey_module.c $(filter-out src/apikey%, \
-                $(wildcard src/ngx_http_apikey*.c src/ngx_http_apikey*.h))
-KEY_SRCS     := src/ngx_http_apikey_key.c
+MODULE_SRCS  := ngx_http_apikey_module.c $(wildcard src/*.c src/*.h)
+
+# the nginx-free pairs that the module and the CLI share
+SHARED_SRCS  := src/ngx_http_apikey_key.c src/ngx_http_apikey_policy.c
+SHARED_HDRS  := src/ngx_http_apikey_key.h src/ngx_http_apikey_policy.h
 HASH_SRCS    := src/ngx_http_apikey_siphash.c
-CLI_SRCS     := $(wildcard src/apikey*.c)
-CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
+
+# the CLI but its main(), which the unit tests replace
+CLI_LIB_SRCS := cli/apikey_options.c cli/apikey_commands.c \
+                cli/apikey_store.c cli/apikey_tx.c cli/apikey_redis.c \
+                cli/apikey_record.c cli/apikey_text.c cli/apikey_time.c
+CLI_HDRS     := cli/apikey.h cli/apikey_options.h cli/apikey_commands.h \
+                cli/apikey_store.h cli/apikey_tx.h cli/apikey_redis.h \
+                cli/apikey_record.h cli/apikey_text.h cli/apikey_time.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
 # unit tests of module code, built against the configured nginx's headers
 UNIT_NGX     := $(BUILD)/apikey_unit_wait
@@ -81,15 +89,17 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
 	cp $(NGX_BUILD)/objs/ngx_http_apikey_module.so $@.tmp
 	mv -f $@.tmp $@
 
-$(CLI): $(CLI_SRCS) $(CLI_HDRS) $(KEY_SRCS) | deps
+$(CLI): cli/apikey.c $(CLI_LIB_SRCS) $(CLI_HDRS) $(SHARED_SRCS) \
+    $(SHARED_HDRS) | deps
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -Isrc -o $@ $(CLI_SRCS) $(KEY_SRCS) -lhiredis -lcrypto
+	$(CC) $(CFLAGS) -Isrc -Icli -o $@ cli/apikey.c $(CLI_LIB_SRCS) \
+	    $(SHARED_SRCS) -lhiredis -lcrypto
 
-$(UNIT): $(UNIT_SRCS) $(CLI_HDRS) $(KEY_SRCS) $(CLI_SRCS) $(HASH_SRCS) | deps
+$(UNIT): $(UNIT_SRCS) t/unit/apikey_unit.h $(CLI_LIB_SRCS) $(CLI_HDRS) \
+    $(SHARED_SRCS) $(SHARED_HDRS) $(HASH_SRCS) | deps
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -DAPIKEY_UNIT_TEST -Isrc -o $@ $(UNIT_SRCS) \
-	    $(filter-out src/apikey.c, $(CLI_SRCS)) $(KEY_SRCS) $(HASH_SRCS) \
-	    -lhiredis -lcrypto
+	$(CC) $(CFLAGS) -Isrc -Icli -o $@ $(UNIT_SRCS) $(CLI_LIB_SRCS) \
+	    $(SHARED_SRCS) $(HASH_SRCS) -lhiredis -lcrypto
 
 $(UNIT_NGX): $(UNIT_NGX_SRCS) src/ngx_http_apikey_wait.h \
     | $(NGX_BUILD)/objs/Makefile

@@ -29,6 +29,9 @@ static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
+static ngx_http_apikey_status_e ngx_http_apikey_policy(
+    ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
+    ngx_http_apikey_record_t *record);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 
@@ -355,6 +358,42 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
 }
 
 
+/* the location's requirements for the shared policy */
+
+static ngx_http_apikey_status_e
+ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
+    ngx_http_apikey_record_t *record)
+{
+    ngx_str_t                      org;
+    ngx_http_apikey_policy_key_t   key;
+    ngx_http_apikey_policy_need_t  need;
+
+    key.org = record->org.data;
+    key.org_len = record->org.len;
+    key.scopes = record->scopes.data;
+    key.scopes_len = record->scopes.len;
+    key.expires_at = record->expires_at;
+    key.revoked = record->revoked;
+
+    need.org = NULL;
+    need.org_len = 0;
+    need.scopes = alcf->scope_list.data;
+    need.scopes_len = alcf->scope_list.len;
+
+    if (alcf->org) {
+        if (ngx_http_complex_value(r, alcf->org, &org) != NGX_OK) {
+            return NGX_HTTP_APIKEY_ERROR;
+        }
+
+        /* an empty value is still a requirement: it matches nothing */
+        need.org = org.data ? org.data : (u_char *) "";
+        need.org_len = org.len;
+    }
+
+    return ngx_http_apikey_policy_check(&key, &need, ngx_time());
+}
+
+
 static ngx_int_t
 ngx_http_apikey_deny(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_ctx_t *ctx)
@@ -439,6 +478,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *     conf->secret = { 0, NULL };
      *     conf->source = NULL;
      *     conf->challenges = NULL;
+     *     conf->scope_list = { 0, NULL };
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -476,13 +516,15 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 200);
     ngx_conf_merge_value(conf->keepalive, prev->keepalive, 16);
     ngx_conf_merge_value(conf->pipeline, prev->pipeline, 128);
-    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "apikey:");
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix,
+                             NGX_HTTP_APIKEY_KEY_REDIS_PREFIX);
     ngx_conf_merge_str_value(conf->secret, prev->secret, "");
     ngx_conf_merge_value(conf->key_checksum, prev->key_checksum, 0);
     ngx_conf_merge_ptr_value(conf->key_prefixes, prev->key_prefixes, NULL);
     ngx_conf_merge_msec_value(conf->last_used_interval,
                               prev->last_used_interval, 60000);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+    ngx_conf_merge_str_value(conf->scope_list, prev->scope_list, "");
     ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
@@ -930,6 +972,7 @@ ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_apikey_loc_conf_t *alcf = conf;
 
     u_char      *p;
+    size_t       len;
     ngx_str_t   *value, *scope;
     ngx_uint_t   i;
 
@@ -970,6 +1013,28 @@ ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *scope = value[i];
     }
+
+    /* the policy reads them as a record holds them: space-separated */
+
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    alcf->scope_list.data = ngx_pnalloc(cf->pool, len);
+    if (alcf->scope_list.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = alcf->scope_list.data;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+        *p++ = ' ';
+    }
+
+    alcf->scope_list.len = len - 1;
 
     return NGX_CONF_OK;
 }
@@ -1084,6 +1149,8 @@ ngx_http_apikey_check_prefix(ngx_conf_t *cf, void *post, void *data)
 static ngx_int_t
 ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_apikey_answer_init();
+
     return ngx_http_apikey_add_variables(cf);
 }
 

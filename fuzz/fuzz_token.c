@@ -2,28 +2,29 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * libFuzzer target: the Authorization header parser,
- * ngx_http_apikey_token_parse(), fed the header value as nginx hands it
+ * libFuzzer target: the Authorization header parser of the shared policy,
+ * ngx_http_apikey_policy_bearer(), fed the header value as nginx hands it
  * over.  Besides memory errors, it checks what the parser promises
  * (notes/behaviour.md): a token it accepts lies inside the value, runs to
- * its end, is 1*b64token *"=" and follows "Bearer" and one or more spaces;
- * a value that does not start with the Bearer scheme is "missing".
+ * its end, is 1*b64token *"=", is at most NGX_HTTP_APIKEY_TOKEN_MAX long
+ * and follows "Bearer" and one or more spaces; a value that does not start
+ * with the Bearer scheme is "missing"; a longer token is "invalid".
  */
 
 
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-#include "ngx_http_apikey.h"
-#include "ngx_http_apikey_token.h"
+#include "ngx_http_apikey_policy.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static int
-ngx_http_apikey_fuzz_b64token(u_char c)
+ngx_http_apikey_fuzz_b64token(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
            || (c >= '0' && c <= '9')
@@ -35,9 +36,8 @@ ngx_http_apikey_fuzz_b64token(u_char c)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                    *copy, *p;
-    size_t                     i;
-    ngx_str_t                  value, token;
+    size_t                     i, start, len;
+    unsigned char             *copy, *p, *token;
     ngx_http_apikey_status_e   rc;
 
     /* an exact-size copy: a read past the value is caught */
@@ -48,14 +48,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(copy, data, size);
 
-    value.data = copy;
-    value.len = size;
-    token.data = NULL;
-    token.len = 0;
+    start = 0;
 
-    rc = ngx_http_apikey_token_parse(&value, &token);
+    rc = ngx_http_apikey_policy_bearer(copy, size, &start);
 
-    if (size < 6 || ngx_strncasecmp(copy, (u_char *) "bearer", 6) != 0) {
+    token = copy + start;
+    len = size - start;
+
+    if (size < 6 || strncasecmp((char *) copy, "bearer", 6) != 0) {
         if (rc != NGX_HTTP_APIKEY_MISSING) {
             abort();
         }
@@ -64,29 +64,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (rc) {
 
     case NGX_HTTP_APIKEY_OK:
-        if (token.len == 0
-            || token.data < copy + 7
-            || token.data + token.len != copy + size
-            || copy[6] != ' '
-            || token.data[0] == '=')
+    case NGX_HTTP_APIKEY_INVALID:
+        if ((rc == NGX_HTTP_APIKEY_OK)
+            != (len <= NGX_HTTP_APIKEY_TOKEN_MAX))
         {
             abort();
         }
 
-        for (p = copy + 6; p < token.data; p++) {
+        if (len == 0
+            || token < copy + 7
+            || token + len != copy + size
+            || copy[6] != ' '
+            || token[0] == '=')
+        {
+            abort();
+        }
+
+        for (p = copy + 6; p < token; p++) {
             if (*p != ' ') {
                 abort();
             }
         }
 
-        for (i = 0; i < token.len; i++) {
-            if (!ngx_http_apikey_fuzz_b64token(token.data[i])) {
+        for (i = 0; i < len; i++) {
+            if (!ngx_http_apikey_fuzz_b64token(token[i])) {
                 break;
             }
         }
 
-        for ( /* void */ ; i < token.len; i++) {
-            if (token.data[i] != '=') {
+        for ( /* void */ ; i < len; i++) {
+            if (token[i] != '=') {
                 abort();
             }
         }

@@ -115,18 +115,19 @@ $(FUZZ_BUILD)/.deps: | deps
 	mkdir -p $(FUZZ_BUILD)
 	touch $@
 
-$(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c fuzz/ngx_stubs.c \
-    src/ngx_http_apikey_token.c $(FUZZ_HDRS) \
-    | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_token.c \
-	    fuzz/ngx_stubs.c src/ngx_http_apikey_token.c -lhiredis -lcrypto
+$(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c src/ngx_http_apikey_policy.c \
+    src/ngx_http_apikey_policy.h | $(FUZZ_BUILD)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_token.c \
+	    src/ngx_http_apikey_policy.c
 
 $(FUZZ_BUILD)/fuzz_record: fuzz/fuzz_record.c fuzz/ngx_stubs.c \
-    src/ngx_http_apikey_record.c src/ngx_http_apikey_redis.c $(FUZZ_HDRS) \
+    src/ngx_http_apikey_record.c src/ngx_http_apikey_redis.c \
+    src/ngx_http_apikey_policy.c $(FUZZ_HDRS) \
     | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_record.c \
 	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c \
-	    src/ngx_http_apikey_redis.c -lhiredis -lcrypto
+	    src/ngx_http_apikey_redis.c src/ngx_http_apikey_policy.c \
+	    -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
     src/ngx_http_apikey_key.h | $(FUZZ_BUILD)/.deps

@@ -15,21 +15,8 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_redis.h"
-
-
-/* the order is that of $apikey_status and of the answers table */
-typedef enum {
-    NGX_HTTP_APIKEY_OK = 0,
-    NGX_HTTP_APIKEY_MISSING,
-    NGX_HTTP_APIKEY_MALFORMED,
-    NGX_HTTP_APIKEY_INVALID,
-    NGX_HTTP_APIKEY_EXPIRED,
-    NGX_HTTP_APIKEY_REVOKED,
-    NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE,
-    NGX_HTTP_APIKEY_ORG_MISMATCH,
-    NGX_HTTP_APIKEY_ERROR
-} ngx_http_apikey_status_e;
 
 
 typedef struct {
@@ -94,6 +81,7 @@ typedef struct {
     ngx_msec_t                       last_used_interval;
 
     ngx_array_t                     *scopes;       /* of ngx_str_t */
+    ngx_str_t                        scope_list;   /* space-separated */
     ngx_http_complex_value_t        *org;
 
     ngx_flag_t                       upstream_headers;

@@ -41,7 +41,7 @@ static ngx_int_t ngx_http_apikey_answer_send(ngx_http_request_t *r,
 #define NGX_HTTP_APIKEY_NSTATUS  (NGX_HTTP_APIKEY_ERROR + 1)
 
 #define ngx_http_apikey_answer_entry(name, code, challenge, error, text)     \
-    { ngx_string(name), code, NGX_HTTP_APIKEY_CHALLENGE_##challenge,         \
+    { ngx_null_string, code, NGX_HTTP_APIKEY_CHALLENGE_##challenge,          \
       ngx_string(error),                                                     \
       ngx_string("{\"error\":\"" error "\","                                 \
                  "\"error_description\":\"" text "\"}\n") }
@@ -49,12 +49,15 @@ static ngx_int_t ngx_http_apikey_answer_send(ngx_http_request_t *r,
 /*
  * Indexed by ngx_http_apikey_status_e.  Unknown, expired and revoked keys
  * get the very same answer: which of them it was is for the error log and
- * $apikey_status only.
+ * $apikey_status only.  The names ($apikey_status) are the policy's, which
+ * the apikey tool prints too: ngx_http_apikey_answer_init() sets them; the
+ * first argument of each entry says which it is.
  */
 
 static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
 
-    { ngx_string("ok"), NGX_OK, NGX_HTTP_APIKEY_CHALLENGE_NONE,
+    /* ok */
+    { ngx_null_string, NGX_OK, NGX_HTTP_APIKEY_CHALLENGE_NONE,
       ngx_null_string, ngx_null_string },
 
     /* the challenge of a request without credentials names no error */
@@ -88,6 +91,21 @@ static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
                                  "temporarily_unavailable",
                                  "API key store unavailable")
 };
+
+
+void
+ngx_http_apikey_answer_init(void)
+{
+    const char  *name;
+    ngx_uint_t   i;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_NSTATUS; i++) {
+        name = ngx_http_apikey_policy_status_name(i);
+
+        ngx_http_apikey_answers[i].name.data = (u_char *) name;
+        ngx_http_apikey_answers[i].name.len = ngx_strlen(name);
+    }
+}
 
 
 ngx_str_t *

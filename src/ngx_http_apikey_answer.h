@@ -18,6 +18,7 @@
 #include "ngx_http_apikey.h"
 
 
+void ngx_http_apikey_answer_init(void);
 ngx_str_t *ngx_http_apikey_answer_name(ngx_http_apikey_status_e status);
 ngx_int_t ngx_http_apikey_answer_challenges(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *alcf);

@@ -28,6 +28,9 @@
 #define NGX_HTTP_APIKEY_KEY_MAX_LEN                                          \
     (NGX_HTTP_APIKEY_KEY_PREFIX_MAX + NGX_HTTP_APIKEY_KEY_BODY_LEN)
 #define NGX_HTTP_APIKEY_KEY_DEFAULT_PREFIX "ak_"
+
+/* where records live by default: P<hash> with this P (redis-schema.md) */
+#define NGX_HTTP_APIKEY_KEY_REDIS_PREFIX   "apikey:"
 #define NGX_HTTP_APIKEY_KEY_HINT_LEN       4
 
 /* a SHA-256 digest or HMAC-SHA256, and its lowercase hex */

@@ -15,9 +15,6 @@
 #include "ngx_http_apikey_wait.h"
 
 
-/* longer tokens cannot be keys of ours: refused without a lookup */
-#define NGX_HTTP_APIKEY_TOKEN_MAX  512
-
 #define NGX_HTTP_APIKEY_NONCE_LEN  16
 
 /* a record's parse: four short strings, or a large one on its own */
@@ -256,10 +253,6 @@ ngx_http_apikey_lookup_format(ngx_http_apikey_loc_conf_t *alcf,
     size_t      len;
     ngx_str_t  *prefix;
     ngx_uint_t  i;
-
-    if (token->len > NGX_HTTP_APIKEY_TOKEN_MAX) {
-        return NGX_HTTP_APIKEY_INVALID;
-    }
 
     if (alcf->key_prefixes) {
         prefix = alcf->key_prefixes->elts;

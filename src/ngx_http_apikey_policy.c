@@ -1,55 +1,93 @@
 
 /*
  * Copyright (C) the ngx_http_apikey_module authors
+ *
+ * The policy: plain C, no nginx header, so that the module and the apikey
+ * tool share one implementation.
  */
 
 
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
+#include <string.h>
+#include <strings.h>
 
 #include "ngx_http_apikey_policy.h"
 
 
-ngx_http_apikey_status_e
-ngx_http_apikey_policy(ngx_http_request_t *r,
-    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_record_t *record)
-{
-    ngx_str_t   org, *scope;
-    ngx_uint_t  i;
+static int ngx_http_apikey_policy_tchar(unsigned char c);
 
-    if (record->revoked) {
+
+/*
+ * b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+ */
+
+static const uint32_t  ngx_http_apikey_policy_b64token[] = {
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+
+                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+    0x03ffe800, /* 0000 0011 1111 1111  1110 1000 0000 0000 */
+
+                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+    0x87fffffe, /* 1000 0111 1111 1111  1111 1111 1111 1110 */
+
+                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+    0x47fffffe, /* 0100 0111 1111 1111  1111 1111 1111 1110 */
+
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+};
+
+
+static const char  *ngx_http_apikey_policy_names[] = {
+    "ok",
+    "missing",
+    "malformed",
+    "invalid",
+    "expired",
+    "revoked",
+    "insufficient_scope",
+    "org_mismatch",
+    "error"
+};
+
+
+ngx_http_apikey_status_e
+ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
+    const ngx_http_apikey_policy_need_t *need, int64_t now)
+{
+    size_t                len;
+    const unsigned char  *p, *last, *scope;
+
+    if (key->revoked) {
         return NGX_HTTP_APIKEY_REVOKED;
     }
 
-    if (record->expires_at && record->expires_at <= ngx_time()) {
+    if (key->expires_at && key->expires_at <= now) {
         return NGX_HTTP_APIKEY_EXPIRED;
     }
 
     /* a key of another organisation learns nothing of the scopes here */
 
-    if (alcf->org) {
-        if (ngx_http_complex_value(r, alcf->org, &org) != NGX_OK) {
-            return NGX_HTTP_APIKEY_ERROR;
-        }
-
-        /* an empty organisation on either side matches nothing */
-
-        if (org.len == 0
-            || org.len != record->org.len
-            || ngx_strncmp(org.data, record->org.data, org.len) != 0)
-        {
-            return NGX_HTTP_APIKEY_ORG_MISMATCH;
-        }
+    if (need->org
+        && (need->org_len == 0
+            || need->org_len != key->org_len
+            || memcmp(need->org, key->org, need->org_len) != 0))
+    {
+        return NGX_HTTP_APIKEY_ORG_MISMATCH;
     }
 
-    if (alcf->scopes) {
-        scope = alcf->scopes->elts;
+    p = need->scopes;
+    last = (p != NULL) ? p + need->scopes_len : NULL;
 
-        for (i = 0; i < alcf->scopes->nelts; i++) {
-            if (!ngx_http_apikey_scope_granted(&record->scopes, &scope[i])) {
-                return NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE;
-            }
+    while ((scope = ngx_http_apikey_policy_scope_next(&p, last, &len))
+           != NULL)
+    {
+        if (!ngx_http_apikey_policy_scope_granted(key->scopes,
+                                                  key->scopes_len,
+                                                  scope, len))
+        {
+            return NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE;
         }
     }
 
@@ -57,56 +95,166 @@ ngx_http_apikey_policy(ngx_http_request_t *r,
 }
 
 
-/*
- * scopes is the key's space-separated list: "*" grants everything,
- * "read:*" every scope that starts with "read:".
- */
-
-ngx_uint_t
-ngx_http_apikey_scope_granted(ngx_str_t *scopes, ngx_str_t *required)
+int
+ngx_http_apikey_policy_scope_granted(const unsigned char *scopes,
+    size_t len, const unsigned char *required, size_t required_len)
 {
-    u_char  *p, *last, *start;
-    size_t   len;
+    size_t                n;
+    const unsigned char  *p, *last, *scope;
 
-    p = scopes->data;
-    last = p + scopes->len;
+    p = scopes;
+    last = (p != NULL) ? p + len : NULL;
 
-    while (p < last) {
+    while ((scope = ngx_http_apikey_policy_scope_next(&p, last, &n)) != NULL)
+    {
+        if (scope[n - 1] == '*') {
+            n--;
 
-        while (p < last && *p == ' ') {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        len = p - start;
-
-        if (len == 0) {
-            break;
-        }
-
-        if (start[len - 1] == '*') {
-            len--;
-
-            if (len <= required->len
-                && ngx_strncmp(start, required->data, len) == 0)
-            {
+            if (n <= required_len && memcmp(scope, required, n) == 0) {
                 return 1;
             }
 
             continue;
         }
 
-        if (len == required->len
-            && ngx_strncmp(start, required->data, len) == 0)
-        {
+        if (n == required_len && memcmp(scope, required, n) == 0) {
             return 1;
         }
     }
 
     return 0;
+}
+
+
+const unsigned char *
+ngx_http_apikey_policy_scope_next(const unsigned char **p,
+    const unsigned char *last, size_t *len)
+{
+    const unsigned char  *s, *start;
+
+    s = *p;
+
+    if (s == NULL) {
+        return NULL;
+    }
+
+    while (s < last && *s == ' ') {
+        s++;
+    }
+
+    start = s;
+
+    while (s < last && *s != ' ') {
+        s++;
+    }
+
+    *p = s;
+    *len = s - start;
+
+    return (s == start) ? NULL : start;
+}
+
+
+int
+ngx_http_apikey_policy_revoked(const unsigned char *value, size_t len)
+{
+    return len > 0 && !(len == 1 && value[0] == '0');
+}
+
+
+ngx_http_apikey_status_e
+ngx_http_apikey_policy_token(const unsigned char *token, size_t len)
+{
+    size_t  i;
+
+    for (i = 0;
+         i < len
+         && (ngx_http_apikey_policy_b64token[token[i] >> 5]
+             & (1U << (token[i] & 0x1f)));
+         i++)
+    {
+        /* void */
+    }
+
+    if (i == 0) {
+        return NGX_HTTP_APIKEY_MALFORMED;
+    }
+
+    while (i < len && token[i] == '=') {
+        i++;
+    }
+
+    if (i != len) {
+        return NGX_HTTP_APIKEY_MALFORMED;
+    }
+
+    if (len > NGX_HTTP_APIKEY_TOKEN_MAX) {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    return NGX_HTTP_APIKEY_OK;
+}
+
+
+ngx_http_apikey_status_e
+ngx_http_apikey_policy_bearer(const unsigned char *value, size_t len,
+    size_t *start)
+{
+    size_t  i;
+
+    if (len < sizeof("Bearer") - 1
+        || strncasecmp((const char *) value, "Bearer", sizeof("Bearer") - 1)
+           != 0)
+    {
+        return NGX_HTTP_APIKEY_MISSING;
+    }
+
+    i = sizeof("Bearer") - 1;
+
+    if (i == len) {
+        return NGX_HTTP_APIKEY_MALFORMED;
+    }
+
+    if (value[i] != ' ') {
+        /*
+         * "Bearerxyz" is another scheme (RFC 7230 token characters);
+         * "Bearer\tx" or "Bearer\x01x" is a broken Bearer
+         */
+        return ngx_http_apikey_policy_tchar(value[i])
+               ? NGX_HTTP_APIKEY_MISSING : NGX_HTTP_APIKEY_MALFORMED;
+    }
+
+    while (i < len && value[i] == ' ') {
+        i++;
+    }
+
+    *start = i;
+
+    return ngx_http_apikey_policy_token(value + i, len - i);
+}
+
+
+const char *
+ngx_http_apikey_policy_status_name(ngx_http_apikey_status_e status)
+{
+    if ((size_t) status >= sizeof(ngx_http_apikey_policy_names)
+                           / sizeof(ngx_http_apikey_policy_names[0]))
+    {
+        return "error";
+    }
+
+    return ngx_http_apikey_policy_names[status];
+}
+
+
+static int
+ngx_http_apikey_policy_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9'))
+    {
+        return 1;
+    }
+
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }

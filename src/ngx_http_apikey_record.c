@@ -100,7 +100,8 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     revoked.len = reply->element[5]->type == REDIS_REPLY_STRING
                   ? reply->element[5]->len : 0;
 
-    record->revoked = (revoked.len == 1 && revoked.data[0] == '1');
+    record->revoked = ngx_http_apikey_policy_revoked(revoked.data,
+                                                     revoked.len);
 
     return NGX_OK;
 }

@@ -15,9 +15,11 @@ int
 main(void)
 {
     ngx_http_apikey_unit_key();
+    ngx_http_apikey_unit_policy();
     ngx_http_apikey_unit_time();
     ngx_http_apikey_unit_cli();
     ngx_http_apikey_unit_siphash();
+    ngx_http_apikey_unit_tx();
 
     printf("%u passed, %u failed\n",
            ngx_http_apikey_unit_passed, ngx_http_apikey_unit_failed);

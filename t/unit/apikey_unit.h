@@ -40,6 +40,8 @@ void ngx_http_apikey_unit_key(void);
 void ngx_http_apikey_unit_time(void);
 void ngx_http_apikey_unit_cli(void);
 void ngx_http_apikey_unit_siphash(void);
+void ngx_http_apikey_unit_policy(void);
+void ngx_http_apikey_unit_tx(void);
 
 
 #endif /* _NGX_HTTP_APIKEY_UNIT_H_INCLUDED_ */

@@ -2,9 +2,9 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * The apikey tool's helpers: scope matching and verify's verdict (which
- * must agree with the module), text checks, JSON strings, Redis addresses
- * and record parsing.
+ * The apikey tool's helpers: verify's verdict on a record (the shared
+ * policy's rows are in apikey_unit_policy.c), text checks, JSON strings,
+ * Redis addresses and record parsing.
  */
 
 
@@ -16,8 +16,10 @@
 #include "apikey_unit.h"
 
 
-static void ngx_http_apikey_unit_scopes(void);
 static void ngx_http_apikey_unit_verdict(void);
+static const char *ngx_http_apikey_unit_verdict_of(
+    apikey_record_t *rec, int64_t now, const char *scopes,
+    const char *org);
 static void ngx_http_apikey_unit_text(void);
 static void ngx_http_apikey_unit_json(void);
 static const char *ngx_http_apikey_unit_json_of(const char *s);
@@ -28,7 +30,6 @@ static void ngx_http_apikey_unit_parse(void);
 void
 ngx_http_apikey_unit_cli(void)
 {
-    ngx_http_apikey_unit_scopes();
     ngx_http_apikey_unit_verdict();
     ngx_http_apikey_unit_text();
     ngx_http_apikey_unit_json();
@@ -38,54 +39,9 @@ ngx_http_apikey_unit_cli(void)
 
 
 static void
-ngx_http_apikey_unit_scopes(void)
-{
-    size_t  i;
-    char    name[160];
-
-    static const struct {
-        const char  *scopes;
-        const char  *required;
-        int          granted;
-    } vectors[] = {
-        { "read:people", "read:people", 1 },
-        { "read:people write:people", "write:people", 1 },
-        { "  read:people   write:people ", "write:people", 1 },
-        { "read:people", "write:people", 0 },
-        { "read:people", "read:peoples", 0 },
-        { "read:peoples", "read:people", 0 },
-        { "read:people", "read", 0 },
-        { "*", "admin:workspace", 1 },
-        { "read:*", "read:people", 1 },
-        { "read:*", "read:", 1 },
-        { "read:*", "write:people", 0 },
-        { "read:*", "read", 0 },
-        { "", "read:people", 0 },
-        { "   ", "read:people", 0 }
-    };
-
-    for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-        snprintf(name, sizeof(name), "scopes \"%s\" %s \"%s\"",
-                 vectors[i].scopes, vectors[i].granted ? "grant" : "deny",
-                 vectors[i].required);
-
-        ngx_http_apikey_unit_is_int(
-            ngx_http_apikey_cli_scope_granted(vectors[i].scopes,
-                                              vectors[i].required),
-            vectors[i].granted, name);
-    }
-
-    ngx_http_apikey_unit_ok(
-        !ngx_http_apikey_cli_scope_granted(NULL, "read:people"),
-        "a key without scopes is granted nothing");
-}
-
-
-static void
 ngx_http_apikey_unit_verdict(void)
 {
-    char                          *scopes[2];
-    ngx_http_apikey_cli_record_t   rec;
+    apikey_record_t  rec;
 
     memset(&rec, 0, sizeof(rec));
 
@@ -93,88 +49,101 @@ ngx_http_apikey_unit_verdict(void)
     rec.org = "acme";
     rec.scopes = "read:people";
 
-    scopes[0] = "read:people";
-    scopes[1] = "write:people";
-
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(NULL, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(NULL, 1000, NULL, NULL),
         "invalid", "no record is invalid");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "ok", "a plain record is ok");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, "acme"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", "acme"),
         "ok", "the right scope and org are ok");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 2, "acme"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000,
+                                        "read:people write:people", "acme"),
         "insufficient_scope", "a missing scope is insufficient_scope");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, "other"),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", "other"),
         "org_mismatch", "another org is org_mismatch");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 1, ""),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, "read:people", ""),
         "org_mismatch", "an empty org matches nothing");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, scopes, 2, "other"),
-        "insufficient_scope", "scopes are checked before the org");
+        ngx_http_apikey_unit_verdict_of(&rec, 1000,
+                                        "read:people write:people", "other"),
+        "org_mismatch",
+        "the org is checked before the scopes, as in the module");
 
     rec.expires_at = 1000;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "expired", "expires_at == now is expired");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_state(&rec, 1000), "expired",
+        apikey_record_state(&rec, 1000), "expired",
         "the state of an expired key");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 999, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 999, NULL, NULL),
         "ok", "expires_at in the future is ok");
 
     rec.revoked = 1;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "revoked", "revoked wins over expired");
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_state(&rec, 1000), "revoked",
+        apikey_record_state(&rec, 1000), "revoked",
         "the state of a revoked key");
 
     rec.revoked = 0;
     rec.expires_at = 0;
+    ngx_http_apikey_unit_is_str(
+        apikey_record_state(&rec, 1000), "active",
+        "the state of a plain key");
+
     rec.bad_expiry = 1;
     ngx_http_apikey_unit_is_str(
-        ngx_http_apikey_cli_record_verdict(&rec, 1000, NULL, 0, NULL),
+        ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "invalid", "an unreadable expires_at is invalid, as in the module");
+}
+
+
+static const char *
+ngx_http_apikey_unit_verdict_of(apikey_record_t *rec,
+    int64_t now, const char *scopes, const char *org)
+{
+    return ngx_http_apikey_policy_status_name(
+               apikey_record_verdict(rec, now, scopes, org));
 }
 
 
 static void
 ngx_http_apikey_unit_text(void)
 {
-    ngx_http_apikey_unit_ok(ngx_http_apikey_cli_text_valid("Nightly Export"),
+    ngx_http_apikey_unit_ok(apikey_text_valid("Nightly Export"),
                             "a name with spaces is valid");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_text_valid("Caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94"
-                                       "\x91"),
+        apikey_text_valid("Caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94"
+                          "\x91"),
         "a UTF-8 name is valid");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\nb"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\nb"),
                             "a newline in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\rb"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\rb"),
                             "a carriage return in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("a\x7f"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("a\x7f"),
                             "DEL in a name is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xc3"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xc3"),
                             "a truncated UTF-8 sequence is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xc0\xaf"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xc0\xaf"),
                             "an overlong UTF-8 form is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_text_valid("\xed\xa0\x80"),
+    ngx_http_apikey_unit_ok(!apikey_text_valid("\xed\xa0\x80"),
                             "a UTF-8 surrogate is refused");
 
-    ngx_http_apikey_unit_ok(ngx_http_apikey_cli_word_valid("read:people"),
+    ngx_http_apikey_unit_ok(apikey_word_valid("read:people"),
                             "a scope is a word");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid(""),
+    ngx_http_apikey_unit_ok(!apikey_word_valid(""),
                             "an empty word is refused");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid("a b"),
+    ngx_http_apikey_unit_ok(!apikey_word_valid("a b"),
                             "a word has no space");
-    ngx_http_apikey_unit_ok(!ngx_http_apikey_cli_word_valid("caf\xc3\xa9"),
+    ngx_http_apikey_unit_ok(!apikey_word_valid("caf\xc3\xa9"),
                             "a word is ASCII");
 }
 
@@ -203,8 +172,8 @@ ngx_http_apikey_unit_json(void)
 static const char *
 ngx_http_apikey_unit_json_of(const char *s)
 {
-    FILE         *f;
-    static char   buf[256];
+    FILE        *f;
+    static char  buf[256];
 
     memset(buf, 0, sizeof(buf));
 
@@ -213,7 +182,7 @@ ngx_http_apikey_unit_json_of(const char *s)
         return "(fmemopen failed)";
     }
 
-    ngx_http_apikey_cli_json_string(f, s);
+    apikey_json_string(f, s);
     fclose(f);
 
     return buf;
@@ -223,13 +192,13 @@ ngx_http_apikey_unit_json_of(const char *s)
 static void
 ngx_http_apikey_unit_addr(void)
 {
-    char                              err[NGX_HTTP_APIKEY_CLI_ERR_LEN];
-    ngx_http_apikey_cli_redis_conf_t  rc;
+    char                 err[APIKEY_ERR_LEN];
+    apikey_redis_conf_t  rc;
 
     memset(&rc, 0, sizeof(rc));
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "127.0.0.1:6380", err) == 0,
+            apikey_redis_addr(&rc, "127.0.0.1:6380", err) == 0,
             "host:port"))
     {
         ngx_http_apikey_unit_is_str(rc.host, "127.0.0.1", "host:port host");
@@ -238,7 +207,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "redis.local", err) == 0,
+            apikey_redis_addr(&rc, "redis.local", err) == 0,
             "a host alone"))
     {
         ngx_http_apikey_unit_is_int(rc.port, 6379, "the default port");
@@ -246,7 +215,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "[::1]:7000", err) == 0,
+            apikey_redis_addr(&rc, "[::1]:7000", err) == 0,
             "[v6]:port"))
     {
         ngx_http_apikey_unit_is_str(rc.host, "::1", "[v6]:port host");
@@ -255,7 +224,7 @@ ngx_http_apikey_unit_addr(void)
     }
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_redis_addr(&rc, "unix:/run/redis.sock", err)
+            apikey_redis_addr(&rc, "unix:/run/redis.sock", err)
             == 0, "unix:/path"))
     {
         ngx_http_apikey_unit_ok(rc.host == NULL, "unix: has no host");
@@ -265,22 +234,22 @@ ngx_http_apikey_unit_addr(void)
     }
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:0", err) == -1,
+        apikey_redis_addr(&rc, "host:0", err) == -1,
         "port 0 is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:65536", err) == -1,
+        apikey_redis_addr(&rc, "host:65536", err) == -1,
         "port 65536 is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "host:x", err) == -1,
+        apikey_redis_addr(&rc, "host:x", err) == -1,
         "a port must be a number");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, ":6379", err) == -1,
+        apikey_redis_addr(&rc, ":6379", err) == -1,
         "a host is required");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "::1", err) == -1,
+        apikey_redis_addr(&rc, "::1", err) == -1,
         "a bare IPv6 address is refused");
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_redis_addr(&rc, "unix:", err) == -1,
+        apikey_redis_addr(&rc, "unix:", err) == -1,
         "unix: needs a path");
 }
 
@@ -288,9 +257,9 @@ ngx_http_apikey_unit_addr(void)
 static void
 ngx_http_apikey_unit_parse(void)
 {
-    size_t                         i;
-    redisReply                     reply, elements[16], *element[16];
-    ngx_http_apikey_cli_record_t   rec;
+    size_t           i;
+    redisReply       reply, elements[16], *element[16];
+    apikey_record_t  rec;
 
     static const char  *fields[] = {
         "id", "k_abc", "name", "CI export", "scopes", "read:people",
@@ -313,7 +282,7 @@ ngx_http_apikey_unit_parse(void)
     reply.element = element;
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_record_parse(&rec, &reply) == 0,
+            apikey_record_parse(&rec, &reply) == 0,
             "an HGETALL reply is a record"))
     {
         ngx_http_apikey_unit_is_str(rec.id, "k_abc", "record id");
@@ -326,7 +295,7 @@ ngx_http_apikey_unit_parse(void)
         ngx_http_apikey_unit_is_int(rec.last_used_at, 0,
                                     "an empty last_used_at is never");
         ngx_http_apikey_unit_ok(rec.revoked, "revoked \"1\" is revoked");
-        ngx_http_apikey_cli_record_free(&rec);
+        apikey_record_free(&rec);
     }
 
     elements[9].str = "yes";
@@ -335,25 +304,26 @@ ngx_http_apikey_unit_parse(void)
     elements[7].len = 4;
 
     if (ngx_http_apikey_unit_ok(
-            ngx_http_apikey_cli_record_parse(&rec, &reply) == 0,
+            apikey_record_parse(&rec, &reply) == 0,
             "a record with odd values still parses"))
     {
-        ngx_http_apikey_unit_ok(!rec.revoked,
-                                "revoked other than \"1\" is not revoked");
+        ngx_http_apikey_unit_ok(rec.revoked,
+                                "revoked \"yes\" is revoked, as in the "
+                                "module");
         ngx_http_apikey_unit_ok(rec.bad_expiry,
                                 "a non-numeric expires_at is noticed");
-        ngx_http_apikey_cli_record_free(&rec);
+        apikey_record_free(&rec);
     }
 
     elements[1].len = 0;
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_record_parse(&rec, &reply) == -1,
+        apikey_record_parse(&rec, &reply) == -1,
         "a record with an empty id is not a key");
 
     reply.elements = 0;
 
     ngx_http_apikey_unit_ok(
-        ngx_http_apikey_cli_record_parse(&rec, &reply) == -1,
+        apikey_record_parse(&rec, &reply) == -1,
         "an empty reply is not a key");
 }

@@ -16,17 +16,16 @@
 #include "apikey_redis.h"
 
 
-#define NGX_HTTP_APIKEY_CLI_REDIS_ARGS      64
-#define NGX_HTTP_APIKEY_CLI_FILE_MAX        65536
+#define APIKEY_REDIS_ARGS       64
+#define APIKEY_FILE_MAX         65536
 
 /* seconds; a list of many keys is one pipelined round trip per stage */
-#define NGX_HTTP_APIKEY_CLI_CONNECT_TIMEOUT 3
-#define NGX_HTTP_APIKEY_CLI_COMMAND_TIMEOUT 10
+#define APIKEY_CONNECT_TIMEOUT  3
+#define APIKEY_COMMAND_TIMEOUT  10
 
 
 int
-ngx_http_apikey_cli_redis_addr(ngx_http_apikey_cli_redis_conf_t *rc,
-    const char *addr, char *err)
+apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
 {
     long         port;
     char        *end;
@@ -41,7 +40,7 @@ ngx_http_apikey_cli_redis_addr(ngx_http_apikey_cli_redis_conf_t *rc,
     if (strncmp(addr, "unix:", 5) == 0) {
 
         if (addr[5] == '\0') {
-            snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN,
+            snprintf(err, APIKEY_ERR_LEN,
                      "invalid Redis address \"%s\": no socket path", addr);
             return -1;
         }
@@ -97,7 +96,7 @@ ngx_http_apikey_cli_redis_addr(ngx_http_apikey_cli_redis_conf_t *rc,
 
 invalid:
 
-    snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN,
+    snprintf(err, APIKEY_ERR_LEN,
              "invalid Redis address \"%s\" (host:port, [v6]:port or "
              "unix:/path)", rc->addr);
 
@@ -106,39 +105,38 @@ invalid:
 
 
 int
-ngx_http_apikey_cli_file_read(const char *path, char **data, size_t *len,
-    char *err)
+apikey_file_read(const char *path, char **data, size_t *len, char *err)
 {
-    FILE    *f;
-    char    *buf;
-    size_t   n;
+    FILE   *f;
+    char   *buf;
+    size_t  n;
 
     f = fopen(path, "r");
     if (f == NULL) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "cannot open \"%s\": %s",
+        snprintf(err, APIKEY_ERR_LEN, "cannot open \"%s\": %s",
                  path, strerror(errno));
         return -1;
     }
 
-    buf = malloc(NGX_HTTP_APIKEY_CLI_FILE_MAX + 1);
+    buf = malloc(APIKEY_FILE_MAX + 1);
     if (buf == NULL) {
         fclose(f);
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "out of memory");
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
         return -1;
     }
 
-    n = fread(buf, 1, NGX_HTTP_APIKEY_CLI_FILE_MAX + 1, f);
+    n = fread(buf, 1, APIKEY_FILE_MAX + 1, f);
 
     if (ferror(f)) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "cannot read \"%s\": %s",
+        snprintf(err, APIKEY_ERR_LEN, "cannot read \"%s\": %s",
                  path, strerror(errno));
         goto failed;
     }
 
-    if (n > NGX_HTTP_APIKEY_CLI_FILE_MAX) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN,
+    if (n > APIKEY_FILE_MAX) {
+        snprintf(err, APIKEY_ERR_LEN,
                  "\"%s\" is larger than %d bytes", path,
-                 NGX_HTTP_APIKEY_CLI_FILE_MAX);
+                 APIKEY_FILE_MAX);
         goto failed;
     }
 
@@ -158,14 +156,14 @@ ngx_http_apikey_cli_file_read(const char *path, char **data, size_t *len,
 failed:
 
     fclose(f);
-    ngx_http_apikey_cli_file_free(buf, NGX_HTTP_APIKEY_CLI_FILE_MAX + 1);
+    apikey_file_free(buf, APIKEY_FILE_MAX + 1);
 
     return -1;
 }
 
 
 void
-ngx_http_apikey_cli_file_free(char *data, size_t len)
+apikey_file_free(char *data, size_t len)
 {
     if (data) {
         OPENSSL_cleanse(data, len);
@@ -175,15 +173,14 @@ ngx_http_apikey_cli_file_free(char *data, size_t len)
 
 
 redisContext *
-ngx_http_apikey_cli_redis_connect(ngx_http_apikey_cli_redis_conf_t *rc,
-    char *err)
+apikey_redis_connect(apikey_redis_conf_t *rc, char *err)
 {
     char            db[32];
     redisReply     *reply;
     redisContext   *c;
     struct timeval  tv;
 
-    tv.tv_sec = NGX_HTTP_APIKEY_CLI_CONNECT_TIMEOUT;
+    tv.tv_sec = APIKEY_CONNECT_TIMEOUT;
     tv.tv_usec = 0;
 
     if (rc->path) {
@@ -194,28 +191,27 @@ ngx_http_apikey_cli_redis_connect(ngx_http_apikey_cli_redis_conf_t *rc,
     }
 
     if (c == NULL || c->err) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN,
+        snprintf(err, APIKEY_ERR_LEN,
                  "cannot connect to Redis at %s: %s", rc->addr,
                  c ? c->errstr : "out of memory");
         goto failed;
     }
 
-    tv.tv_sec = NGX_HTTP_APIKEY_CLI_COMMAND_TIMEOUT;
+    tv.tv_sec = APIKEY_COMMAND_TIMEOUT;
 
     if (redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN,
+        snprintf(err, APIKEY_ERR_LEN,
                  "cannot set a timeout on the Redis connection");
         goto failed;
     }
 
     if (rc->password) {
         if (rc->user) {
-            reply = ngx_http_apikey_cli_redis_command(c, err, "AUTH",
-                                                      rc->user, rc->password,
-                                                      NULL);
+            reply = apikey_redis_command(c, err, "AUTH",
+                                         rc->user, rc->password,
+                                         NULL);
         } else {
-            reply = ngx_http_apikey_cli_redis_command(c, err, "AUTH",
-                                                      rc->password, NULL);
+            reply = apikey_redis_command(c, err, "AUTH", rc->password, NULL);
         }
 
         if (reply == NULL) {
@@ -228,7 +224,7 @@ ngx_http_apikey_cli_redis_connect(ngx_http_apikey_cli_redis_conf_t *rc,
     if (rc->db) {
         snprintf(db, sizeof(db), "%d", rc->db);
 
-        reply = ngx_http_apikey_cli_redis_command(c, err, "SELECT", db, NULL);
+        reply = apikey_redis_command(c, err, "SELECT", db, NULL);
         if (reply == NULL) {
             goto failed;
         }
@@ -249,13 +245,13 @@ failed:
 
 
 int
-ngx_http_apikey_cli_redis_append(redisContext *c, ...)
+apikey_redis_append(redisContext *c, ...)
 {
     int      rc;
     va_list  args;
 
     va_start(args, c);
-    rc = ngx_http_apikey_cli_redis_vappend(c, args);
+    rc = apikey_redis_vappend(c, args);
     va_end(args);
 
     return rc;
@@ -263,13 +259,13 @@ ngx_http_apikey_cli_redis_append(redisContext *c, ...)
 
 
 redisReply *
-ngx_http_apikey_cli_redis_read(redisContext *c, char *err)
+apikey_redis_read(redisContext *c, char *err)
 {
     void        *p;
     redisReply  *reply;
 
     if (redisGetReply(c, &p) != REDIS_OK || p == NULL) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "Redis: %s",
+        snprintf(err, APIKEY_ERR_LEN, "Redis: %s",
                  c->err ? c->errstr : "no reply");
         return NULL;
     }
@@ -277,7 +273,7 @@ ngx_http_apikey_cli_redis_read(redisContext *c, char *err)
     reply = p;
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "Redis: %.*s",
+        snprintf(err, APIKEY_ERR_LEN, "Redis: %.*s",
                  (int) reply->len, reply->str);
         freeReplyObject(reply);
         return NULL;
@@ -288,35 +284,35 @@ ngx_http_apikey_cli_redis_read(redisContext *c, char *err)
 
 
 redisReply *
-ngx_http_apikey_cli_redis_command(redisContext *c, char *err, ...)
+apikey_redis_command(redisContext *c, char *err, ...)
 {
     int      rc;
     va_list  args;
 
     va_start(args, err);
-    rc = ngx_http_apikey_cli_redis_vappend(c, args);
+    rc = apikey_redis_vappend(c, args);
     va_end(args);
 
     if (rc != 0) {
-        snprintf(err, NGX_HTTP_APIKEY_CLI_ERR_LEN, "Redis: %s",
+        snprintf(err, APIKEY_ERR_LEN, "Redis: %s",
                  c->err ? c->errstr : "cannot format a command");
         return NULL;
     }
 
-    return ngx_http_apikey_cli_redis_read(c, err);
+    return apikey_redis_read(c, err);
 }
 
 
 int
-ngx_http_apikey_cli_redis_vappend(redisContext *c, va_list args)
+apikey_redis_vappend(redisContext *c, va_list args)
 {
     int          argc;
-    size_t       argvlen[NGX_HTTP_APIKEY_CLI_REDIS_ARGS];
-    const char  *argv[NGX_HTTP_APIKEY_CLI_REDIS_ARGS], *arg;
+    size_t       argvlen[APIKEY_REDIS_ARGS];
+    const char  *argv[APIKEY_REDIS_ARGS], *arg;
 
     for (argc = 0; (arg = va_arg(args, const char *)) != NULL; argc++) {
 
-        if (argc == NGX_HTTP_APIKEY_CLI_REDIS_ARGS) {
+        if (argc == APIKEY_REDIS_ARGS) {
             return -1;
         }
 

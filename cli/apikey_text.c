@@ -13,12 +13,12 @@
 #include "apikey_text.h"
 
 
-static size_t ngx_http_apikey_cli_utf8_len(const unsigned char *p);
-static size_t ngx_http_apikey_cli_text_width(const char *s);
+static size_t apikey_utf8_len(const unsigned char *p);
+static size_t apikey_text_width(const char *s);
 
 
 int
-ngx_http_apikey_cli_text_valid(const char *s)
+apikey_text_valid(const char *s)
 {
     size_t                n;
     const unsigned char  *p;
@@ -31,7 +31,7 @@ ngx_http_apikey_cli_text_valid(const char *s)
             return 0;
         }
 
-        n = ngx_http_apikey_cli_utf8_len(p);
+        n = apikey_utf8_len(p);
 
         if (n == 0) {
             return 0;
@@ -45,7 +45,7 @@ ngx_http_apikey_cli_text_valid(const char *s)
 
 
 int
-ngx_http_apikey_cli_word_valid(const char *s)
+apikey_word_valid(const char *s)
 {
     size_t  i;
 
@@ -60,19 +60,19 @@ ngx_http_apikey_cli_word_valid(const char *s)
 
 
 void
-ngx_http_apikey_cli_json_string(FILE *f, const char *s)
+apikey_json_string(FILE *f, const char *s)
 {
     if (s == NULL) {
         fputs("null", f);
         return;
     }
 
-    ngx_http_apikey_cli_json_string_n(f, s, strlen(s));
+    apikey_json_string_n(f, s, strlen(s));
 }
 
 
 void
-ngx_http_apikey_cli_json_string_n(FILE *f, const char *s, size_t len)
+apikey_json_string_n(FILE *f, const char *s, size_t len)
 {
     size_t                n;
     const unsigned char  *p, *last;
@@ -117,7 +117,7 @@ ngx_http_apikey_cli_json_string_n(FILE *f, const char *s, size_t len)
             continue;
         }
 
-        n = ngx_http_apikey_cli_utf8_len(p);
+        n = apikey_utf8_len(p);
 
         if (n == 0 || n > (size_t) (last - p)) {
             fputs("\\ufffd", f);
@@ -134,7 +134,7 @@ ngx_http_apikey_cli_json_string_n(FILE *f, const char *s, size_t len)
 
 
 void
-ngx_http_apikey_cli_table_init(ngx_http_apikey_cli_table_t *t, size_t ncols)
+apikey_table_init(apikey_table_t *t, size_t ncols)
 {
     t->ncols = ncols;
     t->nrows = 0;
@@ -144,11 +144,10 @@ ngx_http_apikey_cli_table_init(ngx_http_apikey_cli_table_t *t, size_t ncols)
 
 
 int
-ngx_http_apikey_cli_table_add(ngx_http_apikey_cli_table_t *t,
-    const char *const *row)
+apikey_table_add(apikey_table_t *t, const char *const *row)
 {
-    size_t   i, n;
-    char   **cells, *s;
+    size_t  i, n;
+    char  **cells, *s;
 
     if (t->nrows == t->nalloc) {
         n = t->nalloc ? t->nalloc * 2 : 16;
@@ -183,7 +182,7 @@ ngx_http_apikey_cli_table_add(ngx_http_apikey_cli_table_t *t,
 
 
 void
-ngx_http_apikey_cli_table_print(FILE *f, ngx_http_apikey_cli_table_t *t)
+apikey_table_print(FILE *f, apikey_table_t *t)
 {
     size_t          r, c, w, *width;
     unsigned char  *p;
@@ -195,7 +194,7 @@ ngx_http_apikey_cli_table_print(FILE *f, ngx_http_apikey_cli_table_t *t)
 
     for (r = 0; r < t->nrows; r++) {
         for (c = 0; c < t->ncols; c++) {
-            w = ngx_http_apikey_cli_text_width(t->cells[r * t->ncols + c]);
+            w = apikey_text_width(t->cells[r * t->ncols + c]);
 
             if (w > width[c]) {
                 width[c] = w;
@@ -217,7 +216,7 @@ ngx_http_apikey_cli_table_print(FILE *f, ngx_http_apikey_cli_table_t *t)
                 break;
             }
 
-            w = ngx_http_apikey_cli_text_width(t->cells[r * t->ncols + c]);
+            w = apikey_text_width(t->cells[r * t->ncols + c]);
 
             fprintf(f, "%*s", (int) (width[c] - w + 2), "");
         }
@@ -230,7 +229,7 @@ ngx_http_apikey_cli_table_print(FILE *f, ngx_http_apikey_cli_table_t *t)
 
 
 void
-ngx_http_apikey_cli_table_free(ngx_http_apikey_cli_table_t *t)
+apikey_table_free(apikey_table_t *t)
 {
     size_t  i;
 
@@ -252,7 +251,7 @@ ngx_http_apikey_cli_table_free(ngx_http_apikey_cli_table_t *t)
 /* the length of the valid UTF-8 sequence at p, or 0 */
 
 static size_t
-ngx_http_apikey_cli_utf8_len(const unsigned char *p)
+apikey_utf8_len(const unsigned char *p)
 {
     size_t    n, i;
     uint32_t  u;
@@ -300,7 +299,7 @@ ngx_http_apikey_cli_utf8_len(const unsigned char *p)
 
 
 static size_t
-ngx_http_apikey_cli_text_width(const char *s)
+apikey_text_width(const char *s)
 {
     size_t  w;
 

@@ -1,0 +1,493 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_policy.h"
+#include "apikey.h"
+#include "apikey_commands.h"
+#include "apikey_options.h"
+#include "apikey_record.h"
+#include "apikey_text.h"
+#include "apikey_time.h"
+
+
+#define APIKEY_NAME_MAX          1024
+#define APIKEY_WORD_MAX          255
+
+/* getopt_long() values above every character */
+#define APIKEY_V(opt)            (0x100 + APIKEY_OPT_ ## opt)
+
+#define APIKEY_GLOBAL                                                        \
+    (APIKEY_O(REDIS) | APIKEY_O(DB) | APIKEY_O(USER)                         \
+     | APIKEY_O(PASSWORD_FILE) | APIKEY_O(REDIS_PREFIX)                      \
+     | APIKEY_O(HASH_SECRET_FILE) | APIKEY_O(HELP))
+
+
+static int apikey_option(apikey_cli_t *cli, int opt, const char *value);
+static int apikey_scope_add(apikey_cli_t *cli, const char *value);
+static int apikey_check(apikey_cli_t *cli, apikey_command_t *cmd);
+
+
+static struct option  apikey_long_options[] = {
+    { "redis", required_argument, NULL, APIKEY_V(REDIS) },
+    { "db", required_argument, NULL, APIKEY_V(DB) },
+    { "user", required_argument, NULL, APIKEY_V(USER) },
+    { "password-file", required_argument, NULL, APIKEY_V(PASSWORD_FILE) },
+    { "redis-prefix", required_argument, NULL, APIKEY_V(REDIS_PREFIX) },
+    { "hash-secret-file", required_argument, NULL, APIKEY_V(HASH_SECRET_FILE) },
+    { "help", no_argument, NULL, APIKEY_V(HELP) },
+    { "name", required_argument, NULL, APIKEY_V(NAME) },
+    { "scope", required_argument, NULL, APIKEY_V(SCOPE) },
+    { "org", required_argument, NULL, APIKEY_V(ORG) },
+    { "expires-in", required_argument, NULL, APIKEY_V(EXPIRES_IN) },
+    { "expires-at", required_argument, NULL, APIKEY_V(EXPIRES_AT) },
+    { "no-expiry", no_argument, NULL, APIKEY_V(NO_EXPIRY) },
+    { "prefix", required_argument, NULL, APIKEY_V(PREFIX) },
+    { "grace", required_argument, NULL, APIKEY_V(GRACE) },
+    { "json", no_argument, NULL, APIKEY_V(JSON) },
+    { NULL, 0, NULL, 0 }
+};
+
+
+int
+apikey_options(apikey_cli_t *cli, int argc, char **argv,
+    apikey_command_t **command)
+{
+    int                opt, rc;
+    const char        *name;
+    apikey_command_t  *cmd;
+
+    opterr = 0;
+
+    for ( ;; ) {
+        opt = getopt_long(argc, argv, "h", apikey_long_options, NULL);
+
+        if (opt == -1) {
+            break;
+        }
+
+        if (opt == '?') {
+            name = argv[optind - 1];
+
+            if (optopt >= 0x100) {
+                return apikey_usage_error(
+                           "option --%s %s",
+                           apikey_long_options[optopt - 0x100]
+                               .name,
+                           apikey_long_options[optopt - 0x100]
+                               .has_arg ? "needs a value" : "takes no value");
+            }
+
+            if (optopt != 0) {
+                return apikey_usage_error("unknown option -%c", optopt);
+            }
+
+            return apikey_usage_error("unknown option %s", name);
+        }
+
+        opt = (opt == 'h') ? APIKEY_OPT_HELP : opt - 0x100;
+
+        if (opt != APIKEY_OPT_SCOPE
+            && (cli->options & (1U << opt)))
+        {
+            return apikey_usage_error("option --%s is duplicate",
+                       apikey_long_options[opt].name);
+        }
+
+        cli->options |= 1U << opt;
+
+        rc = apikey_option(cli, opt, optarg);
+        if (rc != APIKEY_OK) {
+            return rc;
+        }
+    }
+
+    if (cli->options & APIKEY_O(HELP)) {
+        apikey_usage(stdout);
+        return APIKEY_OK;
+    }
+
+    if (optind == argc) {
+        return apikey_usage_error("no command given");
+    }
+
+    name = argv[optind++];
+
+    if (strcmp(name, "help") == 0) {
+        apikey_usage(stdout);
+        return APIKEY_OK;
+    }
+
+    for (cmd = apikey_commands; cmd->name; cmd++) {
+        if (strcmp(name, cmd->name) == 0) {
+            break;
+        }
+    }
+
+    if (cmd->name == NULL) {
+        return apikey_usage_error("unknown command \"%s\"", name);
+    }
+
+    if (cmd->arg) {
+        if (optind == argc) {
+            return apikey_usage_error("%s needs %s", cmd->name, cmd->arg);
+        }
+
+        cli->arg = argv[optind++];
+    }
+
+    if (optind != argc) {
+        return apikey_usage_error("unexpected argument \"%s\"", argv[optind]);
+    }
+
+    rc = apikey_check(cli, cmd);
+    if (rc != APIKEY_OK) {
+        return rc;
+    }
+
+    *command = cmd;
+
+    return APIKEY_OK;
+}
+
+
+int
+apikey_fail(const char *fmt, ...)
+{
+    va_list  args;
+
+    fputs("apikey: ", stderr);
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    fputc('\n', stderr);
+
+    return APIKEY_ERROR;
+}
+
+
+int
+apikey_usage_error(const char *fmt, ...)
+{
+    va_list  args;
+
+    fputs("apikey: ", stderr);
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    fputs("\n\n", stderr);
+
+    apikey_usage(stderr);
+
+    return APIKEY_USAGE;
+}
+
+
+void
+apikey_usage(FILE *f)
+{
+    fputs(
+"usage: apikey [options] command [arguments]\n"
+"\n"
+"commands:\n"
+"  create --name NAME [--scope S]... [--org ORG]\n"
+"         [--expires-in DUR | --expires-at TIME] [--prefix P] [--json]\n"
+"  list   [--org ORG] [--json]\n"
+"  show   ID [--json]\n"
+"  update ID [--name NAME] [--scope S]...\n"
+"         [--expires-in DUR | --expires-at TIME | --no-expiry] [--json]\n"
+"  revoke ID [--json]\n"
+"  rotate ID [--grace DUR] [--prefix P] [--json]\n"
+"  verify [--scope S]... [--org ORG] [--json] KEY|-\n"
+"\n"
+"options (as the module's directives):\n"
+"  --redis ADDR             host:port, [v6addr]:port or unix:/path\n"
+"                           (default: $APIKEY_REDIS or 127.0.0.1:6379)\n"
+"  --db N                   Redis database number (default 0)\n"
+"  --user NAME              Redis ACL user (needs --password-file)\n"
+"  --password-file PATH     Redis password, one trailing newline stripped\n"
+"  --redis-prefix P         prefix of every Redis key (default apikey:)\n"
+"  --hash-secret-file PATH  as apikey_hash_secret_file: HMAC-SHA256 hashes\n"
+"\n"
+"DUR is like 90m, 12h, 30d or 2s; TIME is RFC 3339, like\n"
+"2030-01-31T12:00:00Z.  A key is printed once, by create and rotate.\n"
+"Exit status: 0 done, 1 runtime error, 2 usage error.\n",
+    f);
+}
+
+
+static int
+apikey_option(apikey_cli_t *cli, int opt, const char *value)
+{
+    int64_t  n;
+
+    switch (opt) {
+
+    case APIKEY_OPT_REDIS:
+        cli->redis.addr = value;
+        break;
+
+    case APIKEY_OPT_DB:
+        n = apikey_number(value);
+
+        if (n < 0 || n > 65535) {
+            return apikey_usage_error("invalid --db \"%s\"", value);
+        }
+
+        cli->redis.db = (int) n;
+        break;
+
+    case APIKEY_OPT_USER:
+        if (!apikey_word_valid(value)) {
+            return apikey_usage_error("invalid --user");
+        }
+
+        cli->redis.user = value;
+        break;
+
+    case APIKEY_OPT_PASSWORD_FILE:
+        cli->password_file = value;
+        break;
+
+    case APIKEY_OPT_REDIS_PREFIX:
+        if (strlen(value) > APIKEY_WORD_MAX
+            || (value[0] && !apikey_word_valid(value)))
+        {
+            return apikey_usage_error(
+                       "invalid --redis-prefix \"%s\"", value);
+        }
+
+        cli->store.prefix = value;
+        break;
+
+    case APIKEY_OPT_HASH_SECRET_FILE:
+        cli->secret_file = value;
+        break;
+
+    case APIKEY_OPT_NAME:
+        if (value[0] == '\0' || strlen(value) > APIKEY_NAME_MAX
+            || !apikey_text_valid(value))
+        {
+            return apikey_usage_error(
+                       "invalid --name: 1 to %d bytes of UTF-8 text without "
+                       "control characters", APIKEY_NAME_MAX);
+        }
+
+        cli->name = value;
+        break;
+
+    case APIKEY_OPT_SCOPE:
+        return apikey_scope_add(cli, value);
+
+    case APIKEY_OPT_ORG:
+        if (!apikey_word_valid(value)) {
+            return apikey_usage_error(
+                       "invalid --org \"%s\": printable characters without "
+                       "spaces", value);
+        }
+
+        cli->org = value;
+        break;
+
+    case APIKEY_OPT_EXPIRES_IN:
+        if (apikey_duration_parse(value, &n) != 0 || n == 0) {
+            return apikey_usage_error(
+                       "invalid --expires-in \"%s\" (like 90m, 12h, 30d)",
+                       value);
+        }
+
+        cli->expires_at = cli->now + n;
+        break;
+
+    case APIKEY_OPT_EXPIRES_AT:
+        if (apikey_time_parse(value, &n) != 0) {
+            return apikey_usage_error(
+                       "invalid --expires-at \"%s\" (RFC 3339, like "
+                       "2030-01-31T12:00:00Z)", value);
+        }
+
+        cli->expires_at = n;
+        break;
+
+    case APIKEY_OPT_PREFIX:
+        if (!ngx_http_apikey_key_prefix_valid((const unsigned char *) value,
+                                              strlen(value)))
+        {
+            return apikey_usage_error(
+                       "invalid --prefix \"%s\": up to %d letters, digits "
+                       "and underscores, ending in \"_\"", value,
+                       NGX_HTTP_APIKEY_KEY_PREFIX_MAX);
+        }
+
+        cli->prefix = value;
+        break;
+
+    case APIKEY_OPT_GRACE:
+        if (apikey_duration_parse(value, &n) != 0) {
+            return apikey_usage_error(
+                       "invalid --grace \"%s\" (like 0, 90m, 12h, 7d)",
+                       value);
+        }
+
+        cli->grace = n;
+        break;
+
+    default:
+        /* --help, --no-expiry and --json are flags */
+        break;
+    }
+
+    return APIKEY_OK;
+}
+
+
+/*
+ * A --scope value may hold several scopes separated by spaces; cli->scopes
+ * keeps them as a record does, each once.
+ */
+
+static int
+apikey_scope_add(apikey_cli_t *cli, const char *value)
+{
+    int                   valid;
+    char                 *scopes, *scope;
+    size_t                len, have, n;
+    const unsigned char  *p, *last, *start, *q, *qlast, *known;
+
+    /* --scope "" is a list, if empty: update clears the key's scopes */
+
+    if (cli->scopes == NULL) {
+        cli->scopes = calloc(1, 1);
+        if (cli->scopes == NULL) {
+            return apikey_fail("out of memory");
+        }
+    }
+
+    p = (const unsigned char *) value;
+    last = p + strlen(value);
+
+    while ((start = ngx_http_apikey_policy_scope_next(&p, last, &len))
+           != NULL)
+    {
+        scope = strndup((const char *) start, len);
+        if (scope == NULL) {
+            return apikey_fail("out of memory");
+        }
+
+        valid = apikey_word_valid(scope);
+        free(scope);
+
+        if (!valid) {
+            return apikey_usage_error("invalid --scope \"%s\": printable "
+                                      "characters without spaces", value);
+        }
+
+        have = strlen(cli->scopes);
+
+        q = (const unsigned char *) cli->scopes;
+        qlast = q + have;
+
+        while ((known = ngx_http_apikey_policy_scope_next(&q, qlast, &n))
+               != NULL)
+        {
+            if (n == len && memcmp(known, start, len) == 0) {
+                break;
+            }
+        }
+
+        if (known != NULL) {
+            continue;
+        }
+
+        scopes = realloc(cli->scopes, have + len + 2);
+        if (scopes == NULL) {
+            return apikey_fail("out of memory");
+        }
+
+        if (have) {
+            scopes[have++] = ' ';
+        }
+
+        memcpy(scopes + have, start, len);
+        scopes[have + len] = '\0';
+
+        cli->scopes = scopes;
+    }
+
+    return APIKEY_OK;
+}
+
+
+static int
+apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
+{
+    int       i;
+    unsigned  extra, expiry;
+
+    extra = cli->options & ~(cmd->options | APIKEY_GLOBAL);
+
+    if (extra) {
+        for (i = 0; (extra & (1U << i)) == 0; i++) { /* void */ }
+
+        return apikey_usage_error("%s does not take --%s",
+                   cmd->name, apikey_long_options[i].name);
+    }
+
+    expiry = cli->options & APIKEY_EXPIRY;
+
+    if (expiry & (expiry - 1)) {
+        return apikey_usage_error(
+                   "--expires-in, --expires-at and --no-expiry exclude "
+                   "each other");
+    }
+
+    if ((cli->options & APIKEY_O(USER))
+        && !(cli->options & APIKEY_O(PASSWORD_FILE)))
+    {
+        return apikey_usage_error("--user needs --password-file");
+    }
+
+    if (cmd->handler == apikey_create) {
+
+        if (cli->name == NULL) {
+            return apikey_usage_error("create needs --name");
+        }
+
+        if (expiry && cli->expires_at <= cli->now) {
+            return apikey_usage_error(
+                       "--expires-at is in the past");
+        }
+    }
+
+    if (cmd->handler == apikey_update
+        && (cli->options
+            & (APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY))
+           == 0)
+    {
+        return apikey_usage_error(
+                   "update needs --name, --scope, --expires-in, --expires-at "
+                   "or --no-expiry");
+    }
+
+    if (cli->arg && cmd->handler != apikey_verify
+        && (!apikey_word_valid(cli->arg)
+            || strlen(cli->arg) > APIKEY_WORD_MAX))
+    {
+        return apikey_usage_error("invalid ID \"%s\"", cli->arg);
+    }
+
+    return APIKEY_OK;
+}

@@ -1,0 +1,641 @@
+
+/*
+ * Copyright (C) the ngx_http_apikey_module authors
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apikey_store.h"
+
+
+/* an id drawn is taken once in 62^12: three in a row mean a broken RNG */
+#define APIKEY_STORE_ID_TRIES    3
+
+
+static const char *apikey_store_name(apikey_store_t *store, char *buf,
+    const char *kind, const char *value);
+static int apikey_store_claim_id(apikey_store_t *store,
+    apikey_record_t *rec);
+static void apikey_store_last_used_reply(apikey_record_t *rec,
+    redisReply *reply);
+static int apikey_store_list_stale(apikey_store_list_t *list, const char *id);
+
+
+/* docs/redis-schema.md: P<hash>, Pid:<id>, Pids, Porg:<org>, Plast_used */
+
+const char *
+apikey_store_record_name(apikey_store_t *store, char *buf, const char *hash)
+{
+    return apikey_store_name(store, buf, "", hash);
+}
+
+
+const char *
+apikey_store_id_name(apikey_store_t *store, char *buf, const char *id)
+{
+    return apikey_store_name(store, buf, "id:", id);
+}
+
+
+const char *
+apikey_store_ids_name(apikey_store_t *store, char *buf)
+{
+    return apikey_store_name(store, buf, "ids", "");
+}
+
+
+const char *
+apikey_store_org_name(apikey_store_t *store, char *buf, const char *org)
+{
+    return apikey_store_name(store, buf, "org:", org);
+}
+
+
+const char *
+apikey_store_last_used_name(apikey_store_t *store, char *buf)
+{
+    return apikey_store_name(store, buf, "last_used", "");
+}
+
+
+int
+apikey_store_load(apikey_store_t *store, const char *id,
+    apikey_record_t *rec, int watch)
+{
+    char         iname[APIKEY_STORE_NAME_LEN];
+    char         rname[APIKEY_STORE_NAME_LEN];
+    char         hash[NGX_HTTP_APIKEY_HASH_HEX_LEN + 1];
+    redisReply  *reply;
+
+    memset(rec, 0, sizeof(apikey_record_t));
+
+    apikey_store_id_name(store, iname, id);
+
+    if (watch) {
+        reply = apikey_redis_command(store->ctx, store->err, "WATCH", iname,
+                                     NULL);
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    reply = apikey_redis_command(store->ctx, store->err, "GET", iname, NULL);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING
+        || reply->len != NGX_HTTP_APIKEY_HASH_HEX_LEN)
+    {
+        freeReplyObject(reply);
+        goto none;
+    }
+
+    memcpy(hash, reply->str, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+    hash[NGX_HTTP_APIKEY_HASH_HEX_LEN] = '\0';
+    freeReplyObject(reply);
+
+    apikey_store_record_name(store, rname, hash);
+
+    if (watch) {
+        reply = apikey_redis_command(store->ctx, store->err, "WATCH", rname,
+                                     NULL);
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    reply = apikey_redis_command(store->ctx, store->err, "HGETALL", rname,
+                                 NULL);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (apikey_record_parse(rec, reply) != 0 || strcmp(rec->id, id) != 0) {
+        freeReplyObject(reply);
+        apikey_record_free(rec);
+        goto none;
+    }
+
+    freeReplyObject(reply);
+
+    memcpy(rec->hash, hash, sizeof(hash));
+
+    if (apikey_store_last_used(store, rec) != 0) {
+        apikey_record_free(rec);
+        return -1;
+    }
+
+    return 0;
+
+none:
+
+    snprintf(store->err, APIKEY_ERR_LEN, "no key with id %s", id);
+
+    return -1;
+}
+
+
+int
+apikey_store_last_used(apikey_store_t *store, apikey_record_t *rec)
+{
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    reply = apikey_redis_command(store->ctx, store->err, "HGET",
+                                 apikey_store_last_used_name(store, name),
+                                 rec->id, NULL);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    apikey_store_last_used_reply(rec, reply);
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+/*
+ * Three pipelined round trips however many keys there are: the index, the
+ * id index of each id, then each record with its last use.
+ */
+
+int
+apikey_store_list(apikey_store_t *store, const char *org,
+    apikey_store_list_t *list)
+{
+    int               rc;
+    size_t            i, n;
+    char              set[APIKEY_STORE_NAME_LEN];
+    char              name[APIKEY_STORE_NAME_LEN];
+    redisReply       *ids, *reply, *used, **hashes;
+    apikey_record_t  *rec;
+
+    memset(list, 0, sizeof(apikey_store_list_t));
+
+    if (org) {
+        apikey_store_org_name(store, set, org);
+
+    } else {
+        apikey_store_ids_name(store, set);
+    }
+
+    ids = apikey_redis_command(store->ctx, store->err, "SMEMBERS", set, NULL);
+    if (ids == NULL) {
+        return -1;
+    }
+
+    n = (ids->type == REDIS_REPLY_ARRAY) ? ids->elements : 0;
+
+    rc = -1;
+
+    hashes = calloc(n + 1, sizeof(redisReply *));
+    list->recs = calloc(n + 1, sizeof(apikey_record_t));
+    list->stale = calloc(n + 1, sizeof(char *));
+
+    if (hashes == NULL || list->recs == NULL || list->stale == NULL) {
+        snprintf(store->err, APIKEY_ERR_LEN, "out of memory");
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        apikey_redis_append(store->ctx, "GET",
+                            apikey_store_id_name(store, name,
+                                                 ids->element[i]->str),
+                            NULL);
+    }
+
+    for (i = 0; i < n; i++) {
+        hashes[i] = apikey_redis_read(store->ctx, store->err);
+
+        if (hashes[i] == NULL) {
+            goto done;
+        }
+
+        if (hashes[i]->type != REDIS_REPLY_STRING
+            || hashes[i]->len != NGX_HTTP_APIKEY_HASH_HEX_LEN)
+        {
+            freeReplyObject(hashes[i]);
+            hashes[i] = NULL;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (hashes[i] != NULL) {
+            apikey_redis_append(store->ctx, "HGETALL",
+                                apikey_store_record_name(store, name,
+                                                         hashes[i]->str),
+                                NULL);
+            apikey_redis_append(store->ctx, "HGET",
+                                apikey_store_last_used_name(store, name),
+                                ids->element[i]->str, NULL);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (hashes[i] == NULL) {
+            /* the record expired or was deleted */
+
+            if (apikey_store_list_stale(list, ids->element[i]->str) != 0) {
+                snprintf(store->err, APIKEY_ERR_LEN, "out of memory");
+                goto done;
+            }
+
+            continue;
+        }
+
+        reply = apikey_redis_read(store->ctx, store->err);
+        if (reply == NULL) {
+            goto done;
+        }
+
+        used = apikey_redis_read(store->ctx, store->err);
+        if (used == NULL) {
+            freeReplyObject(reply);
+            goto done;
+        }
+
+        rec = &list->recs[list->nrecs];
+
+        if (apikey_record_parse(rec, reply) != 0) {
+            freeReplyObject(reply);
+            freeReplyObject(used);
+
+            if (apikey_store_list_stale(list, ids->element[i]->str) != 0) {
+                snprintf(store->err, APIKEY_ERR_LEN, "out of memory");
+                goto done;
+            }
+
+            continue;
+        }
+
+        freeReplyObject(reply);
+
+        apikey_store_last_used_reply(rec, used);
+        freeReplyObject(used);
+
+        if (strcmp(rec->id, ids->element[i]->str) != 0
+            || (org && (rec->org == NULL || strcmp(rec->org, org) != 0)))
+        {
+            /* not this index's key: leave it to whoever wrote it */
+            apikey_record_free(rec);
+            continue;
+        }
+
+        memcpy(rec->hash, hashes[i]->str, NGX_HTTP_APIKEY_HASH_HEX_LEN);
+        list->nrecs++;
+    }
+
+    rc = 0;
+
+done:
+
+    for (i = 0; i < n; i++) {
+        if (hashes && hashes[i]) {
+            freeReplyObject(hashes[i]);
+        }
+    }
+
+    free(hashes);
+    freeReplyObject(ids);
+
+    return rc;
+}
+
+
+int
+apikey_store_prune(apikey_store_t *store, const char *org,
+    apikey_store_list_t *list)
+{
+    size_t       i;
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    for (i = 0; i < list->nstale; i++) {
+        if (org) {
+            apikey_redis_append(store->ctx, "SREM",
+                                apikey_store_org_name(store, name, org),
+                                list->stale[i], NULL);
+        }
+
+        apikey_redis_append(store->ctx, "SREM",
+                            apikey_store_ids_name(store, name),
+                            list->stale[i], NULL);
+        apikey_redis_append(store->ctx, "DEL",
+                            apikey_store_id_name(store, name, list->stale[i]),
+                            NULL);
+        apikey_redis_append(store->ctx, "HDEL",
+                            apikey_store_last_used_name(store, name),
+                            list->stale[i], NULL);
+    }
+
+    for (i = 0; i < list->nstale * (org ? 4 : 3); i++) {
+        reply = apikey_redis_read(store->ctx, store->err);
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return 0;
+}
+
+
+void
+apikey_store_list_free(apikey_store_list_t *list)
+{
+    size_t  i;
+
+    if (list->recs) {
+        for (i = 0; i < list->nrecs; i++) {
+            apikey_record_free(&list->recs[i]);
+        }
+
+        free(list->recs);
+    }
+
+    if (list->stale) {
+        for (i = 0; i < list->nstale; i++) {
+            free(list->stale[i]);
+        }
+
+        free(list->stale);
+    }
+
+    memset(list, 0, sizeof(apikey_store_list_t));
+}
+
+
+int
+apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
+{
+    int          rc, failed;
+    size_t       i, n;
+    char         err[APIKEY_ERR_LEN];
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    if (apikey_store_claim_id(store, rec) != 0) {
+        return -1;
+    }
+
+    /*
+     * Plain pipelined commands, not a transaction: an EXEC would end the
+     * WATCH that rotate keeps on the old key meanwhile.
+     */
+
+    rc = apikey_redis_append(store->ctx, "SADD",
+                             apikey_store_ids_name(store, name), rec->id,
+                             NULL);
+    n = 1;
+
+    if (rec->org) {
+        rc |= apikey_redis_append(store->ctx, "SADD",
+                                  apikey_store_org_name(store, name,
+                                                        rec->org),
+                                  rec->id, NULL);
+        n++;
+    }
+
+    if (rc != 0) {
+        snprintf(store->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
+        return -1;
+    }
+
+    failed = 0;
+
+    for (i = 0; i < n; i++) {
+        reply = apikey_redis_read(store->ctx, err);
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+            continue;
+        }
+
+        if (!failed) {
+            memcpy(store->err, err, APIKEY_ERR_LEN);
+            failed = 1;
+        }
+
+        if (store->ctx->err) {
+            return -1;
+        }
+    }
+
+    if (failed) {
+        apikey_store_unindex(store, rec);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec)
+{
+    size_t       i, n;
+    char         err[APIKEY_ERR_LEN];
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    n = 0;
+
+    n += apikey_redis_append(store->ctx, "DEL",
+                             apikey_store_id_name(store, name, rec->id),
+                             NULL) == 0;
+    n += apikey_redis_append(store->ctx, "SREM",
+                             apikey_store_ids_name(store, name), rec->id,
+                             NULL) == 0;
+
+    if (rec->org) {
+        n += apikey_redis_append(store->ctx, "SREM",
+                                 apikey_store_org_name(store, name, rec->org),
+                                 rec->id, NULL) == 0;
+    }
+
+    /* an index of the wrong type refuses SREM, as it refused SADD */
+
+    for (i = 0; i < n; i++) {
+        reply = apikey_redis_read(store->ctx, err);
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+
+        } else if (store->ctx->err) {
+            break;
+        }
+    }
+}
+
+
+size_t
+apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec)
+{
+    size_t  i;
+    char    name[APIKEY_STORE_NAME_LEN];
+    char    expires[32], created[32];
+
+    snprintf(expires, sizeof(expires), "%lld", (long long) rec->expires_at);
+    snprintf(created, sizeof(created), "%lld", (long long) rec->created_at);
+
+    i = apikey_tx_queue(tx, "HSET",
+                        apikey_store_record_name(store, name, rec->hash),
+                        "id", rec->id,
+                        "name", rec->name ? rec->name : "",
+                        "org", rec->org ? rec->org : "",
+                        "scopes", rec->scopes ? rec->scopes : "",
+                        "expires_at", expires,
+                        "created_at", created,
+                        "hint", rec->hint,
+                        "prefix", rec->prefix,
+                        NULL);
+
+    if (rec->expires_at) {
+        apikey_store_queue_keep(store, tx, rec, rec->expires_at);
+    }
+
+    return i;
+}
+
+
+size_t
+apikey_store_queue_field(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec, const char *field, const char *value)
+{
+    char  name[APIKEY_STORE_NAME_LEN];
+
+    return apikey_tx_queue(tx, "HSET",
+                           apikey_store_record_name(store, name, rec->hash),
+                           field, value, NULL);
+}
+
+
+/* the module decides by expires_at and revoked, never by this TTL */
+
+void
+apikey_store_queue_keep(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec, int64_t until)
+{
+    char  name[APIKEY_STORE_NAME_LEN];
+    char  at[32];
+
+    if (until == 0) {
+        apikey_tx_queue(tx, "PERSIST",
+                        apikey_store_record_name(store, name, rec->hash),
+                        NULL);
+        apikey_tx_queue(tx, "PERSIST",
+                        apikey_store_id_name(store, name, rec->id), NULL);
+        return;
+    }
+
+    snprintf(at, sizeof(at), "%lld", (long long) (until + APIKEY_KEEP));
+
+    apikey_tx_queue(tx, "EXPIREAT",
+                    apikey_store_record_name(store, name, rec->hash), at,
+                    NULL);
+    apikey_tx_queue(tx, "EXPIREAT",
+                    apikey_store_id_name(store, name, rec->id), at, NULL);
+}
+
+
+/*
+ * Ids are random; SET NX makes sure that one already taken is never
+ * overwritten, and another is drawn.
+ */
+
+static int
+apikey_store_claim_id(apikey_store_t *store, apikey_record_t *rec)
+{
+    int          n, taken;
+    char        *id;
+    char         name[APIKEY_STORE_NAME_LEN];
+    redisReply  *reply;
+
+    for (n = 0; n < APIKEY_STORE_ID_TRIES; n++) {
+
+        id = apikey_record_id();
+        if (id == NULL) {
+            snprintf(store->err, APIKEY_ERR_LEN, "cannot make an id");
+            return -1;
+        }
+
+        reply = apikey_redis_command(store->ctx, store->err, "SET",
+                                     apikey_store_id_name(store, name, id),
+                                     rec->hash, "NX", NULL);
+        if (reply == NULL) {
+            free(id);
+            return -1;
+        }
+
+        taken = (reply->type == REDIS_REPLY_NIL);
+        freeReplyObject(reply);
+
+        if (!taken) {
+            free(rec->id);
+            rec->id = id;
+            return 0;
+        }
+
+        free(id);
+    }
+
+    snprintf(store->err, APIKEY_ERR_LEN,
+             "cannot find a free id in %d tries", APIKEY_STORE_ID_TRIES);
+
+    return -1;
+}
+
+
+static const char *
+apikey_store_name(apikey_store_t *store, char *buf, const char *kind,
+    const char *value)
+{
+    snprintf(buf, APIKEY_STORE_NAME_LEN, "%s%s%s", store->prefix, kind, value);
+
+    return buf;
+}
+
+
+static void
+apikey_store_last_used_reply(apikey_record_t *rec, redisReply *reply)
+{
+    int64_t  t;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    t = apikey_number(reply->str);
+
+    /* a last_used_at field in the record, from older writers, may be newer */
+
+    if (t > rec->last_used_at) {
+        rec->last_used_at = t;
+    }
+}
+
+
+static int
+apikey_store_list_stale(apikey_store_list_t *list, const char *id)
+{
+    list->stale[list->nstale] = strdup(id);
+
+    if (list->stale[list->nstale] == NULL) {
+        return -1;
+    }
+
+    list->nstale++;
+
+    return 0;
+}
