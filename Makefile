@@ -136,7 +136,8 @@ deb:
 	@$(call apikey_need,$(DEB_DEPS))
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
-	tree=$$(git stash create) && git archive "$${tree:-HEAD}" \
+	tree=$$(git -c user.name=make -c user.email=make@localhost \
+	    stash create) && git archive "$${tree:-HEAD}" \
 	    | tar -x -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc
 	rm -rf $(DEB_DIR)/src
