@@ -30,8 +30,9 @@ MODULES_DIR  ?= /usr/lib/nginx/modules
 DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
                 libpcre2-dev zlib1g-dev redis-server
 
-# and those make deb needs besides (debian/control's Build-Depends)
-DEB_DEPS     := $(DEPS) debhelper dpkg-dev fakeroot lintian
+# and those make deb needs besides: debian/control's Build-Depends, and
+# build-essential, which dpkg-buildpackage checks too
+DEB_DEPS     := $(DEPS) build-essential debhelper dpkg-dev fakeroot lintian
 
 MODULE       := $(BUILD)/ngx_http_apikey_module.so
 CLI          := $(BUILD)/apikey
@@ -136,6 +137,7 @@ deb:
 	@$(call apikey_need,$(DEB_DEPS))
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
+	set -o pipefail; \
 	tree=$$(git -c user.name=make -c user.email=make@localhost \
 	    stash create) && git archive "$${tree:-HEAD}" \
 	    | tar -x -C $(DEB_DIR)/src
