@@ -4,14 +4,15 @@
 # `apikey` made, and apt-get purge leaves nothing behind.
 #
 # Run as root by `make test-deb` (not by `make test`: it installs and purges
-# packages). The system's nginx service is neither started nor stopped: the
-# nginx here runs from a private prefix on a free loopback port.
+# packages, also when they were installed before). The system's nginx
+# service is neither started nor stopped: the nginx here runs from a private
+# prefix on a free loopback port. Its configuration includes every
+# installed module's snippet, as Debian's nginx.conf does.
 
 use lib 't/lib';
 use ApiKey::Test;
-use ApiKey::Test::Proc qw(spawn stop_child child_alive);
-use IO::Socket::INET;
 use JSON::PP ();
+use POSIX ();
 
 my @PACKAGES = qw(libnginx-mod-http-apikey apikey);
 my $SO = '/usr/lib/nginx/modules/ngx_http_apikey_module.so';
@@ -62,7 +63,8 @@ must(@debs == 2, 'make deb built both packages',
 
 my $purged;
 END {
-    # a failed step still leaves the machine as it was
+    # a failed step still leaves the machine without the packages
+    local $?;
     apt_get('purge', @PACKAGES) if @debs == 2 && !$purged && $> == 0;
 }
 
@@ -93,63 +95,26 @@ is(scalar(<$fh>), "load_module modules/ngx_http_apikey_module.so;\n",
 close $fh;
 
 
-# The packaged nginx with a private configuration that includes the
-# installed snippet. Its relative "modules/" path is resolved against the
-# prefix, so the private prefix gets the packaged module directory.
-
-my $dir = test_dir() . '/nginx';
-mkdir "$dir" or die "$dir: $!";
-mkdir "$dir/html" or die "$dir/html: $!";
-chmod 0755, $dir, "$dir/html";
-symlink('/usr/share/nginx/modules', "$dir/modules")
-    or die "$dir/modules: $!";
-open($fh, '>', "$dir/html/index.html") or die "index.html: $!";
-print {$fh} "protected\n";
-close $fh;
-chmod 0644, "$dir/html/index.html";
+# The packaged nginx (the harness runs it with its own prefix and
+# configuration, see ApiKey::Test::Nginx), loading the module only through
+# the installed snippet.
 
 my $redis = start_redis();
-my $port = free_port();
-
-open($fh, '>', "$dir/nginx.conf") or die "nginx.conf: $!";
-print {$fh} <<"EOF";
-include /etc/nginx/modules-enabled/*.conf;
-
-daemon off;
-master_process on;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log info;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    access_log $dir/access.log;
-    client_body_temp_path $dir/client_body_temp;
-    proxy_temp_path $dir/proxy_temp;
-    fastcgi_temp_path $dir/fastcgi_temp;
-    uwsgi_temp_path $dir/uwsgi_temp;
-    scgi_temp_path $dir/scgi_temp;
-    default_type text/plain;
-
+my %conf = (module => 0, redis => $redis,
+    main => 'include /etc/nginx/modules-enabled/*.conf;',
+    http => <<'EOF');
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:%%PORT%%;
 
         location / {
             apikey on;
-            apikey_redis ${\ $redis->addr};
-            root $dir/html;
+            apikey_redis %%REDIS%%;
+            proxy_pass http://%%ECHO%%;
         }
     }
-}
 EOF
-close $fh;
 
-my @nginx = ('/usr/sbin/nginx', '-e', "$dir/error.log", '-p', "$dir/",
-    '-c', "$dir/nginx.conf");
-($rc, $out) = run(@nginx, '-t');
+($rc, $out) = nginx_check(%conf);
 must($rc == 0 && $out =~ /test is successful/,
     'nginx -t: the configuration loads the module from modules-enabled',
     $out);
@@ -160,37 +125,22 @@ must($rc == 0 && $out =~ /test is successful/,
 ($rc, $out) = run($CLI, '--redis', $redis->addr, 'create', '--name', 'x',
     '--json');
 must($rc == 0, "$CLI create --json", $out);
-my $json = $out =~ /^(\{.*\})\s*$/m ? $1 : '';
-my $key = eval { JSON::PP->new->decode($json)->{key} };
-must(defined $key && length $key, 'the tool printed the new key');
+my ($json) = $out =~ /^(\{.*\})\s*$/m;
+my $made = eval { JSON::PP->new->decode($json // '') };
+must($made && $made->{key}, 'the tool printed the new key', $out);
 
-my $nginx = spawn(name => 'nginx', cmd => \@nginx, out => "$dir/stderr.log",
-    stop => sub {
-        my ($c) = @_;
-        kill 'QUIT', $c->{pid};
-        wait_until(sub { !child_alive($c->{wrapper}) }, 5);
-    });
-must((wait_until(sub {
-        return -1 unless child_alive($nginx->{wrapper});
-        return IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
-            Timeout => 1) ? 1 : 0;
-    }, 10) // 0) == 1, "the packaged nginx listens on 127.0.0.1:$port",
-    `cat $dir/error.log $dir/stderr.log`);
+my $nginx = start_nginx(%conf);
 
-my $res = http_get($port, '/', Authorization => "Bearer $key");
+my $res = $nginx->get('/', Authorization => "Bearer $made->{key}");
 is($res->status, 200, 'a request with the key gets 200')
     or diag($res->raw // $res->error);
-is($res->body, "protected\n", 'and the protected content');
-answer_is(http_get($port, '/'), 'missing');
+is(eval { $res->upstream->header('x-apikey-id') }, $made->{id},
+    'and reaches the upstream with the key\'s id');
+answer_is($nginx->get('/'), 'missing');
 
-stop_child($nginx);
-ok(!child_alive($nginx->{wrapper}), 'nginx stopped');
+$nginx->stop;
 $redis->stop;
-
-($out) = grep { /\[(?:alert|crit|emerg)\]/ } split /\n/,
-    `cat $dir/error.log`;
-ok(!defined $out, 'no [alert], [crit] or [emerg] in the error log')
-    or diag($out);
+ok(!kill(0, $nginx->master), 'nginx stopped');
 
 
 # Removal: nothing of the packages is left.
