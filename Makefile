@@ -33,6 +33,7 @@ DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
 # and those make deb needs besides: debian/control's Build-Depends, and
 # build-essential, which dpkg-buildpackage checks too
 DEB_DEPS     := $(DEPS) build-essential debhelper dpkg-dev fakeroot lintian
+DEB_DIR      := $(BUILD)/deb
 
 MODULE       := $(BUILD)/ngx_http_apikey_module.so
 CLI          := $(BUILD)/apikey
@@ -44,7 +45,6 @@ HASH_SRCS    := src/ngx_http_apikey_siphash.c
 CLI_SRCS     := $(wildcard src/apikey*.c)
 CLI_HDRS     := $(wildcard src/apikey*.h) src/ngx_http_apikey_key.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
-DEB_DIR      := $(BUILD)/deb
 # unit tests of module code, built against the configured nginx's headers
 UNIT_NGX     := $(BUILD)/apikey_unit_wait
 UNIT_NGX_SRCS := t/unit/ngx/apikey_unit_wait.c src/ngx_http_apikey_wait.c
