@@ -6,7 +6,9 @@
 #   make run      a private Redis + nginx on loopback with demo keys
 #   make bench    the module against its peers (docs/benchmarks.md;
 #                 BENCH_SECONDS=600, see bench/bench.pl)
-#   make install  module, modules-available snippet and CLI
+#   make install  module, modules-available snippet, CLI and its man page
+#   make deb      Debian packages in build/deb (docs/packaging.md);
+#                 make test-deb installs, uses and purges them
 #   make test-asan, make test-valgrind, make fuzz: see fuzz/sanitizers.mk
 
 SHELL        := /bin/bash
@@ -27,6 +29,11 @@ MODULES_DIR  ?= /usr/lib/nginx/modules
 # Debian 12 packages the build, the tests and the demo need.
 DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
                 libpcre2-dev zlib1g-dev redis-server
+
+# and those make deb needs besides: debian/control's Build-Depends, and
+# build-essential, which dpkg-buildpackage checks too
+DEB_DEPS     := $(DEPS) build-essential debhelper dpkg-dev fakeroot lintian
+DEB_DIR      := $(BUILD)/deb
 
 MODULE       := $(BUILD)/ngx_http_apikey_module.so
 CLI          := $(BUILD)/apikey
@@ -50,7 +57,8 @@ UNIT_SRCS    := $(wildcard t/unit/*.c)
 UNIT_NGX     := $(BUILD)/apikey_unit_wait
 UNIT_NGX_SRCS := t/unit/ngx/apikey_unit_wait.c src/ngx_http_apikey_wait.c
 
-.PHONY: all module cli deps test unit prove run bench install clean
+.PHONY: all module cli deps test unit prove run bench install clean deb \
+        test-deb
 
 all: module cli
 
@@ -129,6 +137,27 @@ install: all
 	ln -sf /usr/share/nginx/modules-available/mod-http-apikey.conf \
 	    $(DESTDIR)/etc/nginx/modules-enabled/50-mod-http-apikey.conf
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/apikey
+	install -D -m 0644 docs/apikey.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/apikey.1
+
+# Built from a copy of the tracked files (uncommitted changes included) in
+# build/deb/src: dpkg-buildpackage writes into the parent directory and
+# cleans the tree it builds in.
+deb:
+	@$(call apikey_need,$(DEB_DEPS))
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	set -o pipefail; \
+	tree=$$(git -c user.name=make -c user.email=make@localhost \
+	    stash create) && git archive "$${tree:-HEAD}" \
+	    | tar -x -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc
+	rm -rf $(DEB_DIR)/src
+	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
+
+test-deb:
+	@$(call apikey_need,$(DEPS))
+	prove -v -I t/lib t/deb/
 
 clean:
 	rm -rf $(BUILD)

@@ -85,6 +85,10 @@ sub _new {
     $self->{dir} = test_dir() . '/nginx' . ++$serial;
     mkdir $self->{dir} or croak "mkdir $self->{dir}: $!";
     chmod 0755, $self->{dir};
+    # Debian's module snippets say "load_module modules/...", relative to
+    # the prefix (/usr/share/nginx, where this link is Debian's own)
+    symlink('/usr/share/nginx/modules', "$self->{dir}/modules")
+        or croak "symlink $self->{dir}/modules: $!";
     $self->{port} //= free_port();
     $self->{port2} //= free_port();
     return $self;
