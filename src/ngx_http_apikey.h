@@ -31,6 +31,8 @@ typedef enum {
     NGX_HTTP_APIKEY_ERROR
 } ngx_http_apikey_status_e;
 
+#define NGX_HTTP_APIKEY_NSTATUS  (NGX_HTTP_APIKEY_ERROR + 1)
+
 
 typedef struct {
     ngx_str_t                        id;
@@ -73,6 +75,9 @@ typedef struct {
     ngx_shm_zone_t                  *cache;
     ngx_msec_t                       cache_ttl;
     ngx_msec_t                       cache_negative_ttl;
+
+    ngx_shm_zone_t                  *metrics;
+    ngx_flag_t                       metrics_used;
 } ngx_http_apikey_main_conf_t;
 
 

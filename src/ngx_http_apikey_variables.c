@@ -11,6 +11,7 @@
 #include "ngx_http_apikey_variables.h"
 #include "ngx_http_apikey_ctx.h"
 #include "ngx_http_apikey_answer.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 static ngx_http_apikey_record_t *ngx_http_apikey_variable_record(
@@ -20,6 +21,8 @@ static ngx_int_t ngx_http_apikey_record_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apikey_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_apikey_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_apikey_cache_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
@@ -43,6 +46,9 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 
     { ngx_string("apikey_status"), NULL, ngx_http_apikey_status_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_cache_status"), NULL,
+      ngx_http_apikey_cache_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -160,6 +166,40 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = name->data;
+
+    return NGX_OK;
+}
+
+
+/* "-" when the location has no cache or the request needed no lookup */
+
+static ngx_int_t
+ngx_http_apikey_cache_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *name;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_http_apikey_ctx_get(r->main);
+
+    if (ctx == NULL || !ctx->decided) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->cache == NGX_HTTP_APIKEY_METRICS_NONE) {
+        v->len = 1;
+        v->data = (u_char *) "-";
+
+    } else {
+        name = ngx_http_apikey_metrics_cache_name(ctx->cache);
+        v->len = name->len;
+        v->data = name->data;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }
