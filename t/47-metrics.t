@@ -8,7 +8,7 @@
 use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::CacheTest;
-use ApiKey::Test::Proc qw(test_dir wait_until);
+use ApiKey::Test::Proc qw(test_dir wait_until project_root);
 use JSON::PP;
 
 my $WORKERS = 2;
@@ -281,6 +281,21 @@ subtest '$apikey_cache_status in a log_format' => sub {
     }, 5, 0.05);
     is_deeply(\@lines, ['k_logged ok miss', 'k_logged ok hit',
         'k_logged ok -', '- missing -'], 'miss, hit, no cache, no lookup');
+};
+
+subtest 'the alerts of docs/operations.md are valid Prometheus rules' => sub {
+    open(my $fh, '<', project_root() . '/docs/operations.md') or die $!;
+    my $doc = do { local $/; <$fh> };
+    my ($rules) = $doc =~ /^(    groups:\n.*?)\n\n(?!     )/ms;
+    ok($rules, 'docs/operations.md has a rules block') or return;
+    $rules =~ s/^    //mg;
+    my $file = test_dir() . '/rules.yml';
+    open(my $out, '>', $file) or die "$file: $!";
+    print {$out} $rules;
+    close $out;
+    my $res = `promtool check rules $file 2>&1`;
+    is($?, 0, 'promtool check rules passes') or diag($res);
+    like($res, qr/3 rules found/, 'three alerts');
 };
 
 sub get_as2 {
