@@ -94,8 +94,9 @@ static ngx_str_t  ngx_http_apikey_metrics_zone_name =
 /* no other directive can name this zone and use it for something else */
 static ngx_uint_t  ngx_http_apikey_metrics_tag;
 
+/* what the cache made of a lookup; "-" for none */
 static ngx_str_t  ngx_http_apikey_metrics_cache_names[] = {
-    ngx_null_string,
+    ngx_string("-"),
     ngx_string("hit"),
     ngx_string("miss"),
     ngx_string("bypass")

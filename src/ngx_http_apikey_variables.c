@@ -22,8 +22,6 @@ static ngx_int_t ngx_http_apikey_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_apikey_cache_status_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_apikey_vars[] = {
@@ -48,7 +46,7 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("apikey_cache_status"), NULL,
-      ngx_http_apikey_cache_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_apikey_status_variable, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -145,6 +143,8 @@ ngx_http_apikey_expires_variable(ngx_http_request_t *r,
 }
 
 
+/* $apikey_status, and (data 1) what the cache made of the lookup */
+
 static ngx_int_t
 ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -159,47 +159,14 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = ngx_http_apikey_answer_name(ctx->status);
+    name = (data == 0) ? ngx_http_apikey_answer_name(ctx->status)
+                       : ngx_http_apikey_metrics_cache_name(ctx->cache);
 
     v->len = name->len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = name->data;
-
-    return NGX_OK;
-}
-
-
-/* "-" when the location has no cache or the request needed no lookup */
-
-static ngx_int_t
-ngx_http_apikey_cache_status_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t              *name;
-    ngx_http_apikey_ctx_t  *ctx;
-
-    ctx = ngx_http_apikey_ctx_get(r->main);
-
-    if (ctx == NULL || !ctx->decided) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    if (ctx->cache == NGX_HTTP_APIKEY_METRICS_NONE) {
-        v->len = 1;
-        v->data = (u_char *) "-";
-
-    } else {
-        name = ngx_http_apikey_metrics_cache_name(ctx->cache);
-        v->len = name->len;
-        v->data = name->data;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
 
     return NGX_OK;
 }
