@@ -138,11 +138,13 @@ ngx_http_apikey_metrics_add(ngx_conf_t *cf, ngx_http_apikey_main_conf_t *amcf)
 
     zone->nservers = amcf->servers.nelts;
     zone->nsources = amcf->sources.nelts;
-    zone->slot_size = ngx_align(sizeof(ngx_http_apikey_metrics_worker_t)
-                          + zone->nservers
-                            * sizeof(ngx_http_apikey_metrics_server_t)
-                          + zone->nsources * sizeof(ngx_uint_t),
-                          NGX_ALIGNMENT);
+
+    size = sizeof(ngx_http_apikey_metrics_worker_t)
+           + zone->nservers * sizeof(ngx_http_apikey_metrics_server_t)
+           + zone->nsources * sizeof(ngx_uint_t);
+
+    /* no two workers write into one cache line */
+    zone->slot_size = ngx_align(size, NGX_CPU_CACHE_LINE);
 
     size = NGX_HTTP_APIKEY_METRICS_WORKERS * zone->slot_size;
     size = ngx_align(size, ngx_pagesize) + 8 * ngx_pagesize;
