@@ -63,6 +63,7 @@ typedef struct {
     /* changes with every invalidation: a reply older than it is not kept */
     ngx_uint_t                         seq;
 
+    /* for apikey_metrics: kept under the lock, as the entries are */
     ngx_http_apikey_cache_stats_t      stats;
 
     /* the configuration whose workers vouch for the entries */
