@@ -260,6 +260,23 @@ subtest 'Redis stopped: errors, a bypassed cache, the subscription down, '
     promtool_ok('after all this');
 };
 
+subtest 'a zone full of unknown keys: evictions' => sub {
+    # 32 KB: room for 64 unknown keys, the older ones make room
+    my $n2 = start_cached_nginx(redis => $redis, workers => 1,
+        cache => 'zone=tiny:32k negative_ttl=60s',
+        server => 'location = /metrics { apikey_metrics; }');
+    my $c = $n2->client;
+    for (1 .. 100) {
+        $c->get('/api/x', Authorization => 'Bearer ' . new_token());
+    }
+    my $res = $c->get('/metrics');
+    my ($evictions) = $res->body =~ /^apikey_cache_evictions_total (\d+)$/m;
+    my ($entries) = $res->body =~ /^apikey_cache_entries (\d+)$/m;
+    cmp_ok($evictions, '>=', 100 - 64, "$evictions evictions");
+    cmp_ok($entries, '<=', 64 + 1, "$entries entries");
+    $c->close;
+};
+
 subtest '$apikey_cache_status in a log_format' => sub {
     my $n2 = start_cached_nginx(redis => $redis, workers => 1,
         cache => 'zone=logged:1m',
