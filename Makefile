@@ -26,9 +26,10 @@ PROVE_FLAGS  ?= -j2
 PREFIX       ?= /usr/local
 MODULES_DIR  ?= /usr/lib/nginx/modules
 
-# Debian 12 packages the build, the tests and the demo need.
+# Debian 12 packages the build, the tests and the demo need (prometheus for
+# promtool, which checks the apikey_metrics output in t/47-metrics.t).
 DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
-                libpcre2-dev zlib1g-dev redis-server
+                libpcre2-dev zlib1g-dev redis-server prometheus
 
 # and those make deb needs besides: debian/control's Build-Depends, and
 # build-essential, which dpkg-buildpackage checks too

@@ -23,6 +23,7 @@
 #include "ngx_http_apikey_headers.h"
 #include "ngx_http_apikey_last_used.h"
 #include "ngx_http_apikey_variables.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
@@ -203,6 +204,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       offsetof(ngx_http_apikey_loc_conf_t, hide_credentials),
       NULL },
 
+    { ngx_string("apikey_metrics"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_apikey_metrics,
+      0,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -339,6 +347,11 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
 
     ctx->decided = 1;
 
+    if (!ctx->counted) {
+        ctx->counted = 1;
+        ngx_http_apikey_metrics_request(ctx->status);
+    }
+
     if (ctx->status != NGX_HTTP_APIKEY_OK) {
         return ngx_http_apikey_deny(r, alcf, ctx);
     }
@@ -454,6 +467,8 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
      *     amcf->cache = NULL;
      *     amcf->cache_ttl = 0;
      *     amcf->cache_negative_ttl = 0;
+     *     amcf->metrics = NULL;
+     *     amcf->metrics_used = 0;
      */
 
     return amcf;
@@ -1184,6 +1199,12 @@ ngx_http_apikey_init(ngx_conf_t *cf)
         ngx_http_apikey_cache_sources(amcf->cache, &amcf->sources);
     }
 
+    if ((amcf->metrics_used || amcf->sources.nelts)
+        && ngx_http_apikey_metrics_add(cf, amcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -1201,6 +1222,7 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 
     if (ngx_http_apikey_lookup_init_process(cycle, amcf) != NGX_OK
         || ngx_http_apikey_last_used_init(cycle) != NGX_OK
+        || ngx_http_apikey_metrics_init_process(cycle, amcf) != NGX_OK
         || ngx_http_apikey_cache_init_process(cycle, amcf) != NGX_OK
         || ngx_http_apikey_tracking_init_process(cycle, amcf) != NGX_OK)
     {

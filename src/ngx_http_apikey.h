@@ -60,6 +60,9 @@ typedef struct {
     ngx_shm_zone_t                  *cache;
     ngx_msec_t                       cache_ttl;
     ngx_msec_t                       cache_negative_ttl;
+
+    ngx_shm_zone_t                  *metrics;
+    ngx_flag_t                       metrics_used;
 } ngx_http_apikey_main_conf_t;
 
 

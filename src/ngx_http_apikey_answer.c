@@ -38,8 +38,6 @@ static ngx_int_t ngx_http_apikey_answer_send(ngx_http_request_t *r,
     ngx_http_apikey_answer_t *answer);
 
 
-#define NGX_HTTP_APIKEY_NSTATUS  (NGX_HTTP_APIKEY_ERROR + 1)
-
 #define ngx_http_apikey_answer_entry(name, code, challenge, error, text)     \
     { ngx_null_string, code, NGX_HTTP_APIKEY_CHALLENGE_##challenge,          \
       ngx_string(error),                                                     \

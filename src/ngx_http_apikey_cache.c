@@ -63,6 +63,9 @@ typedef struct {
     /* changes with every invalidation: a reply older than it is not kept */
     ngx_uint_t                         seq;
 
+    /* for apikey_metrics: kept under the lock, as the entries are */
+    ngx_http_apikey_cache_stats_t      stats;
+
     /* the configuration whose workers vouch for the entries */
     uint32_t                           config;
 
@@ -484,6 +487,8 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 
     ngx_queue_insert_head(&sh->queue, &node->queue);
 
+    sh->stats.entries++;
+
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
@@ -520,8 +525,12 @@ ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
             node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
                                   u.negative);
 
-            if (node->expire > now && sh->nnegative < sh->max_negative) {
-                break;
+            if (node->expire > now) {
+                if (sh->nnegative < sh->max_negative) {
+                    break;
+                }
+
+                sh->stats.evictions++;
             }
 
             ngx_http_apikey_cache_delete(cache, node);
@@ -543,6 +552,7 @@ ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
             node = ngx_queue_data(q, ngx_http_apikey_cache_node_t,
                                   u.negative);
             ngx_http_apikey_cache_delete(cache, node);
+            sh->stats.evictions++;
             continue;
         }
 
@@ -557,6 +567,7 @@ ngx_http_apikey_cache_alloc(ngx_http_apikey_cache_t *cache, size_t size,
         }
 
         ngx_http_apikey_cache_delete(cache, node);
+        sh->stats.evictions++;
     }
 }
 
@@ -645,6 +656,8 @@ ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
 
     ngx_queue_remove(&node->queue);
     ngx_slab_free_locked(cache->shpool, node);
+
+    cache->sh->stats.entries--;
 }
 
 
@@ -728,6 +741,7 @@ ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
 
     if (node) {
         ngx_http_apikey_cache_delete(cache, node);
+        cache->sh->stats.invalidations++;
     }
 
     cache->sh->seq++;
@@ -823,6 +837,36 @@ ngx_http_apikey_cache_until(ngx_http_apikey_cache_t *cache, ngx_uint_t source)
     }
 
     cache->sh->until[source] = until;
+}
+
+
+void
+ngx_http_apikey_cache_stats(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_cache_stats_t *stats)
+{
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    *stats = cache->sh->stats;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* some worker's subscription vouches for the source now */
+
+ngx_uint_t
+ngx_http_apikey_cache_live(ngx_shm_zone_t *shm_zone, ngx_uint_t source)
+{
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    return cache->sh->config == cache->config
+           && cache->sh->until[source] >= ngx_http_apikey_cache_now();
 }
 
 

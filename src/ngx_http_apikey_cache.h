@@ -32,6 +32,13 @@
 #define NGX_HTTP_APIKEY_CACHE_DOWN     3
 
 
+typedef struct {
+    ngx_uint_t                       entries;
+    ngx_uint_t                       evictions;      /* to make room */
+    ngx_uint_t                       invalidations;  /* records written */
+} ngx_http_apikey_cache_stats_t;
+
+
 ngx_shm_zone_t *ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
 void ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone,
@@ -47,6 +54,11 @@ void ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
 void ngx_http_apikey_cache_flush(ngx_shm_zone_t *shm_zone, ngx_int_t source);
 void ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
     ngx_uint_t state);
+
+void ngx_http_apikey_cache_stats(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_cache_stats_t *stats);
+ngx_uint_t ngx_http_apikey_cache_live(ngx_shm_zone_t *shm_zone,
+    ngx_uint_t source);
 
 void ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest,

@@ -109,7 +109,7 @@ ngx_http_apikey_ctx_t *
 ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev)
 {
-    ngx_uint_t              quiet;
+    ngx_uint_t              quiet, counted;
     ngx_pool_cleanup_t     *cln;
     ngx_http_apikey_ctx_t  *ctx;
 
@@ -121,11 +121,13 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
         }
 
         quiet = prev->quiet;
+        counted = prev->counted;
 
         ctx = prev;
         ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
 
         ctx->quiet = quiet;
+        ctx->counted = counted;
 
         goto done;
     }

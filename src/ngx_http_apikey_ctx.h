@@ -48,6 +48,12 @@ typedef struct {
     unsigned                         found:1;
     unsigned                         decided:1;
 
+    /* in apikey_requests_total already, whatever locations decide after */
+    unsigned                         counted:1;
+
+    /* what the cache made of the lookup: $apikey_cache_status */
+    unsigned                         cache:2;
+
     /*
      * the request line, in every log line's context, holds a token: once
      * known, for the rest of the request, whatever its URI becomes

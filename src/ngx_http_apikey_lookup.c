@@ -13,6 +13,7 @@
 #include "ngx_http_apikey_record.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_wait.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 #define NGX_HTTP_APIKEY_NONCE_LEN  16
@@ -34,6 +35,9 @@ struct ngx_http_apikey_lookup_s {
     ngx_uint_t                         seq;
     ngx_msec_t                         ttl;
     ngx_msec_t                         negative_ttl;
+
+    /* microseconds, when it was sent */
+    uint64_t                           start;
 
     /* out of the tree: a newer lookup of the key took its place */
     unsigned                           superseded:1;
@@ -179,6 +183,12 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         rc = ngx_http_apikey_cache_get(amcf->cache, alcf->source,
                                        ctx->digest, r->pool, &ctx->record,
                                        &seq);
+
+        ctx->cache = (rc == NGX_AGAIN) ? NGX_HTTP_APIKEY_METRICS_MISS
+                     : (rc == NGX_BUSY) ? NGX_HTTP_APIKEY_METRICS_BYPASS
+                     : NGX_HTTP_APIKEY_METRICS_HIT;
+
+        ngx_http_apikey_metrics_cache(ctx->cache);
 
         if (rc == NGX_OK || rc == NGX_DECLINED) {
             ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
@@ -374,7 +384,11 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
                    "apikey: looking up key %*s...", (size_t) 8,
                    p + source->command_hash);
 
+    lookup->start = ngx_http_apikey_metrics_clock();
+
     if (ngx_http_apikey_redis_query(q) != NGX_OK) {
+        ngx_http_apikey_metrics_redis(source->server,
+                                      NGX_HTTP_APIKEY_METRICS_ERROR, 0);
         ngx_free(lookup);
         return NGX_ERROR;
     }
@@ -427,6 +441,14 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
                      : NGX_HTTP_APIKEY_ERROR;
         }
     }
+
+    ngx_http_apikey_metrics_redis(q->server,
+                                  status != NGX_HTTP_APIKEY_ERROR
+                                  ? NGX_HTTP_APIKEY_METRICS_OK
+                                  : q->timedout
+                                    ? NGX_HTTP_APIKEY_METRICS_TIMEOUT
+                                    : NGX_HTTP_APIKEY_METRICS_ERROR,
+                                  lookup->start);
 
     if (lookup->cache) {
         if (status == NGX_HTTP_APIKEY_OK) {

@@ -34,6 +34,8 @@ typedef enum {
     NGX_HTTP_APIKEY_ERROR
 } ngx_http_apikey_status_e;
 
+#define NGX_HTTP_APIKEY_NSTATUS  (NGX_HTTP_APIKEY_ERROR + 1)
+
 
 /* what of a key record the policy reads */
 typedef struct {

@@ -41,6 +41,7 @@ static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn,
 static ngx_int_t ngx_http_apikey_redis_settle(
     ngx_http_apikey_redis_conn_t *conn);
 static void ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_show(ngx_http_apikey_redis_server_t *server);
 static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -174,6 +175,7 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
     *known = server;
 
     server->url = args[0];
+    server->index = servers->nelts - 1;
     server->addrs = u.addrs;
     server->naddrs = u.naddrs;
     server->db = db;
@@ -737,10 +739,13 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
 
     if (conn->queued) {
         ngx_queue_remove(&conn->queue);
+        conn->server->nconns--;
 
         if (conn->npending == 0) {
             conn->server->nidle--;
         }
+
+        ngx_http_apikey_redis_show(conn->server);
     }
 
     ngx_close_connection(c);
@@ -847,7 +852,10 @@ ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q)
 
     ngx_queue_insert_tail(&server->conns, &conn->queue);
     conn->queued = 1;
+    server->nconns++;
     server->nidle++;
+
+    ngx_http_apikey_redis_show(server);
 
     return conn;
 }
@@ -884,6 +892,8 @@ ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
         conn->server->nidle--;
         conn->received = 0;
 
+        ngx_http_apikey_redis_show(conn->server);
+
         c = conn->peer.connection;
         c->idle = 0;
         c->read->cancelable = 0;
@@ -914,6 +924,7 @@ ngx_http_apikey_redis_timeout(ngx_event_t *ev)
 
     q = ev->data;
     conn = q->cmd->conn;
+    conn->timedout = 1;
 
     ngx_http_apikey_redis_fail(conn, conn->pos < conn->last
                                      ? "timed out connecting or sending"
@@ -988,6 +999,7 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
 
     if (--conn->npending == 0) {
         conn->server->nidle++;
+        ngx_http_apikey_redis_show(conn->server);
         return ngx_http_apikey_redis_settle(conn);
     }
 
@@ -1054,7 +1066,9 @@ static void
 ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
     ngx_uint_t retry)
 {
+    ngx_uint_t                      timedout;
     ngx_queue_t                     pending, *x;
+    ngx_connection_t               *c;
     ngx_http_apikey_redis_cmd_t    *cmd;
     ngx_http_apikey_redis_query_t  *q;
 
@@ -1063,6 +1077,9 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
     }
 
     retry = retry && conn->reused && conn->received == 0;
+
+    c = conn->peer.connection;
+    timedout = conn->timedout || c->read->timedout || c->write->timedout;
 
     ngx_queue_init(&pending);
 
@@ -1106,6 +1123,7 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
                           &q->server->url, err);
         }
 
+        q->timedout = timedout;
         q->handler(q, NULL);
     }
 }
@@ -1140,6 +1158,20 @@ ngx_http_apikey_redis_settle(ngx_http_apikey_redis_conn_t *conn)
 
     return NGX_OK;
 }
+
+
+/* other processes read the counts without a lock: each is one word */
+
+static void
+ngx_http_apikey_redis_show(ngx_http_apikey_redis_server_t *server)
+{
+    if (server->shown) {
+        server->shown[0] = server->nconns - server->nidle;
+        server->shown[1] = server->nidle;
+    }
+}
+
+
 /*
  * hiredis allocates the element table of an array as soon as it reads
  * its header: "*2147483647\r\n" alone would cost gigabytes and seconds of

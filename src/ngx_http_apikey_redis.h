@@ -53,6 +53,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                          url;
+    ngx_uint_t                         index;     /* in the configuration */
 
     /* the addresses the configuration resolved to */
     ngx_addr_t                        *addrs;
@@ -73,7 +74,14 @@ typedef struct {
 
     /* per worker: the connections of queries, busy ones first */
     ngx_queue_t                        conns;
+    ngx_uint_t                         nconns;
     ngx_uint_t                         nidle;
+
+    /*
+     * where the worker shows other processes its counts of busy and idle
+     * connections (apikey_metrics), or NULL
+     */
+    ngx_uint_t                        *shown;
 } ngx_http_apikey_redis_server_t;
 
 
@@ -133,6 +141,7 @@ struct ngx_http_apikey_redis_conn_s {
 
     unsigned                           queued:1;    /* in server->conns */
     unsigned                           reused:1;
+    unsigned                           timedout:1;
 };
 
 
@@ -172,6 +181,9 @@ struct ngx_http_apikey_redis_query_s {
     ngx_http_apikey_redis_cmd_t       *cmd;
     ngx_event_t                        timer;
     unsigned                           retried:1;
+
+    /* the handler got no reply because time ran out */
+    unsigned                           timedout:1;
 };
 
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_tracking.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 /* how often the subscription is checked, and how soon it is tried again */
@@ -42,6 +43,9 @@ struct ngx_http_apikey_tracking_s {
 
     ngx_uint_t                           pings;
     ngx_msec_t                           retry;
+
+    /* live at least once: any further time is a reconnection */
+    unsigned                             subscribed:1;
 };
 
 
@@ -245,6 +249,12 @@ ngx_http_apikey_tracking_subscribed(ngx_http_apikey_tracking_t *t,
 
     t->retry = NGX_HTTP_APIKEY_TRACKING_RETRY;
     t->state = ngx_http_apikey_tracking_message;
+
+    if (t->subscribed) {
+        ngx_http_apikey_metrics_resubscribed(t->source);
+    }
+
+    t->subscribed = 1;
 
     ngx_log_error(NGX_LOG_INFO, &t->log, 0,
                   "apikey cache: invalidations from redis \"%V\" on \"%V\" "

@@ -11,6 +11,7 @@
 #include "ngx_http_apikey_variables.h"
 #include "ngx_http_apikey_ctx.h"
 #include "ngx_http_apikey_answer.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 static ngx_http_apikey_record_t *ngx_http_apikey_variable_record(
@@ -43,6 +44,9 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 
     { ngx_string("apikey_status"), NULL, ngx_http_apikey_status_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("apikey_cache_status"), NULL,
+      ngx_http_apikey_status_variable, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -139,6 +143,8 @@ ngx_http_apikey_expires_variable(ngx_http_request_t *r,
 }
 
 
+/* $apikey_status, and (data 1) what the cache made of the lookup */
+
 static ngx_int_t
 ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -153,7 +159,8 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = ngx_http_apikey_answer_name(ctx->status);
+    name = (data == 0) ? ngx_http_apikey_answer_name(ctx->status)
+                       : ngx_http_apikey_metrics_cache_name(ctx->cache);
 
     v->len = name->len;
     v->valid = 1;

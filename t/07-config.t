@@ -173,4 +173,15 @@ for my $d ('apikey on', 'apikey_realm api', 'apikey_redis 127.0.0.1:6379',
         qr/"$name" directive is duplicate/);
 }
 
+accepts('apikey_metrics in a server without any apikey on', '',
+    'apikey_metrics;');
+rejects('apikey_metrics with a parameter', '',
+    qr/invalid number of arguments in "apikey_metrics"/, 'apikey_metrics on;');
+rejects('apikey_metrics twice in one block', '',
+    qr/"apikey_metrics" directive is duplicate/,
+    'apikey_metrics; apikey_metrics;');
+# the module's own zone cannot be taken for a cache
+rejects('apikey_cache naming the metrics zone',
+    'apikey on; apikey_cache "apikey:metrics";', qr/"apikey:metrics"/);
+
 done_testing;
