@@ -177,6 +177,9 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     cache = NULL;
     seq = 0;
 
+    /* $apikey_cache_status of a lookup the cache has no part in */
+    ctx->cache = NGX_HTTP_APIKEY_METRICS_BYPASS;
+
     if (alcf->cache) {
         amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 

@@ -256,13 +256,6 @@ ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle,
 }
 
 
-ngx_str_t *
-ngx_http_apikey_metrics_cache_name(ngx_uint_t result)
-{
-    return &ngx_http_apikey_metrics_cache_names[result];
-}
-
-
 void
 ngx_http_apikey_metrics_request(ngx_http_apikey_status_e status)
 {

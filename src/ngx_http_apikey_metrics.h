@@ -19,7 +19,7 @@
 #include "ngx_http_apikey.h"
 
 
-/* what the cache made of a lookup, and $apikey_cache_status */
+/* what the cache made of a lookup (metrics, $apikey_cache_status) */
 #define NGX_HTTP_APIKEY_METRICS_NONE     0
 #define NGX_HTTP_APIKEY_METRICS_HIT      1
 #define NGX_HTTP_APIKEY_METRICS_MISS     2
@@ -38,7 +38,6 @@ ngx_int_t ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle,
 char *ngx_http_apikey_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-ngx_str_t *ngx_http_apikey_metrics_cache_name(ngx_uint_t result);
 
 void ngx_http_apikey_metrics_request(ngx_http_apikey_status_e status);
 void ngx_http_apikey_metrics_cache(ngx_uint_t result);

@@ -52,6 +52,16 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 };
 
 
+/* indexed by NGX_HTTP_APIKEY_METRICS_HIT, _MISS, _BYPASS */
+
+static ngx_str_t  ngx_http_apikey_cache_statuses[] = {
+    ngx_null_string,
+    ngx_string("HIT"),
+    ngx_string("MISS"),
+    ngx_string("BYPASS")
+};
+
+
 ngx_int_t
 ngx_http_apikey_add_variables(ngx_conf_t *cf)
 {
@@ -143,7 +153,10 @@ ngx_http_apikey_expires_variable(ngx_http_request_t *r,
 }
 
 
-/* $apikey_status, and (data 1) what the cache made of the lookup */
+/*
+ * $apikey_status, and (data 1) what the cache made of the lookup, written
+ * as $upstream_cache_status writes it
+ */
 
 static ngx_int_t
 ngx_http_apikey_status_variable(ngx_http_request_t *r,
@@ -159,8 +172,16 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = (data == 0) ? ngx_http_apikey_answer_name(ctx->status)
-                       : ngx_http_apikey_metrics_cache_name(ctx->cache);
+    if (data == 0) {
+        name = ngx_http_apikey_answer_name(ctx->status);
+
+    } else if (ctx->cache == NGX_HTTP_APIKEY_METRICS_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+
+    } else {
+        name = &ngx_http_apikey_cache_statuses[ctx->cache];
+    }
 
     v->len = name->len;
     v->valid = 1;

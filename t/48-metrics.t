@@ -296,8 +296,9 @@ subtest '$apikey_cache_status in a log_format' => sub {
         chomp @lines;
         @lines >= 4;
     }, 5, 0.05);
-    is_deeply(\@lines, ['k_logged ok miss', 'k_logged ok hit',
-        'k_logged ok -', '- missing -'], 'miss, hit, no cache, no lookup');
+    is_deeply(\@lines, ['k_logged ok MISS', 'k_logged ok HIT',
+        'k_logged ok BYPASS', '- missing -'], 'MISS, HIT, BYPASS where the '
+        . 'location has no cache, nothing without a lookup');
 };
 
 subtest 'the alerts of docs/operations.md are valid Prometheus rules' => sub {
