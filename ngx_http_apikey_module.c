@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_apikey_merge_source(ngx_conf_t *cf,
     ngx_http_apikey_loc_conf_t *conf);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_apikey_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -102,6 +104,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_apikey_redis,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_redis_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_apikey_redis_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -562,7 +571,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_str_set(&address, "127.0.0.1:6379");
 
         conf->redis = ngx_http_apikey_redis_server(cf, &amcf->servers,
-                                                   &address, 1);
+                                                   &address, 1, NULL);
         if (conf->redis == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -672,8 +681,10 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apikey_loc_conf_t *alcf = conf;
 
-    ngx_str_t                    *value;
-    ngx_http_apikey_main_conf_t  *amcf;
+    ngx_str_t                        *value;
+    ngx_uint_t                        i;
+    ngx_http_apikey_main_conf_t      *amcf;
+    ngx_http_apikey_redis_server_t  **server;
 
     if (alcf->redis != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -686,13 +697,41 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 
+    /* the name of an apikey_redis_upstream block defined above */
+
+    if (cf->args->nelts == 2) {
+        server = amcf->servers.elts;
+
+        for (i = 0; i < amcf->servers.nelts; i++) {
+            if (server[i]->name.len == value[1].len
+                && ngx_strncmp(server[i]->name.data, value[1].data,
+                               value[1].len)
+                   == 0)
+            {
+                alcf->redis = server[i];
+                return NGX_CONF_OK;
+            }
+        }
+    }
+
     alcf->redis = ngx_http_apikey_redis_server(cf, &amcf->servers, &value[1],
-                                               cf->args->nelts - 1);
+                                               cf->args->nelts - 1, NULL);
     if (alcf->redis == NULL) {
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* apikey_redis_upstream NAME { ... } */
+
+static char *
+ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_main_conf_t *amcf = conf;
+
+    return ngx_http_apikey_redis_upstream(cf, &amcf->servers);
 }
 
 

@@ -44,6 +44,18 @@ static void ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn);
 static void ngx_http_apikey_redis_show(ngx_http_apikey_redis_server_t *server);
 static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
     int elements);
+static char *ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+#if (NGX_HTTP_SSL)
+static char *ngx_http_apikey_redis_tls(ngx_conf_t *cf,
+    ngx_http_apikey_redis_server_t *server, void *block);
+static void ngx_http_apikey_redis_tls_start(
+    ngx_http_apikey_redis_conn_t *conn);
+static void ngx_http_apikey_redis_tls_done(ngx_connection_t *c);
+static void ngx_http_apikey_redis_tls_save(ngx_connection_t *c);
+static ngx_int_t ngx_http_apikey_redis_tls_name(ngx_connection_t *c,
+    ngx_str_t *name);
+#endif
 
 
 static redisReplyObjectFunctions    ngx_http_apikey_redis_functions;
@@ -64,7 +76,7 @@ static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_query_user = {
 
 ngx_http_apikey_redis_server_t *
 ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
-    ngx_str_t *args, ngx_uint_t nargs)
+    ngx_str_t *args, ngx_uint_t nargs, ngx_str_t *name)
 {
     u_char                          *p;
     size_t                           argvlen[3];
@@ -118,14 +130,18 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
         return NULL;
     }
 
-    /* locations that name the same server share its idle connections */
+    /*
+     * locations that name the same server share its connections; a block's
+     * server is its own (its TLS settings may differ)
+     */
 
     known = servers->elts;
 
-    for (i = 0; i < servers->nelts; i++) {
+    for (i = 0; name == NULL && i < servers->nelts; i++) {
         server = known[i];
 
-        if (server->url.len == args[0].len
+        if (server->name.len == 0
+            && server->url.len == args[0].len
             && ngx_strncmp(server->url.data, args[0].data, args[0].len) == 0
             && server->db == db
             && server->user.len == user.len
@@ -176,6 +192,10 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
 
     server->url = args[0];
     server->index = servers->nelts - 1;
+
+    if (name) {
+        server->name = *name;
+    }
     server->addrs = u.addrs;
     server->naddrs = u.naddrs;
     server->db = db;
@@ -408,6 +428,11 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
     c->read->handler = ngx_http_apikey_redis_read_handler;
     c->write->handler = ngx_http_apikey_redis_write_handler;
 
+#if (NGX_HTTP_SSL)
+    /* commands wait in the buffer until the handshake is over */
+    conn->tls = (server->ssl != NULL);
+#endif
+
     if (rc == NGX_AGAIN) {
         ngx_add_timer(c->write, timeout);
 
@@ -433,8 +458,13 @@ ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn, u_char *cmd,
 
     c = conn->peer.connection;
 
-    if (c->write->timer_set && !c->write->ready) {
-        /* still connecting, or the socket is full: the handler sends */
+    if ((c->write->timer_set && !c->write->ready) || conn->tls
+#if (NGX_HTTP_SSL)
+        || (c->ssl && !c->ssl->handshaked)
+#endif
+       )
+    {
+        /* connecting, in the handshake, or a full socket: sent later */
         return NGX_OK;
     }
 
@@ -555,6 +585,13 @@ ngx_http_apikey_redis_write_handler(ngx_event_t *wev)
         conn->user->error(conn, "timed out connecting or sending");
         return;
     }
+
+#if (NGX_HTTP_SSL)
+    if (conn->tls) {
+        ngx_http_apikey_redis_tls_start(conn);
+        return;
+    }
+#endif
 
     rc = ngx_http_apikey_redis_flush(conn);
 
@@ -730,9 +767,11 @@ ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
 void
 ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
 {
+    ngx_pool_t        *pool;
     ngx_connection_t  *c;
 
     c = conn->peer.connection;
+    pool = c->pool;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "apikey redis: close connection %p", c);
@@ -748,7 +787,19 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
         ngx_http_apikey_redis_show(conn->server);
     }
 
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+#endif
+
     ngx_close_connection(c);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     if (conn->reply) {
         freeReplyObject(conn->reply);
@@ -1297,3 +1348,535 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 
     return NGX_OK;
 }
+
+
+/*
+ * apikey_redis_upstream NAME { server ADDRESS; auth [user=U] password=P;
+ * db N; tls on; tls_trusted_certificate FILE; tls_verify on|off;
+ * tls_name NAME; tls_certificate FILE; tls_certificate_key FILE; }
+ */
+
+typedef struct {
+    ngx_str_t                          address;
+    ngx_str_t                          user;
+    ngx_str_t                          password;
+    ngx_str_t                          db;
+    ngx_flag_t                         tls;
+    ngx_flag_t                         verify;
+    ngx_str_t                          tls_name;
+    ngx_str_t                          trusted;
+    ngx_str_t                          certificate;
+    ngx_str_t                          key;
+} ngx_http_apikey_redis_block_t;
+
+
+char *
+ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
+{
+    char                            *rv;
+    ngx_str_t                       *value, name, args[4];
+    ngx_uint_t                       i, n;
+    ngx_conf_t                       save;
+    ngx_http_apikey_redis_block_t   *b;
+    ngx_http_apikey_redis_server_t  *server, **known;
+
+    /* the block's directives reuse cf->args */
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_strlchr(name.data, name.data + name.len, ':')
+        || ngx_strlchr(name.data, name.data + name.len, '/'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid apikey_redis_upstream name \"%V\": it "
+                           "must not look like an address", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    known = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+        if (known[i]->name.len == name.len
+            && ngx_strncmp(known[i]->name.data, name.data,
+                           name.len)
+               == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate apikey_redis_upstream \"%V\"",
+                               &name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    b = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_redis_block_t));
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    b->tls = NGX_CONF_UNSET;
+    b->verify = NGX_CONF_UNSET;
+
+    save = *cf;
+    cf->handler = ngx_http_apikey_redis_block;
+    cf->handler_conf = (char *) b;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (b->address.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no \"server\" in apikey_redis_upstream \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the same parameters as "apikey_redis ADDRESS ..." */
+
+    n = 0;
+    args[n++] = b->address;
+
+    if (b->db.len) {
+        args[n++] = b->db;
+    }
+
+    if (b->user.len) {
+        args[n++] = b->user;
+    }
+
+    if (b->password.len) {
+        args[n++] = b->password;
+    }
+
+    server = ngx_http_apikey_redis_server(cf, servers, args, n, &name);
+    if (server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->tls != 1) {
+        if (b->verify != NGX_CONF_UNSET || b->tls_name.len || b->trusted.len
+            || b->certificate.len || b->key.len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the tls_* settings of apikey_redis_upstream "
+                               "\"%V\" need \"tls on\"", &name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_HTTP_SSL)
+    return ngx_http_apikey_redis_tls(cf, server, b);
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"tls on\" needs nginx built with the SSL module");
+    return NGX_CONF_ERROR;
+#endif
+}
+
+
+/* one directive inside the block; cf->args holds it */
+
+static char *
+ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_http_apikey_redis_block_t *b = (ngx_http_apikey_redis_block_t *) conf;
+
+    ngx_str_t   *value, *target;
+    ngx_uint_t   i, n;
+    ngx_flag_t  *flag;
+
+    value = cf->args->elts;
+    n = cf->args->nelts;
+
+    if (n == 2 && ngx_strcmp(value[0].data, "server") == 0) {
+        if (b->address.len) {
+            return "apikey_redis_upstream takes one \"server\" for now";
+        }
+
+        b->address = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (n == 2 && ngx_strcmp(value[0].data, "db") == 0) {
+        if (ngx_atoi(value[1].data, value[1].len) == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid database number \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        b->db.len = sizeof("db=") - 1 + value[1].len;
+        b->db.data = ngx_pnalloc(cf->pool, b->db.len);
+        if (b->db.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(b->db.data, "db=%V", &value[1]);
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "auth") == 0 && (n == 2 || n == 3)) {
+        for (i = 1; i < n; i++) {
+            if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+                b->user = value[i];
+
+            } else if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+                b->password = value[i];
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid parameter \"%V\" of \"auth\", "
+                                   "expected user= or password=", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    flag = NULL;
+
+    if (ngx_strcmp(value[0].data, "tls") == 0) {
+        flag = &b->tls;
+
+    } else if (ngx_strcmp(value[0].data, "tls_verify") == 0) {
+        flag = &b->verify;
+    }
+
+    if (flag && n == 2) {
+        if (*flag != NGX_CONF_UNSET) {
+            return "has a duplicate \"tls\" or \"tls_verify\"";
+        }
+
+        if (ngx_strcmp(value[1].data, "on") == 0) {
+            *flag = 1;
+
+        } else if (ngx_strcmp(value[1].data, "off") == 0) {
+            *flag = 0;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" of \"%V\", expected "
+                               "\"on\" or \"off\"", &value[1], &value[0]);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    target = NULL;
+
+    if (ngx_strcmp(value[0].data, "tls_name") == 0) {
+        target = &b->tls_name;
+
+    } else if (ngx_strcmp(value[0].data, "tls_trusted_certificate") == 0) {
+        target = &b->trusted;
+
+    } else if (ngx_strcmp(value[0].data, "tls_certificate") == 0) {
+        target = &b->certificate;
+
+    } else if (ngx_strcmp(value[0].data, "tls_certificate_key") == 0) {
+        target = &b->key;
+    }
+
+    if (target && n == 2) {
+        *target = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[0].data, "sentinel", 8) == 0
+        || ngx_strcmp(value[0].data, "cluster") == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" in apikey_redis_upstream is not "
+                           "supported yet", &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive or wrong number of parameters "
+                       "\"%V\" in apikey_redis_upstream", &value[0]);
+    return NGX_CONF_ERROR;
+}
+
+
+#if (NGX_HTTP_SSL)
+
+static char *
+ngx_http_apikey_redis_tls(ngx_conf_t *cf, ngx_http_apikey_redis_server_t *server,
+    void *block)
+{
+    ngx_http_apikey_redis_block_t  *b = block;
+
+    u_char              *p;
+    ngx_url_t            u;
+    ngx_ssl_t           *ssl;
+    ngx_pool_cleanup_t  *cln;
+
+    ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ssl->log = cf->log;
+
+    if (ngx_ssl_create(ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = ssl;
+
+    if (b->certificate.len || b->key.len) {
+        if (b->certificate.len == 0 || b->key.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tls_certificate\" and "
+                               "\"tls_certificate_key\" go together");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_ssl_certificate(cf, ssl, &b->certificate, &b->key, NULL)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    server->tls_verify = (b->verify != 0);
+
+    if (server->tls_verify) {
+        if (b->trusted.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tls_verify\" is on (the default with "
+                               "\"tls on\") but no \"tls_trusted_certificate\""
+                               " is set");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_ssl_trusted_certificate(cf, ssl, &b->trusted, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_ssl_client_session_cache(cf, ssl, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the name to verify and send (SNI): tls_name, or the host as written */
+
+    if (b->tls_name.len == 0) {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = server->url;
+        u.no_resolve = 1;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"tls_name\" is needed for \"%V\"",
+                               &server->url);
+            return NGX_CONF_ERROR;
+        }
+
+        b->tls_name = u.host;
+
+        if (b->tls_name.data[0] == '[') {
+            b->tls_name.data++;
+            b->tls_name.len -= 2;
+        }
+    }
+
+    /* NUL-terminated for SSL_set_tlsext_host_name() */
+
+    p = ngx_pnalloc(cf->pool, b->tls_name.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(p, b->tls_name.data, b->tls_name.len);
+    p[b->tls_name.len] = '\0';
+
+    server->tls_name.data = p;
+    server->tls_name.len = b->tls_name.len;
+    server->ssl = ssl;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_apikey_redis_tls_start(ngx_http_apikey_redis_conn_t *conn)
+{
+    ngx_int_t                        rc;
+    ngx_connection_t                *c;
+    ngx_http_apikey_redis_server_t  *server;
+
+    c = conn->peer.connection;
+    server = conn->server;
+
+    conn->tls = 0;
+
+    /* OpenSSL's per-connection state lives in a pool of the connection */
+
+    c->pool = ngx_create_pool(512, c->log);
+    if (c->pool == NULL) {
+        conn->user->error(conn, "could not start TLS");
+        return;
+    }
+
+    if (ngx_ssl_create_connection(server->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        conn->user->error(conn, "could not start TLS");
+        return;
+    }
+
+    /* RFC 6066: no IP address literal as a server name */
+
+    if (ngx_inet_addr(server->tls_name.data, server->tls_name.len)
+            == INADDR_NONE
+        && ngx_strlchr(server->tls_name.data,
+                       server->tls_name.data + server->tls_name.len, ':')
+           == NULL
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) server->tls_name.data)
+           == 0)
+    {
+        conn->user->error(conn, "could not set the TLS server name");
+        return;
+    }
+
+    if (server->session
+        && ngx_ssl_set_session(c, server->session) != NGX_OK)
+    {
+        conn->user->error(conn, "could not resume a TLS session");
+        return;
+    }
+
+    c->ssl->save_session = ngx_http_apikey_redis_tls_save;
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        if (!c->write->timer_set) {
+            ngx_add_timer(c->write, conn->timeout);
+        }
+
+        c->ssl->handler = ngx_http_apikey_redis_tls_done;
+        return;
+    }
+
+    ngx_http_apikey_redis_tls_done(c);
+}
+
+
+static void
+ngx_http_apikey_redis_tls_done(ngx_connection_t *c)
+{
+    long                             rc;
+    ngx_http_apikey_redis_conn_t    *conn;
+    ngx_http_apikey_redis_server_t  *server;
+
+    conn = c->data;
+    server = conn->server;
+
+    if (!c->ssl->handshaked) {
+        conn->user->error(conn, (c->write->timedout || c->read->timedout)
+                                ? "timed out in the TLS handshake"
+                                : "failed the TLS handshake");
+        return;
+    }
+
+    if (server->tls_verify) {
+        rc = SSL_get_verify_result(c->ssl->connection);
+
+        if (rc != X509_V_OK) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "apikey: redis \"%V\" TLS certificate verify "
+                          "error: (%l:%s)", &server->url, rc,
+                          X509_verify_cert_error_string(rc));
+            conn->user->error(conn, "failed TLS certificate verification");
+            return;
+        }
+
+        if (ngx_http_apikey_redis_tls_name(c, &server->tls_name) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "apikey: redis \"%V\" TLS certificate does not "
+                          "match \"%V\"", &server->url, &server->tls_name);
+            conn->user->error(conn, "failed TLS certificate verification");
+            return;
+        }
+    }
+
+    c->read->handler = ngx_http_apikey_redis_read_handler;
+    c->write->handler = ngx_http_apikey_redis_write_handler;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    ngx_http_apikey_redis_write_handler(c->write);
+}
+
+
+/*
+ * An address is checked against the certificate's IP entries (nginx's
+ * ngx_ssl_check_host() knows DNS names only), a name against its DNS names.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_tls_name(ngx_connection_t *c, ngx_str_t *name)
+{
+    int    rc;
+    X509  *cert;
+
+    if (ngx_inet_addr(name->data, name->len) == INADDR_NONE
+        && ngx_strlchr(name->data, name->data + name->len, ':') == NULL)
+    {
+        return ngx_ssl_check_host(c, name);
+    }
+
+    cert = SSL_get1_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* name is NUL-terminated (see ngx_http_apikey_redis_tls()) */
+    rc = X509_check_ip_asc(cert, (const char *) name->data, 0);
+
+    X509_free(cert);
+
+    return (rc == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* sessions are kept per block and worker, never across blocks */
+
+static void
+ngx_http_apikey_redis_tls_save(ngx_connection_t *c)
+{
+    ngx_ssl_session_t             *session;
+    ngx_http_apikey_redis_conn_t  *conn;
+
+    conn = c->data;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    if (conn->server->session) {
+        ngx_ssl_free_session(conn->server->session);
+    }
+
+    conn->server->session = session;
+}
+
+#endif

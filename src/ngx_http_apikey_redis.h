@@ -55,6 +55,17 @@ typedef struct {
     ngx_str_t                          url;
     ngx_uint_t                         index;     /* in the configuration */
 
+    /* the apikey_redis_upstream block that made it, if any */
+    ngx_str_t                          name;
+
+#if (NGX_HTTP_SSL)
+    /* TLS to every node; a session is resumed by this block's only */
+    ngx_ssl_t                         *ssl;
+    ngx_str_t                          tls_name;
+    ngx_flag_t                         tls_verify;
+    ngx_ssl_session_t                 *session;
+#endif
+
     /* the addresses the configuration resolved to */
     ngx_addr_t                        *addrs;
     ngx_uint_t                         naddrs;
@@ -141,6 +152,7 @@ struct ngx_http_apikey_redis_conn_s {
 
     unsigned                           queued:1;    /* in server->conns */
     unsigned                           reused:1;
+    unsigned                           tls:1;       /* handshake to do */
     unsigned                           timedout:1;
 };
 
@@ -188,7 +200,8 @@ struct ngx_http_apikey_redis_query_s {
 
 
 ngx_http_apikey_redis_server_t *ngx_http_apikey_redis_server(ngx_conf_t *cf,
-    ngx_array_t *servers, ngx_str_t *args, ngx_uint_t nargs);
+    ngx_array_t *servers, ngx_str_t *args, ngx_uint_t nargs, ngx_str_t *name);
+char *ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers);
 ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
     int argc, const char **argv, const size_t *argvlen);
 redisReader *ngx_http_apikey_redis_reader(ngx_uint_t elements);
