@@ -184,4 +184,60 @@ rejects('apikey_metrics twice in one block', '',
 rejects('apikey_cache naming the metrics zone',
     'apikey on; apikey_cache "apikey:metrics";', qr/"apikey:metrics"/);
 
+# apikey_redis_upstream blocks: the block goes into the http{} text
+sub block_conf {
+    my ($block, $use) = @_;
+    return "$block\n" . conf("apikey on; apikey_redis $use;");
+}
+
+sub block_check {
+    my ($what, $block, $use, $re) = @_;
+    my ($rc, $out) = nginx_check(http => block_conf($block, $use));
+    if (!defined $re) {
+        is($rc, 0, "accepted: $what") or diag $out;
+        return;
+    }
+    subtest "rejected: $what" => sub {
+        isnt($rc, 0, 'nginx -t fails');
+        like($out, qr/\[emerg\]/, 'with an [emerg] line');
+        like($out, $re, "saying $re") or diag $out;
+    };
+}
+
+block_check('an apikey_redis_upstream block with every setting',
+    "apikey_redis_upstream keys { server 127.0.0.1:6380; db 2;\n"
+    . " auth user=nginx password=pw; tls on; tls_verify off;\n"
+    . " tls_name redis.test; }", 'keys');
+block_check('a block named like an address',
+    'apikey_redis_upstream a:1 { server 127.0.0.1:6380; }', 'a:1',
+    qr/invalid apikey_redis_upstream name "a:1"/);
+block_check('two blocks of one name',
+    "apikey_redis_upstream k { server 127.0.0.1:6380; }\n"
+    . "apikey_redis_upstream k { server 127.0.0.1:6381; }", 'k',
+    qr/duplicate apikey_redis_upstream "k"/);
+block_check('a block without server', 'apikey_redis_upstream k { db 1; }',
+    'k', qr/no "server" in apikey_redis_upstream "k"/);
+block_check('tls_* without tls on',
+    'apikey_redis_upstream k { server 127.0.0.1:6380; tls_name x; }', 'k',
+    qr/tls_\* settings of apikey_redis_upstream "k" need "tls on"/);
+block_check('tls on without a CA while tls_verify is on',
+    'apikey_redis_upstream k { server 127.0.0.1:6380; tls on; }', 'k',
+    qr/"tls_verify" is on .* but no "tls_trusted_certificate"/);
+block_check('an unreadable CA file',
+    "apikey_redis_upstream k { server 127.0.0.1:6380; tls on;\n"
+    . " tls_trusted_certificate $dir/nothing.pem; }", 'k',
+    qr/nothing\.pem/);
+block_check('a certificate without its key',
+    "apikey_redis_upstream k { server 127.0.0.1:6380; tls on;\n"
+    . " tls_verify off; tls_certificate $dir/nothing.pem; }", 'k',
+    qr/"tls_certificate" and "tls_certificate_key" go together/);
+block_check('sentinel, not yet',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379; }", 'k',
+    qr/"sentinel" in apikey_redis_upstream is not supported yet/);
+block_check('an unknown directive in the block',
+    "apikey_redis_upstream k { server 127.0.0.1:6380; tls_wat on; }", 'k',
+    qr/unknown directive or wrong number of parameters "tls_wat"/);
+block_check('a bad db', "apikey_redis_upstream k { server 127.0.0.1:6380;"
+    . " db x; }", 'k', qr/invalid database number "x"/);
+
 done_testing;
