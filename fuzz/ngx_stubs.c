@@ -24,7 +24,7 @@ static u_char *ngx_http_apikey_fuzz_format(u_char *buf, u_char *last,
 volatile ngx_cycle_t  *ngx_cycle;
 ngx_uint_t             ngx_pagesize = 4096;
 
-/* for src/ngx_http_apikey_redis.c, linked for its reader alone */
+/* what the module's headers declare and the targets may reach */
 volatile ngx_msec_t    ngx_current_msec;
 ngx_rbtree_t           ngx_event_timer_rbtree;
 ngx_queue_t            ngx_posted_events;

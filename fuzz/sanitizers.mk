@@ -121,12 +121,12 @@ $(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c src/ngx_http_apikey_policy.c \
 	    src/ngx_http_apikey_policy.c
 
 $(FUZZ_BUILD)/fuzz_record: fuzz/fuzz_record.c fuzz/ngx_stubs.c \
-    src/ngx_http_apikey_record.c src/ngx_http_apikey_redis.c \
+    src/ngx_http_apikey_record.c src/ngx_http_apikey_reader.c \
     src/ngx_http_apikey_policy.c $(FUZZ_HDRS) \
     | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_record.c \
 	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c \
-	    src/ngx_http_apikey_redis.c src/ngx_http_apikey_policy.c \
+	    src/ngx_http_apikey_reader.c src/ngx_http_apikey_policy.c \
 	    -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \

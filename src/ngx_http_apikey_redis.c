@@ -42,8 +42,6 @@ static ngx_int_t ngx_http_apikey_redis_settle(
     ngx_http_apikey_redis_conn_t *conn);
 static void ngx_http_apikey_redis_watch(ngx_http_apikey_redis_conn_t *conn);
 static void ngx_http_apikey_redis_show(ngx_http_apikey_redis_server_t *server);
-static void *ngx_http_apikey_redis_create_array(const redisReadTask *task,
-    int elements);
 static char *ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 #if (NGX_HTTP_SSL)
@@ -56,12 +54,6 @@ static void ngx_http_apikey_redis_tls_save(ngx_connection_t *c);
 static ngx_int_t ngx_http_apikey_redis_tls_name(ngx_connection_t *c,
     ngx_str_t *name);
 #endif
-
-
-static redisReplyObjectFunctions    ngx_http_apikey_redis_functions;
-static void                      *(*ngx_http_apikey_redis_array)(
-                                       const redisReadTask *task,
-                                       int elements);
 
 
 /* the connections of queries, busy or idle */
@@ -1220,48 +1212,6 @@ ngx_http_apikey_redis_show(ngx_http_apikey_redis_server_t *server)
         server->shown[0] = server->nconns - server->nidle;
         server->shown[1] = server->nidle;
     }
-}
-
-
-/*
- * hiredis allocates the element table of an array as soon as it reads
- * its header: "*2147483647\r\n" alone would cost gigabytes and seconds of
- * a blocked worker.  Arrays larger than the reader was made for are
- * refused before that (the reader reports it as out of memory).
- */
-
-redisReader *
-ngx_http_apikey_redis_reader(ngx_uint_t elements)
-{
-    redisReader  *reader;
-
-    reader = redisReaderCreate();
-    if (reader == NULL) {
-        return NULL;
-    }
-
-    if (ngx_http_apikey_redis_array == NULL) {
-        ngx_http_apikey_redis_functions = *reader->fn;
-        ngx_http_apikey_redis_array = reader->fn->createArray;
-        ngx_http_apikey_redis_functions.createArray =
-                                           ngx_http_apikey_redis_create_array;
-    }
-
-    reader->fn = &ngx_http_apikey_redis_functions;
-    reader->privdata = (void *) elements;
-
-    return reader;
-}
-
-
-static void *
-ngx_http_apikey_redis_create_array(const redisReadTask *task, int elements)
-{
-    if (elements < 0 || (ngx_uint_t) elements > (ngx_uint_t) task->privdata) {
-        return NULL;
-    }
-
-    return ngx_http_apikey_redis_array(task, elements);
 }
 
 
