@@ -1558,8 +1558,8 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 #if (NGX_HTTP_SSL)
 
 static char *
-ngx_http_apikey_redis_tls(ngx_conf_t *cf, ngx_http_apikey_redis_server_t *server,
-    void *block)
+ngx_http_apikey_redis_tls(ngx_conf_t *cf,
+    ngx_http_apikey_redis_server_t *server, void *block)
 {
     ngx_http_apikey_redis_block_t  *b = block;
 
