@@ -1131,6 +1131,16 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
         ngx_queue_init(&conn->pending);
     }
 
+    /* a handler may cancel a query further down: its command has no home */
+
+    for (x = ngx_queue_head(&pending);
+         x != ngx_queue_sentinel(&pending);
+         x = ngx_queue_next(x))
+    {
+        cmd = ngx_queue_data(x, ngx_http_apikey_redis_cmd_t, queue);
+        cmd->conn = NULL;
+    }
+
     ngx_http_apikey_redis_close(conn);
 
     while (!ngx_queue_empty(&pending)) {
@@ -1231,7 +1241,9 @@ ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
         cmd->query = NULL;
         q->cmd = NULL;
 
-        ngx_http_apikey_redis_watch(cmd->conn);
+        if (cmd->conn) {
+            ngx_http_apikey_redis_watch(cmd->conn);
+        }
     }
 
     if (q->timer.timer_set) {
