@@ -178,7 +178,7 @@ subtest 'the variables work in log_format' => sub {
     wait_until(sub {
         $log = $read->();
         return ($log =~ tr/\n//) >= $before + 2;
-    }, 2);
+    }, slack(2));
     my @lines = split /\n/, $log;
     is($lines[-2], qq{ok k_full "Nightly Score Export" "acme" }
         . qq{"read:people write:people" "$expires"}, 'an accepted key');
