@@ -6,8 +6,13 @@
 #                        the unit tests too.  Fails on a test failure or on
 #                        any sanitizer report (build/asan/reports/).
 #   make test-valgrind   the t/ suite with nginx under valgrind memcheck;
-#                        fails on a memory error or a block definitely lost
-#                        by the module (fuzz/valgrind-check.pl).
+#                        fails on a test failure, a memory error or a block
+#                        definitely lost by the module
+#                        (fuzz/valgrind-check.pl).  Timing-bound tests
+#                        scale their phases, timeouts and bounds by
+#                        APIKEY_TEST_TIME_FACTOR (slack()), and so does the
+#                        default apikey_redis_timeout (ApiKey::Test::Nginx).
+#                        .ci/run runs it; about 5 to 7 minutes on 2 cores.
 #   make fuzz            each libFuzzer target (clang) for FUZZ_SECONDS
 #                        (60) from fuzz/corpus/<target>; fails on a crash,
 #                        a leak, a timeout, an out-of-memory or a sanitizer

@@ -99,6 +99,14 @@ ngx_http_apikey_tracking_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
+    /*
+     * the cached time is the master's from when it began to read the
+     * configuration, which may be seconds ago: the handshake's deadline
+     * counts from now
+     */
+
+    ngx_time_update();
+
     source = amcf->sources.elts;
 
     for (i = 0; i < amcf->sources.nelts; i++) {

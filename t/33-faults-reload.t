@@ -20,7 +20,7 @@ my $keep = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
     clients => 2);
 my $close = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
     clients => 2, keepalive => 0);
-sleep 1;
+sleep slack(1);
 
 my (@took, %seen);
 $seen{$_} = 1 for @first;
@@ -29,9 +29,9 @@ for my $n (1 .. 3) {
     $nginx->reload;
     push @took, time - $t0;
     $seen{$_}++ for $nginx->worker_pids;
-    sleep 0.7;
+    sleep slack(0.7);
 }
-sleep 0.5;
+sleep slack(0.5);
 my $rk = $keep->stop;
 my $rc = $close->stop;
 note "keep-alive clients:\n" . $rk->summary;

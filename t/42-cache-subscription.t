@@ -11,6 +11,7 @@ use ApiKey::Test;
 use ApiKey::CacheTest;
 
 use IO::Select;
+use POSIX ();
 use JSON::PP ();
 
 my $WORKERS = 2;
@@ -264,6 +265,32 @@ subtest 'Redis stops answering: cached keys are not served past the PING '
     is($again->{statuses}, 200, 'afterwards the valid key is let in ...');
     cmp_ok($again->{hmget}, '<=', $WORKERS, '... from the cache again '
         . "($again->{hmget} HMGET)");
+};
+
+subtest 'nginx slow to read its configuration (1.5 s): each worker '
+    . 'subscribes at its first attempt' => sub {
+    # a FIFO holds nginx at the include until the writer comes: the
+    # master's clock, read as the configuration is, is 1.5 s behind when
+    # the workers start, and the handshake's deadline must not count that
+    my $fifo = test_dir() . '/slow.conf';
+    POSIX::mkfifo($fifo, 0600) or die "mkfifo $fifo: $!";
+    my $writer = fork // die "fork: $!";
+    if ($writer == 0) {
+        sleep 1.5;
+        close $_ for grep { open($_, '>', $fifo) } my $fh;
+        POSIX::_exit(0);
+    }
+    my $own = start_redis();
+    my $slow = start_cached_nginx(redis => $own, workers => $WORKERS,
+        cache => 'zone=apikeys:1m', quiet => 1, main => "include $fifo;");
+    waitpid($writer, 0);
+    ok(wait_subscribed($own, $WORKERS), "$WORKERS workers subscribed");
+    my @late = grep { /did not complete the subscription/ }
+        $slow->log_lines('error');
+    is(scalar(@late), 0, 'no subscription given up as late')
+        or diag join "\n", @late;
+    $slow->stop;
+    $own->stop;
 };
 
 subtest 'no token in the debug log' => sub {

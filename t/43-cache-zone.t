@@ -82,7 +82,7 @@ subtest 'reload: the cache works again once the new workers subscribed, '
         my $mark = $nginx->mark;
         my $h0 = hmgets();
         $nginx->reload;
-        wait_live($nginx, $mark);
+        wait_live($nginx, $mark, undef, $WORKERS);
         @rows = each_once($nginx, map { ['/api/x', $t] } 1 .. 200);
         is(scalar(grep { $_->{status} != 200 } @rows), 0,
             "reload $n: after, the key is let in");

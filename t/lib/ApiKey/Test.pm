@@ -26,6 +26,9 @@ package ApiKey::Test;
 #   APIKEY_TEST_NGINX           the nginx binary (nginx)
 #   APIKEY_TEST_NGINX_WRAPPER   a command prefix for nginx (valgrind ...)
 #   APIKEY_TEST_TIME_FACTOR     scales timing tolerances (slack()) on slow runs
+#   APIKEY_TEST_VALGRIND        nginx runs under valgrind: the default
+#                               apikey_redis_timeout is scaled too (see
+#                               ApiKey::Test::Nginx::_slow_defaults)
 #   APIKEY_TEST_LIFETIME        seconds any child may live (300)
 #   APIKEY_TEST_KEEP            keep the temporary directory
 
@@ -39,7 +42,7 @@ use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use ApiKey::Test::Proc qw(free_port test_dir wait_until project_root);
+use ApiKey::Test::Proc qw(free_port test_dir wait_until project_root slack);
 use ApiKey::Test::RESP qw(:all);
 use ApiKey::Test::Redis;
 use ApiKey::Test::FakeRedis;
@@ -78,10 +81,6 @@ sub done_testing_checked {
     return Test::More::done_testing(@_);
 }
 
-
-# A timing tolerance, scaled by APIKEY_TEST_TIME_FACTOR for slow runs
-# (sanitizers, valgrind): slack(0.1) is 100 ms on a normal run.
-sub slack ($) { return $_[0] * ($ENV{APIKEY_TEST_TIME_FACTOR} || 1) }
 
 # timing_ok($name, sub { ...; return ($ok, "what was measured") }, $tries):
 # a timing bound holds in at least one of $tries (3) attempts, so that a

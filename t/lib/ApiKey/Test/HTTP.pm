@@ -23,9 +23,12 @@ use IO::Select;
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time);
 
+use ApiKey::Test::Proc qw(slack);
+
 our @EXPORT_OK = qw(http_raw http_get http_request build_request);
 
-our $TIMEOUT = 5;
+# a client's wait for an answer, scaled on slow runs as slack() is
+our $TIMEOUT = slack(5);
 
 
 # build_request($method, $path, @header_pairs): the header pairs keep their

@@ -25,7 +25,7 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(free_port listen_free test_dir spawn fork_child
     stop_child
-    child_alive wait_until children_of project_root lifetime);
+    child_alive wait_until children_of project_root lifetime slack);
 
 our $LIFETIME = $ENV{APIKEY_TEST_LIFETIME} || 300;
 
@@ -36,6 +36,10 @@ my %ports_used;
 my $dir;
 
 sub lifetime { return $LIFETIME }
+
+# A timing tolerance, scaled by APIKEY_TEST_TIME_FACTOR for slow runs
+# (sanitizers, valgrind): slack(0.1) is 100 ms on a normal run.
+sub slack ($) { return $_[0] * ($ENV{APIKEY_TEST_TIME_FACTOR} || 1) }
 
 sub project_root {
     return abs_path(dirname(__FILE__) . '/../../../..');
