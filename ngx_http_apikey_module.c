@@ -1275,5 +1275,13 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_apikey_main_conf_t  *amcf;
+
     ngx_http_apikey_lookup_exit_process(cycle);
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+
+    if (amcf) {
+        ngx_http_apikey_redis_exit_process(&amcf->servers);
+    }
 }

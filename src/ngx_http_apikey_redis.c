@@ -1312,6 +1312,27 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 }
 
 
+/* the TLS sessions a worker kept are OpenSSL's memory, not its pools' */
+
+void
+ngx_http_apikey_redis_exit_process(ngx_array_t *servers)
+{
+#if (NGX_HTTP_SSL)
+    ngx_uint_t                        i;
+    ngx_http_apikey_redis_server_t  **server;
+
+    server = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+        if (server[i]->session) {
+            ngx_ssl_free_session(server[i]->session);
+            server[i]->session = NULL;
+        }
+    }
+#endif
+}
+
+
 /*
  * apikey_redis_upstream NAME { server ADDRESS; auth [user=U] password=P;
  * db N; tls on; tls_trusted_certificate FILE; tls_verify on|off;
