@@ -27,7 +27,7 @@ static ngx_int_t ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
     redisReply **reply, char **err);
 
 static ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_pick(
-    ngx_http_apikey_redis_query_t *q);
+    ngx_http_apikey_redis_query_t *q, ngx_uint_t open);
 static ngx_http_apikey_redis_cmd_t *ngx_http_apikey_redis_push(
     ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len,
     ngx_msec_t timeout);
@@ -824,7 +824,7 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
     ngx_http_apikey_redis_cmd_t   *cmd;
     ngx_http_apikey_redis_conn_t  *conn;
 
-    conn = ngx_http_apikey_redis_pick(q);
+    conn = ngx_http_apikey_redis_pick(q, 1);
     if (conn == NULL) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "apikey: could not connect to redis \"%V\"",
@@ -860,7 +860,7 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
  */
 
 static ngx_http_apikey_redis_conn_t *
-ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q)
+ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q, ngx_uint_t open)
 {
     ngx_queue_t                     *x;
     ngx_http_apikey_redis_conn_t    *conn;
@@ -878,6 +878,12 @@ ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q)
             conn->keepalive = q->keepalive;
             return conn;
         }
+    }
+
+    /* all full: another connection, or none at all if open is 0 */
+
+    if (!open && !ngx_queue_empty(&server->conns)) {
+        return NULL;
     }
 
     conn = ngx_http_apikey_redis_open(server,
@@ -1272,33 +1278,11 @@ ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q, ngx_log_t *log)
 ngx_int_t
 ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 {
-    ngx_queue_t                   *x;
     ngx_http_apikey_redis_conn_t  *conn;
 
-    conn = NULL;
-
-    for (x = ngx_queue_head(&q->server->conns);
-         x != ngx_queue_sentinel(&q->server->conns);
-         x = ngx_queue_next(x))
-    {
-        conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
-
-        if (conn->npending < q->pipeline) {
-            break;
-        }
-
-        conn = NULL;
-    }
-
+    conn = ngx_http_apikey_redis_pick(q, 0);
     if (conn == NULL) {
-        if (!ngx_queue_empty(&q->server->conns)) {
-            return NGX_DECLINED;
-        }
-
-        conn = ngx_http_apikey_redis_pick(q);
-        if (conn == NULL) {
-            return NGX_DECLINED;
-        }
+        return NGX_DECLINED;
     }
 
     if (ngx_http_apikey_redis_push(conn, q->command.data, q->command.len,
