@@ -8,56 +8,12 @@ use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::CacheTest;
 use IO::Socket::INET;
-use POSIX ();
+use ApiKey::Test::TLS;
 
-my $dir = test_dir() . '/tls';
-mkdir $dir or die "$dir: $!";
+my $pki = ApiKey::Test::TLS->new;
+my $dir = $pki->dir;
 
-sub openssl {
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if (!$pid) {
-        open(STDERR, '>&', \*STDOUT);
-        exec('openssl', @_) or POSIX::_exit(127);
-    }
-    my $out = join '', <$fh>;
-    close $fh;
-    die "openssl @_: $out" if $?;
-}
-
-# a CA, a server certificate for 127.0.0.1 and redis.test, a client one,
-# and another CA that signed nothing here
-for my $ca (qw(ca other)) {
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-        '-subj', "/CN=apikey test $ca", '-keyout', "$dir/$ca.key",
-        '-out', "$dir/$ca.crt");
-}
-for my $c (['server', 'subjectAltName=IP:127.0.0.1,DNS:redis.test'],
-    ['client', 'extendedKeyUsage=clientAuth'])
-{
-    my ($name, $ext) = @$c;
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj',
-        "/CN=apikey test $name", '-keyout', "$dir/$name.key",
-        '-out', "$dir/$name.csr");
-    open(my $fh, '>', "$dir/$name.ext") or die $!;
-    print {$fh} "$ext\n";
-    close $fh;
-    openssl('x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/ca.crt",
-        '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
-        '-extfile', "$dir/$name.ext", '-out', "$dir/$name.crt");
-}
-chmod 0644, glob("$dir/*");
-
-sub tls_redis {
-    my (%o) = @_;
-    my $tls = free_port();
-    my $r = start_redis(args => ['--tls-port', $tls,
-        '--tls-cert-file', "$dir/server.crt",
-        '--tls-key-file', "$dir/server.key",
-        '--tls-ca-cert-file', "$dir/ca.crt",
-        '--tls-auth-clients', $o{mtls} ? 'yes' : 'no']);
-    $r->{tls_port} = $tls;
-    return $r;
-}
+sub tls_redis { return $pki->redis(@_) }
 
 my $redis = tls_redis();
 my $mtls = tls_redis(mtls => 1);
