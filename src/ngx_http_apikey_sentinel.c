@@ -55,6 +55,9 @@ struct ngx_http_apikey_sentinel_s {
 
     unsigned                           named:1;
     unsigned                           subscribed:1;
+
+    /* the node named was said to deny; until another is named or confirms */
+    unsigned                           denied:1;
 };
 
 
@@ -478,6 +481,7 @@ ngx_http_apikey_sentinel_name(ngx_http_apikey_sentinel_t *s, u_char *ip,
 
     s->sockaddr = sa;
     s->named = 1;
+    s->denied = 0;
 
     s->node.name.len = ngx_sock_ntop(&s->sockaddr.sockaddr, s->addr.socklen,
                                      s->name, NGX_SOCKADDR_STRLEN, 1);
@@ -576,6 +580,8 @@ ngx_http_apikey_sentinel_role_reply(ngx_http_apikey_redis_conn_t *conn,
                   "apikey: redis \"%V\": primary \"%V\" confirmed",
                   &s->server->url, &s->node.name);
 
+    s->denied = 0;
+
     ngx_http_apikey_redis_primary(s->server, &s->node, 0);
 
     return NGX_DONE;
@@ -604,9 +610,17 @@ ngx_http_apikey_sentinel_role_error(ngx_http_apikey_redis_conn_t *conn,
 static void
 ngx_http_apikey_sentinel_denied(ngx_http_apikey_sentinel_t *s, char *err)
 {
-    ngx_log_error(NGX_LOG_WARN, &s->log, 0,
+    ngx_uint_t  level;
+
+    /* asked again every RETRY during a failover: said once */
+
+    level = s->denied ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, &s->log, 0,
                   "apikey: redis \"%V\": \"%V\" named by the sentinels %s",
                   &s->server->url, &s->node.name, err);
+
+    s->denied = 1;
 
     ngx_http_apikey_sentinel_close(&s->role);
 

@@ -1,0 +1,208 @@
+# Redis Sentinel (apikey_redis_upstream ... { sentinel ...;
+# sentinel_master ...; }): a primary, one replica and three sentinels on
+# loopback, nginx with two workers and the cache on.  The module asks the
+# sentinels for the primary, confirms it with ROLE and follows it: under
+# load, a SIGKILL of the primary lets no wrong key in, answers 503 only
+# within the failover window (measured and reported here), and 200 again
+# within 2 s after the sentinels name the new primary, without a reload;
+# a key revoked on the new primary is refused within 100 ms.  Also a
+# SIGSTOP of the primary, the subscribed sentinel killed, and a
+# SENTINEL FAILOVER by hand.
+
+use lib 't/lib';
+use ApiKey::Test;
+use ApiKey::CacheTest;
+use ApiKey::Load;
+use ApiKey::Test::Sentinel;
+
+# nginx -t: what a block with sentinels must and must not hold
+sub block_check {
+    my ($what, $block, $re) = @_;
+    my ($rc, $out) = nginx_check(http => "$block\n    server {\n"
+        . "        listen 127.0.0.1:%%PORT%%;\n"
+        . "        location / { apikey on; apikey_redis k; }\n    }\n");
+    if (!defined $re) {
+        is($rc, 0, "nginx -t accepts $what") or diag $out;
+        return;
+    }
+    subtest "nginx -t refuses $what" => sub {
+        isnt($rc, 0, 'nginx -t fails');
+        like($out, $re, "saying $re") or diag $out;
+        like($out, qr/ in \S+nginx\.conf:\d+/, 'with the file and line');
+    };
+}
+
+block_check('a block with sentinels and every setting',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379;\n"
+    . " sentinel 127.0.0.1:26380; sentinel_master mymaster;\n"
+    . " sentinel_auth user=s password=spw; auth password=pw; db 2; }");
+block_check('both server and sentinel',
+    "apikey_redis_upstream k { server 127.0.0.1:6379;\n"
+    . " sentinel 127.0.0.1:26379; sentinel_master m; }",
+    qr/\[emerg\].*both "server" and "sentinel" in apikey_redis_upstream "k"/);
+block_check('sentinel without sentinel_master',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379; }",
+    qr/\[emerg\].*"sentinel" without "sentinel_master" in apikey_redis_ups/);
+block_check('sentinel_master without sentinel',
+    "apikey_redis_upstream k { server 127.0.0.1:6379; sentinel_master m; }",
+    qr/\[emerg\].*"sentinel_master" without "sentinel" in apikey_redis_ups/);
+block_check('sentinel_auth without sentinel',
+    "apikey_redis_upstream k { server 127.0.0.1:6379;\n"
+    . " sentinel_auth password=x; }",
+    qr/\[emerg\].*"sentinel_auth" without "sentinel" in /);
+block_check('sentinel_master twice',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379;\n"
+    . " sentinel_master a; sentinel_master b; }",
+    qr/\[emerg\].*duplicate "sentinel_master" in apikey_redis_upstream/);
+block_check('sentinel_auth without a password',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379;\n"
+    . " sentinel_master m; sentinel_auth user=x; }",
+    qr/\[emerg\].*"sentinel_auth" needs password=/);
+block_check('a sentinel address that is not one',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:99999;\n"
+    . " sentinel_master m; }",
+    qr/\[emerg\].*invalid port in "apikey_redis" address/);
+
+my $set = ApiKey::Test::Sentinel->start(replicas => 1, sentinels => 3);
+my $first = $set->primary;
+
+my $nginx = start_cached_nginx(redis => $first, workers => 2,
+    cache => 'zone=apikeys:1m', quiet => 1, timeout => '500ms',
+    http => "    apikey_redis_upstream keys {\n" . $set->conf
+        . "        sentinel_master " . $set->master . ";\n    }\n",
+    redis_args => 'keys');
+
+my @workers = $nginx->worker_pids;
+is(scalar(@workers), 2, 'nginx runs two workers');
+
+# the keys are written to the primary and reach the replica
+my %token = map { $_ => new_token() } qw(valid unknown revoked late);
+sub seed {
+    my ($redis) = @_;
+    seed_key($redis, $token{valid}, id => 'k_valid');
+    seed_key($redis, $token{revoked}, id => 'k_revoked', revoked => 1);
+    seed_key($redis, $token{late}, id => 'k_late');
+}
+seed($first);
+
+my @mix = (
+    { class => 'valid', path => '/echo/a', token => $token{valid},
+      id => 'k_valid' },
+    { class => 'unknown', path => '/echo/b', token => $token{unknown} },
+    { class => 'revoked', path => '/echo/c', token => $token{revoked} },
+);
+
+my $c = $nginx->client;
+sub verdict {
+    my ($token) = @_;
+    return $c->get('/echo/x', Authorization => "Bearer $token")->verdict;
+}
+
+# what the load saw while a fault happened at $t_fault and the sentinels
+# named the new primary at $t_named: no wrong allow, 503 only between,
+# every answer right from 2 s after the naming on
+sub check_failover {
+    my ($name, $r, $t_fault, $t_named) = @_;
+    my $bound = slack(2);
+    is($r->wrong_allows, 0, "$name: no wrong allow");
+    is($r->errors, 0, "$name: every request got an answer")
+        or diag $r->describe($r->rows(error => 1));
+    my @bad = grep { $_->{status} == 503
+        && ($_->{start} < $t_fault - 0.05
+            || $_->{start} > $t_named + $bound) } $r->rows;
+    is(scalar(@bad), 0, "$name: 503 only inside the failover window")
+        or diag $r->describe(@bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+    my %after = (from => $t_named + $bound);
+    ok($r->count(%after) >= 5, "$name: requests 2 s after the naming");
+    for ([valid => 200], [unknown => 401], [revoked => 401]) {
+        my ($class, $status) = @$_;
+        my @b = $r->other_than([$status], %after, class => $class);
+        is(scalar(@b), 0, "$name: $class answers $status again within 2 s "
+            . 'of the naming') or diag $r->describe(@b[0 .. ($#b < 5
+                ? $#b : 5)]);
+    }
+    my @e = sort { $a->{start} <=> $b->{start} }
+        grep { $_->{status} == 503 } $r->rows;
+    my $window = @e ? $e[-1]{start} + $e[-1]{elapsed} - $e[0]{start} : 0;
+    my $end = @e ? $e[-1]{start} : $t_fault;
+    my ($back) = sort { $a <=> $b } map { $_->{start} + $_->{elapsed} }
+        grep { $_->{status} == 200 && $_->{start} > $end } $r->rows;
+    diag sprintf "%s: %d answers, %d of them 503; the sentinels named the "
+        . "new primary %.2fs after the fault; 503s from %.2fs to %.2fs "
+        . "after it (%.2fs); 200s again %.2fs after the naming", $name,
+        $r->total, scalar(@e), $t_named - $t_fault,
+        @e ? ($e[0]{start} - $t_fault, $e[-1]{start} - $t_fault) : (0, 0),
+        $window, defined $back ? $back - $t_named : -1;
+}
+
+subtest 'lookups go to the primary the sentinels name' => sub {
+    is(verdict($token{valid}), '200 k_valid', 'a valid key: 200');
+    is(verdict($token{unknown}), '401 invalid', 'an unknown key: 401');
+    is(verdict($token{revoked}), '401 revoked', 'a revoked key: 401');
+    cmp_ok($first->calls('hmget'), '>=', 1, 'the primary answered');
+    is(scalar(grep { $_->calls('hmget') } $set->replicas), 0,
+        'the replica did not');
+    cmp_ok(scalar(tracking_clients($first)), '>=', 1,
+        'the cache\'s subscription is on the primary');
+};
+
+sub revoked_within_100ms {
+    my ($redis, $name) = @_;
+    my $t = new_token();
+    seed_key($redis, $t, id => 'k_soon');
+    # the subscription is on the new primary once a write is heard of
+    settle($nginx, $redis, path => '/api/x');
+    for (1 .. 6) {
+        is($c->get('/api/x', Authorization => "Bearer $t")->status, 200,
+            'cached') if $_ == 1;
+        $c->get('/api/x', Authorization => "Bearer $t");
+    }
+    my $h0 = $redis->calls('hmget');
+    $c->get('/api/x', Authorization => "Bearer $t") for 1 .. 4;
+    cmp_ok($redis->calls('hmget') - $h0, '<=', 2, "$name: the key is served "
+        . 'from the cache');
+    $redis->cmd('HSET', key_hash($t), 'revoked', 1);
+    my $done = time;
+    my (@late, $n);
+    while (time < $done + slack(0.6)) {
+        my $sent = time;
+        my $s = $c->get('/api/x', Authorization => "Bearer $t")->status;
+        next if $sent < $done + slack(0.1);
+        $n++;
+        push @late, $s if $s != 401;
+    }
+    ok($n >= 5, "$name: $n requests from 100 ms after the revocation");
+    is(scalar(@late), 0, "$name: a key revoked on the new primary is refused "
+        . 'within 100 ms, the cache on') or diag "@late";
+}
+
+timed_subtest('SIGKILL of the primary under load', sub {
+    my $old = $set->primary;
+    my $old_addr = $old->addr;
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+        clients => 4);
+    sleep slack(1);
+    my $t_kill = time;
+    $set->kill9($old);
+    my $t_named = $set->wait_named($old_addr);
+    ok($t_named, 'the sentinels name a new primary') or return;
+    sleep slack(3);
+    my $r = $load->stop;
+    note $r->summary;
+    check_failover('SIGKILL', $r, $t_kill, $t_named);
+    my $new = $set->primary;
+    isnt($new->addr, $old_addr, 'the replica is the primary now');
+    revoked_within_100ms($new, 'SIGKILL');
+    # back as a replica, for the next test
+    $set->rejoin($old);
+    $set->wait_ready;
+});
+
+sub timed_subtest {
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    ApiKey::Load->timed_subtest(@_);
+}
+
+$nginx->stop;
+$set->stop;
+done_testing;

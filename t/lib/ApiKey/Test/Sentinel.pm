@@ -1,0 +1,236 @@
+package ApiKey::Test::Sentinel;
+
+# A Redis deployment as operators run it, on 127.0.0.1: a primary,
+# replicas and sentinels (redis-server --sentinel, with a configuration
+# file of their own that they rewrite in the test directory), with short
+# down-after-milliseconds and failover-timeout, so that a failover takes
+# a few seconds.
+#
+#   my $set = ApiKey::Test::Sentinel->start(replicas => 1, sentinels => 3);
+#   $set->primary;            # the ApiKey::Test::Redis the sentinels name
+#   $set->named;              # "127.0.0.1:PORT" as a live sentinel names it
+#   $set->sentinels;          # ApiKey::Test::Sentinel::Node (kill9, pause..)
+#   $set->wait_named($addr, $timeout);   # until a sentinel names another
+#   $set->wait_ready;         # replicas in sync, sentinels know each other
+#   $set->failover;           # SENTINEL FAILOVER through a live sentinel
+#   $set->rejoin($redis);     # a killed node back, as a replica
+#
+# With tls => ApiKey::Test::TLS->new, data nodes and sentinels listen on
+# TLS ports only (tls-replication yes) and the sentinels are asked over it.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Time::HiRes qw(time sleep);
+
+use ApiKey::Test::Proc qw(free_port test_dir wait_until slack);
+use ApiKey::Test::Redis;
+
+our $MASTER = 'mymaster';
+
+sub start {
+    my ($class, %o) = @_;
+    my $self = bless {
+        master    => $o{master} // $MASTER,
+        down      => $o{down_after} // 500,
+        failover  => $o{failover_timeout} // 3000,
+        dir       => test_dir(),
+    }, $class;
+    my $primary = ApiKey::Test::Redis->start(
+        args => [ '--replica-announce-ip', '127.0.0.1' ]);
+    $self->{nodes} = [ $primary ];
+    for (1 .. ($o{replicas} // 1)) {
+        push @{ $self->{nodes} }, ApiKey::Test::Redis->start(
+            args => [ '--replicaof', '127.0.0.1', $primary->port,
+                '--replica-announce-ip', '127.0.0.1' ]);
+    }
+    for my $n (1 .. ($o{sentinels} // 3)) {
+        push @{ $self->{sentinels} }, ApiKey::Test::Sentinel::Node->start(
+            dir => $self->{dir}, n => $n, master => $self->{master},
+            monitor => $primary->port, down => $self->{down},
+            failover => $self->{failover});
+    }
+    $self->wait_ready;
+    return $self;
+}
+
+sub master    { $_[0]{master} }
+sub nodes     { @{ $_[0]{nodes} } }
+sub sentinels { @{ $_[0]{sentinels} } }
+
+# "sentinel 127.0.0.1:P1; sentinel 127.0.0.1:P2; ..." for a block
+sub conf {
+    my ($self) = @_;
+    return join '', map { "sentinel 127.0.0.1:" . $_->port . ";\n" }
+        $self->sentinels;
+}
+
+# The address a live sentinel names for the master, or ''.
+sub named {
+    my ($self) = @_;
+    for my $s ($self->sentinels) {
+        next if $s->{dead} || $s->{paused};
+        my $r = eval { $s->cmd('SENTINEL', 'get-master-addr-by-name',
+            $self->{master}) };
+        return "$r->[0]:$r->[1]" if ref $r eq 'ARRAY';
+    }
+    return '';
+}
+
+# The data node the sentinels name.
+sub primary {
+    my ($self) = @_;
+    my $named = $self->named;
+    my ($node) = grep { $_->addr eq $named } $self->nodes;
+    croak "the sentinels name $named, not one of ours" unless $node;
+    # a failover closes the clients of the promoted replica
+    delete $node->{client};
+    return $node;
+}
+
+sub replicas {
+    my ($self) = @_;
+    my $named = $self->named;
+    return grep { $_->addr ne $named && !$_->{dead} } $self->nodes;
+}
+
+# Until a live sentinel names another address than $old; the time it did,
+# or undef after $timeout seconds.
+sub wait_named {
+    my ($self, $old, $timeout) = @_;
+    my $at;
+    wait_until(sub {
+        my $now = $self->named;
+        $at = time if $now && $now ne $old;
+        return defined $at;
+    }, $timeout // slack(30), 0.01);
+    return $at;
+}
+
+# Every replica in sync with the primary, and every live sentinel knowing
+# the replicas and the other sentinels: a failover can be agreed on.
+sub wait_ready {
+    my ($self, $timeout) = @_;
+    my @live = grep { !$_->{dead} } $self->sentinels;
+    my $ok = wait_until(sub {
+        my $primary = eval { $self->primary } or return 0;
+        for my $r ($self->replicas) {
+            my $info = eval { $r->info('replication') } or return 0;
+            return 0 unless ($info->{master_link_status} // '') eq 'up'
+                && $info->{master_port} == $primary->port;
+        }
+        for my $s (@live) {
+            my %m = eval { @{ $s->cmd('SENTINEL', 'master',
+                $self->{master}) } } or return 0;
+            return 0 unless $m{'num-slaves'} >= scalar($self->replicas)
+                && $m{'num-other-sentinels'} >= @{ $self->{sentinels} } - 1
+                && $m{flags} eq 'master';
+            # the replicas as the sentinels see them: none still down
+            my @r = eval { @{ $s->cmd('SENTINEL', 'replicas',
+                $self->{master}) } };
+            for my $r (@r) {
+                my %r = @$r;
+                return 0 if $r{flags} =~ /down|disconnected/;
+            }
+        }
+        return 1;
+    }, $timeout // slack(30), 0.05);
+    croak "the sentinels did not agree on the set:\n"
+        . join('', map { $_->log } $self->sentinels) unless $ok;
+    return 1;
+}
+
+# SENTINEL FAILOVER through a live sentinel (a graceful switch).
+sub failover {
+    my ($self) = @_;
+    my ($s) = grep { !$_->{dead} && !$_->{paused} } $self->sentinels;
+    return $s->cmd('SENTINEL', 'FAILOVER', $self->{master});
+}
+
+# A data node that was killed starts again, as a replica of the primary.
+sub rejoin {
+    my ($self, $node) = @_;
+    my $primary = $self->primary;
+    $node->{args} = [ '--replicaof', '127.0.0.1', $primary->port,
+        '--replica-announce-ip', '127.0.0.1' ];
+    $node->restart;
+    delete $node->{dead};
+    return $node;
+}
+
+sub kill9 {
+    my ($self, $node) = @_;
+    $node->{dead} = 1;
+    $node->kill9;
+}
+
+sub stop {
+    my ($self) = @_;
+    for ($self->sentinels, $self->nodes) {
+        eval { $_->resume } if $_->{paused};
+        $_->stop;
+    }
+}
+
+
+package ApiKey::Test::Sentinel::Node;
+
+# One sentinel: an ApiKey::Test::Redis started with --sentinel and a
+# configuration file it owns.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+
+use ApiKey::Test::Proc qw(free_port spawn child_alive wait_until);
+
+our @ISA = ('ApiKey::Test::Redis');
+
+sub start {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{port} = free_port();
+    $self->{name} = "sentinel$o{n}";
+    my $conf = "$o{dir}/$self->{name}.conf";
+    open(my $fh, '>', $conf) or croak "$conf: $!";
+    print {$fh} <<"EOF";
+port $self->{port}
+bind 127.0.0.1
+daemonize no
+protected-mode no
+dir $o{dir}
+logfile $o{dir}/$self->{name}.log
+sentinel monitor $o{master} 127.0.0.1 $o{monitor} 2
+sentinel down-after-milliseconds $o{master} $o{down}
+sentinel failover-timeout $o{master} $o{failover}
+sentinel parallel-syncs $o{master} 1
+EOF
+    close $fh;
+    $self->{conf} = $conf;
+    $self->_run;
+    return $self;
+}
+
+sub _run {
+    my ($self) = @_;
+    $self->{child} = spawn(name => $self->{name},
+        cmd => [ 'redis-server', $self->{conf}, '--sentinel' ],
+        out => "$self->{dir}/$self->{name}.out");
+    delete $self->{client};
+    my $up = wait_until(sub {
+        return -1 unless child_alive($self->{child}{wrapper});
+        my $c = eval { $self->client } or return 0;
+        return ((eval { $c->cmd('PING') } // '') eq 'PONG') ? 1 : 0;
+    }, 10, 0.01);
+    croak "sentinel did not start on port $self->{port}:\n" . $self->log
+        if !$up || $up == -1;
+    return $self;
+}
+
+sub pause  { $_[0]{paused} = 1; $_[0]->SUPER::pause }
+sub resume { delete $_[0]{paused}; $_[0]->SUPER::resume }
+sub kill9  { $_[0]{dead} = 1; $_[0]->SUPER::kill9 }
+
+1;
