@@ -198,6 +198,93 @@ timed_subtest('SIGKILL of the primary under load', sub {
     $set->wait_ready;
 });
 
+# the workers' subscriptions to +switch-master, per live sentinel
+sub subscribed {
+    my %n;
+    for my $s (grep { !$_->{dead} } $set->sentinels) {
+        $n{ $s->port } = grep { ($_->{sub} // 0) >= 1 } $s->client_list;
+    }
+    return \%n;
+}
+
+timed_subtest('SIGSTOP of the primary under load', sub {
+    my $old = $set->primary;
+    my $old_addr = $old->addr;
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+        clients => 4);
+    sleep slack(1);
+    my $t_stop = time;
+    $old->pause;
+    my $t_named = $set->wait_named($old_addr);
+    ok($t_named, 'the sentinels name a new primary') or do {
+        $old->resume;
+        return;
+    };
+    sleep slack(3);
+    my $r = $load->stop;
+    note $r->summary;
+    check_failover('SIGSTOP', $r, $t_stop, $t_named);
+    $old->resume;
+    $set->demote($old);
+    $set->wait_ready;
+    is(verdict($token{valid}), '200 k_valid', 'a valid key: 200 after the '
+        . 'old primary is back as a replica');
+});
+
+timed_subtest('SENTINEL FAILOVER by hand: a graceful switch', sub {
+    my $old = $set->primary;
+    my $old_addr = $old->addr;
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+        clients => 4);
+    sleep slack(1);
+    my $t_fo = time;
+    $set->failover;
+    my $t_named = $set->wait_named($old_addr);
+    ok($t_named, 'the sentinels name a new primary') or return;
+    sleep slack(0.5);
+    my $h0 = $old->calls('hmget');
+    sleep slack(2.5);
+    my $r = $load->stop;
+    note $r->summary;
+    check_failover('SENTINEL FAILOVER', $r, $t_fo, $t_named);
+    is($old->calls('hmget') - $h0, 0, 'the old primary gets no lookup once '
+        . 'the sentinels named another, even while it still said master');
+    my $n503 = $r->count(status => 503);
+    note "SENTINEL FAILOVER: $n503 answers 503 (ideally none)";
+    $set->wait_ready;
+});
+
+timed_subtest('the subscribed sentinel killed: the next one, and a failover '
+    . 'is still followed', sub {
+    my $before = subscribed();
+    my ($port) = grep { $before->{$_} } sort keys %$before;
+    ok($port, 'a sentinel holds a worker\'s subscription') or return;
+    my ($victim) = grep { $_->port == $port } $set->sentinels;
+    $victim->kill9;
+    ok(wait_until(sub {
+        my $n = 0;
+        $n += $_ for values %{ subscribed() };
+        $n >= 2;
+    }, slack(5), 0.05), 'both workers subscribe on the live sentinels');
+    my $old = $set->primary;
+    my $old_addr = $old->addr;
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+        clients => 4);
+    sleep slack(0.5);
+    my $t_fo = time;
+    $set->failover;
+    my $t_named = $set->wait_named($old_addr);
+    ok($t_named, 'the sentinels name a new primary') or return;
+    sleep slack(0.5);
+    my $h0 = $old->calls('hmget');
+    sleep slack(2.5);
+    my $r = $load->stop;
+    note $r->summary;
+    check_failover('a sentinel down, then SENTINEL FAILOVER', $r, $t_fo,
+        $t_named);
+    is($old->calls('hmget') - $h0, 0, 'the old primary gets no lookup');
+});
+
 sub timed_subtest {
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     ApiKey::Load->timed_subtest(@_);

@@ -37,13 +37,15 @@ sub start {
         failover  => $o{failover_timeout} // 3000,
         dir       => test_dir(),
     }, $class;
-    my $primary = ApiKey::Test::Redis->start(
-        args => [ '--replica-announce-ip', '127.0.0.1' ]);
+    # a replica syncs at once, not after diskless sync's 5 s delay
+    my @args = ('--replica-announce-ip', '127.0.0.1',
+        '--repl-diskless-sync-delay', 0);
+    $self->{args} = \@args;
+    my $primary = ApiKey::Test::Redis->start(args => [ @args ]);
     $self->{nodes} = [ $primary ];
     for (1 .. ($o{replicas} // 1)) {
         push @{ $self->{nodes} }, ApiKey::Test::Redis->start(
-            args => [ '--replicaof', '127.0.0.1', $primary->port,
-                '--replica-announce-ip', '127.0.0.1' ]);
+            args => [ '--replicaof', '127.0.0.1', $primary->port, @args ]);
     }
     for my $n (1 .. ($o{sentinels} // 3)) {
         push @{ $self->{sentinels} }, ApiKey::Test::Sentinel::Node->start(
@@ -113,17 +115,27 @@ sub wait_named {
 sub wait_ready {
     my ($self, $timeout) = @_;
     my @live = grep { !$_->{dead} } $self->sentinels;
+    my $why = '';
     my $ok = wait_until(sub {
-        my $primary = eval { $self->primary } or return 0;
+        my $primary = eval { $self->primary }
+            or return !($why = 'no primary named');
         for my $r ($self->replicas) {
-            my $info = eval { $r->info('replication') } or return 0;
-            return 0 unless ($info->{master_link_status} // '') eq 'up'
+            # a failover closes the clients of the replicas too
+            my $info = eval { $r->info('replication') }
+                or return !($why = 'replica ' . $r->addr . ' silent')
+                    + !delete $r->{client};
+            return !($why = 'replica ' . $r->addr . ' not in sync')
+                unless ($info->{master_link_status} // '') eq 'up'
                 && $info->{master_port} == $primary->port;
         }
         for my $s (@live) {
             my %m = eval { @{ $s->cmd('SENTINEL', 'master',
-                $self->{master}) } } or return 0;
-            return 0 unless $m{'num-slaves'} >= scalar($self->replicas)
+                $self->{master}) } }
+                or return !($why = 'sentinel ' . $s->port . ' silent');
+            return !($why = 'sentinel ' . $s->port . ': '
+                . join ' ', map { "$_=$m{$_}" }
+                    qw(num-slaves num-other-sentinels flags))
+                unless $m{'num-slaves'} >= scalar($self->replicas)
                 && $m{'num-other-sentinels'} >= @{ $self->{sentinels} } - 1
                 && $m{flags} eq 'master';
             # the replicas as the sentinels see them: none still down
@@ -131,13 +143,13 @@ sub wait_ready {
                 $self->{master}) } };
             for my $r (@r) {
                 my %r = @$r;
-                return 0 if $r{flags} =~ /down|disconnected/;
+                return !($why = "sentinel $s->{port}: replica $r{name} "
+                    . $r{flags}) if $r{flags} =~ /down|disconnected/;
             }
         }
         return 1;
     }, $timeout // slack(30), 0.05);
-    croak "the sentinels did not agree on the set:\n"
-        . join('', map { $_->log } $self->sentinels) unless $ok;
+    croak "the sentinels did not agree on the set: $why" unless $ok;
     return 1;
 }
 
@@ -153,9 +165,21 @@ sub rejoin {
     my ($self, $node) = @_;
     my $primary = $self->primary;
     $node->{args} = [ '--replicaof', '127.0.0.1', $primary->port,
-        '--replica-announce-ip', '127.0.0.1' ];
+        @{ $self->{args} } ];
     $node->restart;
     delete $node->{dead};
+    return $node;
+}
+
+# A node that was stopped and resumed: made a replica of the primary now,
+# as the sentinels would do within ten seconds.
+sub demote {
+    my ($self, $node) = @_;
+    my $primary = $self->primary;
+    delete $node->{client};
+    wait_until(sub {
+        eval { $node->cmd('REPLICAOF', '127.0.0.1', $primary->port); 1 };
+    }, slack(5), 0.05);
     return $node;
 }
 
