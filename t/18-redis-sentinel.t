@@ -14,6 +14,7 @@ use ApiKey::Test;
 use ApiKey::CacheTest;
 use ApiKey::Load;
 use ApiKey::Test::Sentinel;
+use ApiKey::Test::TLS;
 
 # nginx -t: what a block with sentinels must and must not hold
 sub block_check {
@@ -256,6 +257,47 @@ timed_subtest('the subscribed sentinel killed: the next one, and a failover '
     }, slack(5), 0.05), 'both workers subscribe on the live sentinels');
     failover_under_load('a sentinel down, then SENTINEL FAILOVER',
         sub { $set->failover }, alive => 1);
+});
+
+# sentinels and data nodes over TLS: the module asks the sentinels, checks
+# ROLE and looks keys up over TLS, the names verified against the
+# addresses (the certificate's IP entry), and follows a failover
+timed_subtest('sentinels and data nodes over TLS', sub {
+    my $pki = ApiKey::Test::TLS->new;
+    my $tls = ApiKey::Test::Sentinel->start(replicas => 1, sentinels => 3,
+        tls => $pki);
+    my $primary = $tls->primary;
+    my $t = new_token();
+    seed_key($primary, $t, id => 'k_tls');
+    my $n = start_cached_nginx(redis => $primary, workers => 2,
+        cache => 'zone=tlskeys:1m', quiet => 1,
+        vars => { CA => $pki->dir . '/ca.crt' },
+        http => "    apikey_redis_upstream tkeys {\n" . $tls->conf
+            . "        sentinel_master " . $tls->master . ";\n"
+            . "        tls on;\n"
+            . "        tls_trusted_certificate %%CA%%;\n    }\n",
+        redis_args => 'tkeys');
+    my $tc = $n->client;
+    my $v = sub {
+        $tc->get('/echo/x', Authorization => "Bearer $_[0]")->verdict;
+    };
+    is($v->($t), '200 k_tls', 'a valid key: 200');
+    is($v->(new_token()), '401 invalid', 'an unknown key: 401');
+    my @conns = grep { ($_->{laddr} // '') =~ /:$primary->{tls_port}$/ }
+        $primary->client_list;
+    cmp_ok(scalar(@conns), '>=', 3, scalar(@conns) . ' connections of '
+        . 'nginx on the primary\'s TLS port (lookups, subscriptions)');
+    my $old = $tls->named;
+    $tls->failover;
+    ok($tls->wait_named($old), 'SENTINEL FAILOVER names a new primary');
+    ok(wait_until(sub { $v->($t) eq '200 k_tls'
+        && $tls->primary->calls('hmget') > 0 }, slack(3), 0.02),
+        'lookups follow it over TLS');
+    $tls->primary->cmd('HSET', key_hash($t), 'revoked', 1);
+    ok(wait_until(sub { $v->($t) eq '401 revoked' }, slack(2), 0.01),
+        'a revocation on the new primary is heard of');
+    $n->stop;
+    $tls->stop;
 });
 
 sub timed_subtest {

@@ -16,7 +16,8 @@ package ApiKey::Test::Sentinel;
 #   $set->rejoin($redis);     # a killed node back, as a replica
 #
 # With tls => ApiKey::Test::TLS->new, data nodes and sentinels listen on
-# TLS ports only (tls-replication yes) and the sentinels are asked over it.
+# TLS ports beside the plain ones the tests use; replication, the sentinels
+# and $set->conf use the TLS ones (tls-replication yes).
 
 use strict;
 use warnings;
@@ -41,21 +42,37 @@ sub start {
     my @args = ('--replica-announce-ip', '127.0.0.1',
         '--repl-diskless-sync-delay', 0);
     $self->{args} = \@args;
-    my $primary = ApiKey::Test::Redis->start(args => [ @args ]);
+    $self->{tls} = $o{tls};
+    my $primary = $self->_node(@args);
     $self->{nodes} = [ $primary ];
     for (1 .. ($o{replicas} // 1)) {
-        push @{ $self->{nodes} }, ApiKey::Test::Redis->start(
-            args => [ '--replicaof', '127.0.0.1', $primary->port, @args ]);
+        push @{ $self->{nodes} }, $self->_node('--replicaof', '127.0.0.1',
+            $self->port_of($primary), @args);
     }
     for my $n (1 .. ($o{sentinels} // 3)) {
         push @{ $self->{sentinels} }, ApiKey::Test::Sentinel::Node->start(
             dir => $self->{dir}, n => $n, master => $self->{master},
-            monitor => $primary->port, down => $self->{down},
-            failover => $self->{failover});
+            monitor => $self->port_of($primary), down => $self->{down},
+            failover => $self->{failover}, tls => $o{tls});
     }
     $self->wait_ready;
     return $self;
 }
+
+# a data node; with TLS, a TLS port beside the plain one (the tests'), and
+# replication, the sentinels and the module on the TLS one
+sub _node {
+    my ($self, @args) = @_;
+    return ApiKey::Test::Redis->start(args => [ @args ]) unless $self->{tls};
+    my $port = free_port();
+    my $r = ApiKey::Test::Redis->start(args => [
+        $self->{tls}->redis_args($port), '--tls-replication', 'yes', @args ]);
+    $r->{tls_port} = $port;
+    return $r;
+}
+
+# the port the sentinels and the module know a node by
+sub port_of { return $_[1]{tls_port} // $_[1]->port }
 
 sub master    { $_[0]{master} }
 sub nodes     { @{ $_[0]{nodes} } }
@@ -64,8 +81,8 @@ sub sentinels { @{ $_[0]{sentinels} } }
 # "sentinel 127.0.0.1:P1; sentinel 127.0.0.1:P2; ..." for a block
 sub conf {
     my ($self) = @_;
-    return join '', map { "sentinel 127.0.0.1:" . $_->port . ";\n" }
-        $self->sentinels;
+    return join '', map { "sentinel 127.0.0.1:" . $self->port_of($_)
+        . ";\n" } $self->sentinels;
 }
 
 # The address a live sentinel names for the master, or ''.
@@ -84,7 +101,8 @@ sub named {
 sub primary {
     my ($self) = @_;
     my $named = $self->named;
-    my ($node) = grep { $_->addr eq $named } $self->nodes;
+    my ($node) = grep { "127.0.0.1:" . $self->port_of($_) eq $named }
+        $self->nodes;
     croak "the sentinels name $named, not one of ours" unless $node;
     # a failover closes the clients of the promoted replica
     delete $node->{client};
@@ -94,7 +112,8 @@ sub primary {
 sub replicas {
     my ($self) = @_;
     my $named = $self->named;
-    return grep { $_->addr ne $named && !$_->{dead} } $self->nodes;
+    return grep { "127.0.0.1:" . $self->port_of($_) ne $named
+        && !$_->{dead} } $self->nodes;
 }
 
 # Until a live sentinel names another address than $old; the time it did,
@@ -126,7 +145,7 @@ sub wait_ready {
                     + !delete $r->{client};
             return !($why = 'replica ' . $r->addr . ' not in sync')
                 unless ($info->{master_link_status} // '') eq 'up'
-                && $info->{master_port} == $primary->port;
+                && $info->{master_port} == $self->port_of($primary);
         }
         for my $s (@live) {
             my %m = eval { @{ $s->cmd('SENTINEL', 'master',
@@ -164,8 +183,11 @@ sub failover {
 sub rejoin {
     my ($self, $node) = @_;
     my $primary = $self->primary;
-    $node->{args} = [ '--replicaof', '127.0.0.1', $primary->port,
-        @{ $self->{args} } ];
+    my $tls = $node->{tls_port}
+        ? [ $self->{tls}->redis_args($node->{tls_port}), '--tls-replication',
+            'yes' ] : [];
+    $node->{args} = [ @$tls, '--replicaof', '127.0.0.1',
+        $self->port_of($primary), @{ $self->{args} } ];
     $node->restart;
     delete $node->{dead};
     return $node;
@@ -178,7 +200,8 @@ sub demote {
     my $primary = $self->primary;
     delete $node->{client};
     wait_until(sub {
-        eval { $node->cmd('REPLICAOF', '127.0.0.1', $primary->port); 1 };
+        eval { $node->cmd('REPLICAOF', '127.0.0.1',
+            $self->port_of($primary)); 1 };
     }, slack(5), 0.05);
     return $node;
 }
@@ -231,6 +254,15 @@ sentinel down-after-milliseconds $o{master} $o{down}
 sentinel failover-timeout $o{master} $o{failover}
 sentinel parallel-syncs $o{master} 1
 EOF
+    if (my $pki = $o{tls}) {
+        # TLS beside the plain port (the tests'), and to the data nodes
+        my $d = $pki->dir;
+        $self->{tls_port} = free_port();
+        print {$fh} "tls-port $self->{tls_port}\n"
+            . "tls-cert-file $d/server.crt\ntls-key-file $d/server.key\n"
+            . "tls-ca-cert-file $d/ca.crt\ntls-auth-clients no\n"
+            . "tls-replication yes\n";
+    }
     close $fh;
     $self->{conf} = $conf;
     $self->_run;
