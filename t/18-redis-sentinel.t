@@ -64,6 +64,63 @@ block_check('a sentinel address that is not one',
     . " sentinel_master m; }",
     qr/\[emerg\].*invalid port in "apikey_redis" address/);
 
+# A sentinel the test steers: what the module does with what it is told,
+# timed by the test rather than by real sentinels
+subtest 'a node is used only once the sentinels name it and it says ROLE '
+    . 'master, and no more once they name another' => sub {
+    my $a = start_redis();
+    my $b = start_redis();
+    my $replica = start_redis(args => [ '--replicaof', '127.0.0.1',
+        $a->port ]);
+    my $t = new_token();
+    seed_key($a, $t, id => 'k_a');
+    seed_key($b, $t, id => 'k_b');
+    ok(wait_until(sub {
+        ($replica->info('replication')->{master_link_status} // '') eq 'up'
+    }, slack(10), 0.05), 'the replica is in sync');
+    my $fake = ApiKey::Test::Sentinel::Fake->start(primary => $replica->port);
+    my $n = start_nginx(workers => 2, redis => $a,
+        vars => { FAKE => $fake->port }, http => <<'EOF');
+    apikey_redis_upstream steered {
+        sentinel         127.0.0.1:%%FAKE%%;
+        sentinel_master  mymaster;
+    }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        apikey_redis steered;
+        apikey_redis_timeout 300ms;
+        location /api/ {
+            apikey on;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+EOF
+    my $fc = $n->client;
+    my $v = sub { $fc->get('/api/x', Authorization => "Bearer $t")->verdict };
+    my $h0 = $replica->calls('hmget');
+    like($v->(), qr/^503 /, 'a replica named as the primary: 503 at the '
+        . 'timeout') for 1 .. 2;
+    is($replica->calls('hmget') - $h0, 0, '... and no lookup went to it');
+    $fake->announce($a->port);
+    ok(wait_until(sub { $v->() eq '200 k_a' }, slack(2), 0.01),
+        'a switch to the primary: its answers');
+    $fake->announce($b->port);
+    my $t0 = time;
+    ok(wait_until(sub { $v->() eq '200 k_b' }, slack(1), 0.001),
+        'a switch to another node, while the old one still says master: '
+        . 'the new one answers');
+    note sprintf 'the new node answered %.3fs after the switch was '
+        . 'announced', time - $t0;
+    my $ha = $a->calls('hmget');
+    my @v = map { $v->() } 1 .. 40;
+    is(scalar(grep { $_ ne '200 k_b' } @v), 0, 'every answer from then on '
+        . 'is the new node\'s, on both workers') or diag "@v";
+    is($a->calls('hmget') - $ha, 0, 'the old node gets no lookup');
+    $n->stop;
+    $fake->stop;
+    $_->stop for $a, $b, $replica;
+};
+
 my $set = ApiKey::Test::Sentinel->start(replicas => 1, sentinels => 3);
 my $first = $set->primary;
 
@@ -177,6 +234,18 @@ sub revoked_within_100ms {
         . 'within 100 ms, the cache on') or diag "@late";
 }
 
+# the lookups a node served; the sentinels close its clients when they
+# make it a replica, the test's own as well
+sub calls {
+    my ($node) = @_;
+    for (1 .. 3) {
+        my $n = eval { $node->calls('hmget') };
+        return $n if defined $n;
+        delete $node->{client};
+    }
+    die "no answer from " . $node->addr;
+}
+
 # Load for a second, then $fault->($old) at the fault's time; waits for
 # the sentinels to name another primary, loads on for 3 s and checks what
 # the load saw.  Returns the old primary, or nothing if no new one came.
@@ -195,13 +264,13 @@ sub failover_under_load {
         return;
     };
     sleep slack(0.5);
-    my $h0 = $o{alive} ? $old->calls('hmget') : 0;
+    my $h0 = $o{alive} ? calls($old) : 0;
     sleep slack(2.5);
     my $r = $load->stop;
     note $r->summary;
     check_failover($name, $r, $t_fault, $t_named);
     isnt($set->primary->addr, $old_addr, "$name: a replica is the primary");
-    is($old->calls('hmget') - $h0, 0, "$name: the old primary gets no lookup "
+    is(calls($old) - $h0, 0, "$name: the old primary gets no lookup "
         . 'once the sentinels named another, even while it still says master')
         if $o{alive};
     return $old;

@@ -289,4 +289,130 @@ sub pause  { $_[0]{paused} = 1; $_[0]->SUPER::pause }
 sub resume { delete $_[0]{paused}; $_[0]->SUPER::resume }
 sub kill9  { $_[0]{dead} = 1; $_[0]->SUPER::kill9 }
 
+
+package ApiKey::Test::Sentinel::Fake;
+
+# A sentinel the test steers, for what real ones do not let a test time:
+# it names the primary it is told to, for any master name, and announces
+# +switch-master to its subscribers when told to name another.
+#
+#   my $f = ApiKey::Test::Sentinel::Fake->start(primary => $redis->port);
+#   $f->port;
+#   $f->announce($other->port);   # names it from now on, and publishes
+#   $f->asked;                    # get-master-addr-by-name asked so far
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+
+use ApiKey::Test::Proc qw(test_dir fork_child stop_child wait_until);
+use ApiKey::Test::RESP qw(resp_parse resp_command resp_bulk resp_array
+    resp_status resp_int resp_error);
+
+my $serial = 0;
+
+sub start {
+    my ($class, %o) = @_;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+        LocalPort => 0, Listen => 64, ReuseAddr => 1)
+        or croak "listen: $!";
+    my $self = bless { port => $listen->sockport,
+        state => test_dir() . '/fake-sentinel' . ++$serial }, $class;
+    $self->_write($o{primary}, 0);
+    $self->{child} = fork_child(name => "fake-sentinel$serial",
+        code => sub { $self->_serve($listen) });
+    close $listen;
+    return $self;
+}
+
+sub port { $_[0]{port} }
+
+sub _write {
+    my ($self, $port, $n) = @_;
+    open(my $fh, '>', "$self->{state}.tmp") or croak "$self->{state}: $!";
+    print {$fh} "$port $n\n";
+    close $fh;
+    rename "$self->{state}.tmp", $self->{state} or croak "rename: $!";
+}
+
+sub _read {
+    my ($self) = @_;
+    open(my $fh, '<', $self->{state}) or return;
+    my ($port, $n, $asked) = split ' ', scalar(<$fh>) // '';
+    return ($port, $n);
+}
+
+sub announce {
+    my ($self, $port) = @_;
+    my (undef, $n) = $self->_read;
+    $self->_write($port, $n + 1);
+}
+
+sub asked {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{state}.asked") or return 0;
+    return -s $fh;
+}
+
+sub stop { stop_child($_[0]{child}) if $_[0]{child} }
+
+sub _serve {
+    my ($self, $listen) = @_;
+    $SIG{PIPE} = 'IGNORE';
+    my $sel = IO::Select->new($listen);
+    my (%buf, %sub);
+    my ($port, $n) = $self->_read;
+    for ( ;; ) {
+        for my $s ($sel->can_read(0.005)) {
+            if ($s == $listen) {
+                my $c = $listen->accept or next;
+                $sel->add($c);
+                $buf{$c} = '';
+                next;
+            }
+            my $got = sysread($s, my $chunk, 4096);
+            if (!$got) {
+                $sel->remove($s);
+                delete $buf{$s};
+                delete $sub{$s};
+                close $s;
+                next;
+            }
+            $buf{$s} .= $chunk;
+            while (my ($ok, $cmd) = resp_parse(\$buf{$s})) {
+                my $name = lc($cmd->[0] // '');
+                my $out;
+                if ($name eq 'subscribe') {
+                    $sub{$s} = $s;
+                    $out = resp_array(resp_bulk('subscribe'),
+                        resp_bulk($cmd->[1]), resp_int(1));
+                } elsif ($name eq 'ping') {
+                    $out = $sub{$s} ? resp_array(resp_bulk('pong'),
+                        resp_bulk('')) : resp_status('PONG');
+                } elsif ($name eq 'sentinel') {
+                    open(my $fh, '>>', "$self->{state}.asked");
+                    print {$fh} 'x';
+                    close $fh;
+                    $out = resp_array(resp_bulk('127.0.0.1'),
+                        resp_bulk($port));
+                } else {
+                    $out = resp_error('ERR unknown command');
+                }
+                syswrite($s, $out);
+            }
+        }
+        my ($p, $m) = $self->_read;
+        next unless defined $m && $m != $n;
+        my $msg = resp_array(resp_bulk('message'),
+            resp_bulk('+switch-master'),
+            resp_bulk("mymaster 127.0.0.1 $port 127.0.0.1 $p"));
+        ($port, $n) = ($p, $m);
+        syswrite($_, $msg) for values %sub;
+    }
+}
+
 1;
