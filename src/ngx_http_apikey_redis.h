@@ -5,11 +5,14 @@
  * The module's one Redis client, owned by nginx's event loop: nginx
  * connects, sends, reads and times out; hiredis only formats commands and
  * parses replies.  A server is a set of nodes; a connection goes to the
- * node the router chooses, sends AUTH and SELECT first and checks their
- * replies, caps what a reply may cost, and hands every further reply to
- * its user: queries (key lookups, pipelined on a few connections per
- * worker and server, their replies matched in order) or a long-lived user
- * such as the tracking subscription.
+ * node the router chooses (the first "server" that works, or the primary
+ * the sentinels named and ROLE confirmed: ngx_http_apikey_sentinel.c),
+ * sends AUTH and SELECT first and checks their replies, caps what a reply
+ * may cost, and hands every further reply to its user: queries (key
+ * lookups, pipelined on a few connections per worker and server, their
+ * replies matched in order; waiting while no primary is confirmed) or a
+ * long-lived user such as the tracking subscription, whose connections
+ * close when the primary changes.
  */
 
 
