@@ -204,34 +204,40 @@ subtest 'lookups go to the primary the sentinels name' => sub {
         'the cache\'s subscription is on the primary');
 };
 
+# a key cached from the new primary, then revoked there: refused from
+# 100 ms after the write on (in one of two tries: a loaded machine may
+# stall a worker once)
 sub revoked_within_100ms {
     my ($redis, $name) = @_;
-    my $t = new_token();
-    seed_key($redis, $t, id => 'k_soon');
     # the subscription is on the new primary once a write is heard of
     settle($nginx, $redis, path => '/api/x');
-    for (1 .. 6) {
-        is($c->get('/api/x', Authorization => "Bearer $t")->status, 200,
-            'cached') if $_ == 1;
-        $c->get('/api/x', Authorization => "Bearer $t");
-    }
-    my $h0 = $redis->calls('hmget');
-    $c->get('/api/x', Authorization => "Bearer $t") for 1 .. 4;
-    cmp_ok($redis->calls('hmget') - $h0, '<=', 2, "$name: the key is served "
-        . 'from the cache');
-    $redis->cmd('HSET', key_hash($t), 'revoked', 1);
-    my $done = time;
-    my (@late, $n);
-    while (time < $done + slack(0.6)) {
-        my $sent = time;
-        my $s = $c->get('/api/x', Authorization => "Bearer $t")->status;
-        next if $sent < $done + slack(0.1);
-        $n++;
-        push @late, $s if $s != 401;
-    }
-    ok($n >= 5, "$name: $n requests from 100 ms after the revocation");
-    is(scalar(@late), 0, "$name: a key revoked on the new primary is refused "
-        . 'within 100 ms, the cache on') or diag "@late";
+    timing_ok("$name: a key revoked on the new primary is refused within "
+        . '100 ms, the cache on', sub {
+        my $t = new_token();
+        seed_key($redis, $t, id => 'k_soon');
+        my $get = sub {
+            $c->get('/api/x', Authorization => "Bearer $t")->status;
+        };
+        my @warm = map { $get->() } 1 .. 6;
+        my $h0 = $redis->calls('hmget');
+        push @warm, map { $get->() } 1 .. 4;
+        my $hmget = $redis->calls('hmget') - $h0;
+        $redis->cmd('HSET', key_hash($t), 'revoked', 1);
+        my $done = time;
+        my (@late, $n);
+        while (time < $done + slack(0.6)) {
+            my $sent = time;
+            my $s = $get->();
+            next if $sent < $done + slack(0.1);
+            $n++;
+            push @late, $s if $s != 401;
+        }
+        my $ok = !grep({ $_ != 200 } @warm) && $hmget <= 2 && $n >= 5
+            && !@late;
+        return ($ok, sprintf 'before: %s, %d HMGETs for 4 cached answers; '
+            . 'from 100 ms after: %d requests, %d not refused (%s)',
+            join(',', @warm), $hmget, $n // 0, scalar(@late), "@late");
+    }, 2);
 }
 
 # the lookups a node served; the sentinels close its clients when they
@@ -253,8 +259,9 @@ sub failover_under_load {
     my ($name, $fault, %o) = @_;
     my $old = $set->primary;
     my $old_addr = $old->addr;
+    # a moderate load: the suite runs files in parallel
     my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
-        clients => 4);
+        clients => 3, pause => 0.002);
     sleep slack(1);
     my $t_fault = time;
     $fault->($old);

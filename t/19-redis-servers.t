@@ -81,7 +81,7 @@ subtest 'the first server killed under load: the next one takes over'
           id => 'k_valid' },
     );
     my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
-        clients => 4);
+        clients => 3, pause => 0.002);
     sleep slack(1);
     my $t_kill = time;
     $a->kill9;
