@@ -10,13 +10,19 @@
 #include <ngx_event_connect.h>
 
 #include "ngx_http_apikey_redis.h"
+#include "ngx_http_apikey_sentinel.h"
 
 
 #define NGX_HTTP_APIKEY_REDIS_BUFFER  512
 
 
+static ngx_int_t ngx_http_apikey_redis_nodes(ngx_conf_t *cf,
+    ngx_http_apikey_redis_server_t *server, ngx_array_t *addresses,
+    ngx_uint_t role);
 static ngx_http_apikey_redis_node_t *ngx_http_apikey_redis_route(
-    ngx_http_apikey_redis_server_t *server, ngx_uint_t role);
+    ngx_http_apikey_redis_server_t *server);
+static void ngx_http_apikey_redis_down(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_node_t *node, ngx_uint_t generation, char *err);
 static ngx_int_t ngx_http_apikey_redis_append(
     ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len);
 static ngx_int_t ngx_http_apikey_redis_flush(
@@ -31,6 +37,7 @@ static ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_pick(
 static ngx_http_apikey_redis_cmd_t *ngx_http_apikey_redis_push(
     ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len,
     ngx_msec_t timeout);
+static void ngx_http_apikey_redis_wait(ngx_http_apikey_redis_query_t *q);
 static void ngx_http_apikey_redis_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_http_apikey_redis_query_reply(
     ngx_http_apikey_redis_conn_t *conn, redisReply *reply);
@@ -74,8 +81,8 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
     size_t                           argvlen[3];
     ngx_int_t                        n;
     ngx_str_t                        s, user, password, auth, select;
-    ngx_url_t                        u;
     ngx_uint_t                       i, db;
+    ngx_array_t                      addresses;
     const char                      *argv[3];
     ngx_http_apikey_redis_server_t  *server, **known;
 
@@ -149,27 +156,6 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
         }
     }
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = args[0];
-    u.default_port = NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"apikey_redis\" address \"%V\"",
-                               u.err, &u.url);
-        }
-
-        return NULL;
-    }
-
-    if (u.naddrs == 0 || u.uri.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"apikey_redis\" address \"%V\"", &u.url);
-        return NULL;
-    }
-
     server = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_redis_server_t));
     if (server == NULL) {
         return NULL;
@@ -188,8 +174,7 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
     if (name) {
         server->name = *name;
     }
-    server->addrs = u.addrs;
-    server->naddrs = u.naddrs;
+
     server->db = db;
     server->user = user;
     server->password = password;
@@ -266,24 +251,139 @@ ngx_http_apikey_redis_server(ngx_conf_t *cf, ngx_array_t *servers,
         ngx_explicit_memzero(auth.data, auth.len);
     }
 
-    /* one primary per address until a discovery says otherwise */
+    ngx_queue_init(&server->conns);
+    ngx_queue_init(&server->waiting);
+    ngx_queue_init(&server->others);
 
-    server->nodes = ngx_pcalloc(cf->pool,
-                        u.naddrs * sizeof(ngx_http_apikey_redis_node_t));
-    if (server->nodes == NULL) {
+    /* a block adds its servers or sentinels itself */
+
+    if (name) {
+        return server;
+    }
+
+    addresses.elts = args;
+    addresses.nelts = 1;
+
+    if (ngx_http_apikey_redis_nodes(cf, server, &addresses,
+                                    NGX_HTTP_APIKEY_REDIS_PRIMARY)
+        != NGX_OK)
+    {
         return NULL;
     }
 
-    for (i = 0; i < u.naddrs; i++) {
-        server->nodes[i].addr = &u.addrs[i];
-        server->nodes[i].role = NGX_HTTP_APIKEY_REDIS_PRIMARY;
+    return server;
+}
+
+
+/*
+ * The nodes of the addresses as written, in order: data nodes (a name may
+ * resolve to several), or sentinels.  server->addrs keeps them all, for
+ * the cache's fingerprint of the configuration.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_nodes(ngx_conf_t *cf,
+    ngx_http_apikey_redis_server_t *server, ngx_array_t *addresses,
+    ngx_uint_t role)
+{
+    u_char                        *p;
+    ngx_url_t                     *u;
+    ngx_str_t                     *address, host;
+    ngx_addr_t                    *addrs;
+    ngx_uint_t                     i, j, n;
+    ngx_http_apikey_redis_node_t  *nodes;
+
+    address = addresses->elts;
+
+    u = ngx_pcalloc(cf->pool, addresses->nelts * sizeof(ngx_url_t));
+    if (u == NULL) {
+        return NGX_ERROR;
     }
 
-    server->nnodes = u.naddrs;
+    n = 0;
 
-    ngx_queue_init(&server->conns);
+    for (i = 0; i < addresses->nelts; i++) {
+        u[i].url = address[i];
+        u[i].default_port = (role == NGX_HTTP_APIKEY_REDIS_SENTINEL)
+                            ? NGX_HTTP_APIKEY_SENTINEL_DEFAULT_PORT
+                            : NGX_HTTP_APIKEY_REDIS_DEFAULT_PORT;
 
-    return server;
+        if (ngx_parse_url(cf->pool, &u[i]) != NGX_OK) {
+            if (u[i].err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "%s in \"apikey_redis\" address \"%V\"",
+                                   u[i].err, &u[i].url);
+            }
+
+            return NGX_ERROR;
+        }
+
+        if (u[i].naddrs == 0 || u[i].uri.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"apikey_redis\" address \"%V\"",
+                               &u[i].url);
+            return NGX_ERROR;
+        }
+
+        n += u[i].naddrs;
+    }
+
+    nodes = ngx_pcalloc(cf->pool, n * sizeof(ngx_http_apikey_redis_node_t));
+    addrs = ngx_pcalloc(cf->pool, (server->naddrs + n) * sizeof(ngx_addr_t));
+    if (nodes == NULL || addrs == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (server->naddrs) {
+        ngx_memcpy(addrs, server->addrs,
+                   server->naddrs * sizeof(ngx_addr_t));
+    }
+
+    n = 0;
+
+    for (i = 0; i < addresses->nelts; i++) {
+
+        /* the host as written, NUL-terminated: TLS verifies against it */
+
+        host = u[i].host;
+
+        if (host.len && host.data[0] == '[') {
+            host.data++;
+            host.len -= 2;
+        }
+
+        p = ngx_pnalloc(cf->pool, host.len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, host.data, host.len);
+        p[host.len] = '\0';
+
+        for (j = 0; j < u[i].naddrs; j++) {
+            addrs[server->naddrs++] = u[i].addrs[j];
+
+            nodes[n].addr = &u[i].addrs[j];
+            nodes[n].role = role;
+            nodes[n].name = u[i].addrs[j].name;
+            nodes[n].host.data = p;
+            nodes[n].host.len = host.len;
+            n++;
+        }
+    }
+
+    server->addrs = addrs;
+
+    if (role == NGX_HTTP_APIKEY_REDIS_SENTINEL) {
+        server->sentinels = nodes;
+        server->nsentinels = n;
+
+    } else {
+        server->nodes = nodes;
+        server->nnodes = n;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -315,31 +415,58 @@ ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out, int argc,
 
 
 /*
- * The one place that picks a node for a new connection: round robin over
- * the nodes of the role asked for.
+ * The one place that picks the node for a new connection: the "server"
+ * that worked last (the first one, until it fails), or the primary the
+ * sentinels named once it confirmed it is one; NULL while none is.
  */
 
 static ngx_http_apikey_redis_node_t *
-ngx_http_apikey_redis_route(ngx_http_apikey_redis_server_t *server,
-    ngx_uint_t role)
+ngx_http_apikey_redis_route(ngx_http_apikey_redis_server_t *server)
 {
-    ngx_uint_t                     i;
-    ngx_http_apikey_redis_node_t  *node;
-
-    for (i = 0; i < server->nnodes; i++) {
-        node = &server->nodes[server->next++ % server->nnodes];
-
-        if (node->role == role) {
-            return node;
-        }
+    if (server->sentinels) {
+        return server->primary;
     }
 
-    return NULL;
+    return &server->nodes[server->next % server->nnodes];
 }
 
 
 /*
- * Opens a connection for a user; AUTH and SELECT go first.  Commands may
+ * A data node failed: the next "server" is tried from now on, or the
+ * sentinels are asked again.  Only the node in use counts: a failure of a
+ * connection made before the last change tells nothing new.
+ */
+
+static void
+ngx_http_apikey_redis_down(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_node_t *node, ngx_uint_t generation, char *err)
+{
+    if (generation != server->generation
+        || node != ngx_http_apikey_redis_route(server))
+    {
+        return;
+    }
+
+    if (server->sentinels) {
+        ngx_http_apikey_sentinel_lost(server, err);
+        return;
+    }
+
+    if (server->nnodes > 1) {
+        server->next++;
+        server->generation++;
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "apikey: redis \"%V\": \"%V\" %s, trying \"%V\" next",
+                      &server->url, &node->name, err,
+                      &server->nodes[server->next % server->nnodes].name);
+    }
+}
+
+
+/*
+ * Opens a connection for a user to the data node the router chooses; a
+ * "server" that refuses at once makes way for the next one.  Commands may
  * be sent at once: they wait in the output buffer until connected.  NULL
  * means no connection could even start (nginx logged why).
  */
@@ -349,7 +476,58 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_user_t *user, void *data, ngx_msec_t timeout,
     ngx_log_t *log)
 {
+    ngx_uint_t                      i, generation;
+    ngx_http_apikey_redis_node_t   *node;
+    ngx_http_apikey_redis_conn_t   *conn;
+
+    conn = NULL;
+
+    for (i = 0; i < server->nnodes || i == 0; i++) {
+
+        node = ngx_http_apikey_redis_route(server);
+        if (node == NULL) {
+            return NULL;
+        }
+
+        generation = server->generation;
+
+        conn = ngx_http_apikey_redis_connect(server, node, user, data,
+                                             timeout, log);
+        if (conn) {
+            break;
+        }
+
+        ngx_http_apikey_redis_down(server, node, generation,
+                                   "could not be connected to");
+    }
+
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    /* a change of primary closes them: they move with it */
+
+    if (user != &ngx_http_apikey_redis_query_user) {
+        ngx_queue_insert_tail(&server->others, &conn->queue);
+        conn->other = 1;
+    }
+
+    return conn;
+}
+
+
+/*
+ * A connection to one node: AUTH and SELECT go first to a data node, the
+ * sentinels' AUTH to a sentinel.
+ */
+
+ngx_http_apikey_redis_conn_t *
+ngx_http_apikey_redis_connect(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_node_t *node, ngx_http_apikey_redis_user_t *user,
+    void *data, ngx_msec_t timeout, ngx_log_t *log)
+{
     ngx_int_t                      rc;
+    ngx_str_t                     *init;
     ngx_connection_t              *c;
     ngx_peer_connection_t         *pc;
     ngx_http_apikey_redis_conn_t  *conn;
@@ -360,18 +538,13 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
     }
 
     conn->server = server;
+    conn->node = node;
+    conn->generation = server->generation;
     conn->user = user;
     conn->data = data;
     conn->timeout = timeout;
 
     ngx_queue_init(&conn->pending);
-
-    conn->node = ngx_http_apikey_redis_route(server,
-                                             NGX_HTTP_APIKEY_REDIS_PRIMARY);
-    if (conn->node == NULL) {
-        ngx_free(conn);
-        return NULL;
-    }
 
     conn->reader = ngx_http_apikey_redis_reader(user->elements);
     if (conn->reader == NULL) {
@@ -379,9 +552,17 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
         return NULL;
     }
 
-    if (server->init.len
-        && ngx_http_apikey_redis_append(conn, server->init.data,
-                                        server->init.len)
+    if (node->role == NGX_HTTP_APIKEY_REDIS_SENTINEL) {
+        init = &server->sentinel_init;
+        conn->init = server->sentinel_ninit;
+
+    } else {
+        init = &server->init;
+        conn->init = server->ninit;
+    }
+
+    if (init->len
+        && ngx_http_apikey_redis_append(conn, init->data, init->len)
            != NGX_OK)
     {
         redisReaderFree(conn->reader);
@@ -389,12 +570,10 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
         return NULL;
     }
 
-    conn->init = server->ninit;
-
     pc = &conn->peer;
-    pc->sockaddr = conn->node->addr->sockaddr;
-    pc->socklen = conn->node->addr->socklen;
-    pc->name = &server->url;
+    pc->sockaddr = node->addr->sockaddr;
+    pc->socklen = node->addr->socklen;
+    pc->name = &node->name;
     pc->get = ngx_event_get_peer;
     pc->log = log;
     pc->log_error = NGX_ERROR_ERR;
@@ -402,7 +581,7 @@ ngx_http_apikey_redis_open(ngx_http_apikey_redis_server_t *server,
     rc = ngx_event_connect_peer(pc);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "apikey redis: connect to \"%V\": %i", &server->url, rc);
+                   "apikey redis: connect to \"%V\": %i", &node->name, rc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         if (pc->connection) {
@@ -779,6 +958,10 @@ ngx_http_apikey_redis_close(ngx_http_apikey_redis_conn_t *conn)
         ngx_http_apikey_redis_show(conn->server);
     }
 
+    if (conn->other) {
+        ngx_queue_remove(&conn->queue);
+    }
+
 #if (NGX_HTTP_SSL)
     if (c->ssl) {
         c->ssl->no_wait_shutdown = 1;
@@ -824,8 +1007,23 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
     ngx_http_apikey_redis_cmd_t   *cmd;
     ngx_http_apikey_redis_conn_t  *conn;
 
+    q->timer.handler = ngx_http_apikey_redis_timeout;
+    q->timer.data = q;
+    q->timer.log = q->log;
+
+    if (q->server->sentinels && q->server->primary == NULL) {
+        ngx_http_apikey_redis_wait(q);
+        return NGX_OK;
+    }
+
     conn = ngx_http_apikey_redis_pick(q, 1);
     if (conn == NULL) {
+        if (q->server->sentinels && q->server->primary == NULL) {
+            /* the sentinels are asked again */
+            ngx_http_apikey_redis_wait(q);
+            return NGX_OK;
+        }
+
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "apikey: could not connect to redis \"%V\"",
                       &q->server->url);
@@ -844,13 +1042,109 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
 
     q->cmd = cmd;
 
-    q->timer.handler = ngx_http_apikey_redis_timeout;
-    q->timer.data = q;
-    q->timer.log = q->log;
+    /* a query tried again keeps its deadline */
 
-    ngx_add_timer(&q->timer, q->timeout);
+    if (!q->timer.timer_set) {
+        ngx_add_timer(&q->timer, q->timeout);
+    }
 
     return NGX_OK;
+}
+
+
+/* no primary is confirmed: the query waits for one, under its own timer */
+
+static void
+ngx_http_apikey_redis_wait(ngx_http_apikey_redis_query_t *q)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "apikey redis: waiting for the primary");
+
+    ngx_queue_insert_tail(&q->server->waiting, &q->queue);
+    q->waiting = 1;
+
+    if (!q->timer.timer_set) {
+        ngx_add_timer(&q->timer, q->timeout);
+    }
+}
+
+
+/*
+ * The sentinels named another primary (retire), or the one they name
+ * confirmed it is the primary (node), or it is asked for again (NULL).
+ * Retired connections get no more commands and close once their replies
+ * came; other users' connections close now, and their users open new ones.
+ */
+
+void
+ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_node_t *node, ngx_uint_t retire)
+{
+    ngx_queue_t                     waiting, *x, *next;
+    ngx_http_apikey_redis_conn_t   *conn;
+    ngx_http_apikey_redis_query_t  *q;
+
+    server->primary = node;
+
+    if (retire) {
+        server->generation++;
+
+        for (x = ngx_queue_head(&server->conns);
+             x != ngx_queue_sentinel(&server->conns);
+             x = next)
+        {
+            next = ngx_queue_next(x);
+            conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+
+            ngx_queue_remove(&conn->queue);
+            conn->queued = 0;
+            server->nconns--;
+
+            if (conn->npending == 0) {
+                server->nidle--;
+                ngx_http_apikey_redis_close(conn);
+                continue;
+            }
+
+            conn->retired = 1;
+        }
+
+        ngx_http_apikey_redis_show(server);
+
+        for (x = ngx_queue_head(&server->others);
+             x != ngx_queue_sentinel(&server->others);
+             x = next)
+        {
+            next = ngx_queue_next(x);
+            conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+
+            conn->user->error(conn, "is no longer the primary");
+        }
+    }
+
+    if (node == NULL || ngx_queue_empty(&server->waiting)) {
+        return;
+    }
+
+    ngx_queue_init(&waiting);
+    ngx_queue_add(&waiting, &server->waiting);
+    ngx_queue_init(&server->waiting);
+
+    while (!ngx_queue_empty(&waiting)) {
+        x = ngx_queue_head(&waiting);
+        ngx_queue_remove(x);
+
+        q = ngx_queue_data(x, ngx_http_apikey_redis_query_t, queue);
+        q->waiting = 0;
+
+        if (ngx_http_apikey_redis_query(q) != NGX_OK) {
+            if (q->timer.timer_set) {
+                ngx_del_timer(&q->timer);
+            }
+
+            q->handler(q, NULL);
+        }
+    }
 }
 
 
@@ -972,6 +1266,20 @@ ngx_http_apikey_redis_timeout(ngx_event_t *ev)
     ngx_http_apikey_redis_query_t  *q;
 
     q = ev->data;
+
+    if (q->waiting) {
+        ngx_queue_remove(&q->queue);
+        q->waiting = 0;
+
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "apikey: redis \"%V\" timed out waiting for the "
+                      "sentinels to name a primary", &q->server->url);
+
+        q->timedout = 1;
+        q->handler(q, NULL);
+        return;
+    }
+
     conn = q->cmd->conn;
     conn->timedout = 1;
 
@@ -992,6 +1300,17 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
         freeReplyObject(reply);
         ngx_http_apikey_redis_fail(conn, "sent an unexpected reply", 0);
         return NGX_DONE;
+    }
+
+    /* a primary that became a replica, or one still loading its data */
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && conn->server->sentinels
+        && (ngx_strncmp(reply->str, "READONLY", 8) == 0
+            || ngx_strncmp(reply->str, "LOADING", 7) == 0))
+    {
+        ngx_http_apikey_redis_down(conn->server, conn->node, conn->generation,
+                                   "answered READONLY or LOADING");
     }
 
     cmd = ngx_queue_data(ngx_queue_head(&conn->pending),
@@ -1047,6 +1366,11 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
     freeReplyObject(reply);
 
     if (--conn->npending == 0) {
+        if (conn->retired) {
+            ngx_http_apikey_redis_close(conn);
+            return NGX_DONE;
+        }
+
         conn->server->nidle++;
         ngx_http_apikey_redis_show(conn->server);
         return ngx_http_apikey_redis_settle(conn);
@@ -1105,27 +1429,42 @@ ngx_http_apikey_redis_query_error(ngx_http_apikey_redis_conn_t *conn,
 
 
 /*
- * Every query still on the connection fails (or, if the connection was
- * kept idle and may have been closed by Redis before we noticed, tries
- * once more on a new one).  The commands move out before any handler
- * runs: a query a handler starts must not land on this connection.
+ * Every query still on the connection fails, or tries once more on a new
+ * one: if the connection was kept idle and may have been closed by Redis
+ * before we noticed, if it never got a byte from a "server" that has a
+ * next one, or if the sentinels are to be asked for the primary again
+ * (the query waits for the answer).  The commands move out before any
+ * handler runs: a query a handler starts must not land on this connection.
  */
 
 static void
 ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
     ngx_uint_t retry)
 {
-    ngx_uint_t                      timedout;
-    ngx_queue_t                     pending, *x;
-    ngx_connection_t               *c;
-    ngx_http_apikey_redis_cmd_t    *cmd;
-    ngx_http_apikey_redis_query_t  *q;
+    ngx_uint_t                       timedout;
+    ngx_queue_t                      pending, *x;
+    ngx_connection_t                *c;
+    ngx_http_apikey_redis_cmd_t     *cmd;
+    ngx_http_apikey_redis_query_t   *q;
+    ngx_http_apikey_redis_server_t  *server;
 
     if (err == NULL) {
         err = "closed on shutdown";
     }
 
-    retry = retry && conn->reused && conn->received == 0;
+    server = conn->server;
+
+    if (retry && !conn->retired && !ngx_exiting && !ngx_terminate
+        && (server->sentinels
+            || (conn->received == 0 && !conn->reused)))
+    {
+        ngx_http_apikey_redis_down(server, conn->node, conn->generation, err);
+    }
+
+    retry = retry
+            && ((conn->reused && conn->received == 0)
+                || (server->nnodes > 1 && conn->received == 0)
+                || server->sentinels);
 
     c = conn->peer.connection;
     timedout = conn->timedout || c->read->timedout || c->write->timedout;
@@ -1163,13 +1502,9 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
 
         q->cmd = NULL;
 
-        if (q->timer.timer_set) {
-            ngx_del_timer(&q->timer);
-        }
-
         if (retry && !q->retried) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
-                           "apikey redis: kept connection %s, retrying", err);
+                           "apikey redis: connection %s, retrying", err);
 
             q->retried = 1;
 
@@ -1180,6 +1515,10 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
         } else {
             ngx_log_error(NGX_LOG_ERR, q->log, 0, "apikey: redis \"%V\" %s",
                           &q->server->url, err);
+        }
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
         }
 
         q->timedout = timedout;
@@ -1240,6 +1579,11 @@ void
 ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q)
 {
     ngx_http_apikey_redis_cmd_t  *cmd;
+
+    if (q->waiting) {
+        ngx_queue_remove(&q->queue);
+        q->waiting = 0;
+    }
 
     cmd = q->cmd;
 
@@ -1318,13 +1662,19 @@ ngx_http_apikey_redis_exit_process(ngx_array_t *servers)
 
 
 /*
- * apikey_redis_upstream NAME { server ADDRESS; auth [user=U] password=P;
- * db N; tls on; tls_trusted_certificate FILE; tls_verify on|off;
- * tls_name NAME; tls_certificate FILE; tls_certificate_key FILE; }
+ * apikey_redis_upstream NAME { server ADDRESS; ... | sentinel ADDRESS; ...
+ * sentinel_master NAME; sentinel_auth [user=U] password=P;
+ * auth [user=U] password=P; db N; tls on; tls_trusted_certificate FILE;
+ * tls_verify on|off; tls_name NAME; tls_certificate FILE;
+ * tls_certificate_key FILE; }
  */
 
 typedef struct {
-    ngx_str_t                          address;
+    ngx_array_t                        servers;     /* of ngx_str_t */
+    ngx_array_t                        sentinels;
+    ngx_str_t                          master;
+    ngx_str_t                          sentinel_user;
+    ngx_str_t                          sentinel_password;
     ngx_str_t                          user;
     ngx_str_t                          password;
     ngx_str_t                          db;
@@ -1380,6 +1730,14 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_array_init(&b->servers, cf->pool, 2, sizeof(ngx_str_t))
+        != NGX_OK
+        || ngx_array_init(&b->sentinels, cf->pool, 3, sizeof(ngx_str_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     b->tls = NGX_CONF_UNSET;
     b->verify = NGX_CONF_UNSET;
 
@@ -1395,17 +1753,44 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
         return rv;
     }
 
-    if (b->address.len == 0) {
+    if (b->servers.nelts && b->sentinels.nelts) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no \"server\" in apikey_redis_upstream \"%V\"",
+                           "both \"server\" and \"sentinel\" in "
+                           "apikey_redis_upstream \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->servers.nelts == 0 && b->sentinels.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no \"server\" or \"sentinel\" in "
+                           "apikey_redis_upstream \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->sentinels.nelts && b->master.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel\" without \"sentinel_master\" in "
+                           "apikey_redis_upstream \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->sentinels.nelts == 0
+        && (b->master.len || b->sentinel_password.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" without \"sentinel\" in "
+                           "apikey_redis_upstream \"%V\"",
+                           b->master.len ? "sentinel_master" : "sentinel_auth",
                            &name);
         return NGX_CONF_ERROR;
     }
 
     /* the same parameters as "apikey_redis ADDRESS ..." */
 
-    n = 0;
-    args[n++] = b->address;
+    /* no address: the block's nodes are added below */
+
+    ngx_str_null(&args[0]);
+    n = 1;
 
     if (b->db.len) {
         args[n++] = b->db;
@@ -1422,6 +1807,31 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
     server = ngx_http_apikey_redis_server(cf, servers, args, n, &name);
     if (server == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    if (b->servers.nelts) {
+        if (ngx_http_apikey_redis_nodes(cf, server, &b->servers,
+                                        NGX_HTTP_APIKEY_REDIS_PRIMARY)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        server->url = ((ngx_str_t *) b->servers.elts)[0];
+
+    } else {
+        if (ngx_http_apikey_redis_nodes(cf, server, &b->sentinels,
+                                        NGX_HTTP_APIKEY_REDIS_SENTINEL)
+            != NGX_OK
+            || ngx_http_apikey_sentinel_conf(cf, server, &b->master,
+                                             &b->sentinel_user,
+                                             &b->sentinel_password)
+               != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        server->url = name;
     }
 
     if (b->tls != 1) {
@@ -1455,18 +1865,32 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     ngx_http_apikey_redis_block_t *b = (ngx_http_apikey_redis_block_t *) conf;
 
     ngx_str_t   *value, *target;
-    ngx_uint_t   i, n;
+    ngx_uint_t   i, n, sentinel;
     ngx_flag_t  *flag;
 
     value = cf->args->elts;
     n = cf->args->nelts;
 
-    if (n == 2 && ngx_strcmp(value[0].data, "server") == 0) {
-        if (b->address.len) {
-            return "apikey_redis_upstream takes one \"server\" for now";
+    if (n == 2
+        && (ngx_strcmp(value[0].data, "server") == 0
+            || ngx_strcmp(value[0].data, "sentinel") == 0))
+    {
+        target = ngx_array_push(value[0].data[2] == 'r' ? &b->servers
+                                                        : &b->sentinels);
+        if (target == NULL) {
+            return NGX_CONF_ERROR;
         }
 
-        b->address = value[1];
+        *target = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (n == 2 && ngx_strcmp(value[0].data, "sentinel_master") == 0) {
+        if (b->master.len) {
+            return "duplicate \"sentinel_master\" in apikey_redis_upstream";
+        }
+
+        b->master = value[1];
         return NGX_CONF_OK;
     }
 
@@ -1487,20 +1911,32 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (ngx_strcmp(value[0].data, "auth") == 0 && (n == 2 || n == 3)) {
+    if ((ngx_strcmp(value[0].data, "auth") == 0
+         || ngx_strcmp(value[0].data, "sentinel_auth") == 0)
+        && (n == 2 || n == 3))
+    {
+        sentinel = (value[0].data[0] == 's');
+
         for (i = 1; i < n; i++) {
             if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-                b->user = value[i];
+                target = sentinel ? &b->sentinel_user : &b->user;
+                *target = value[i];
 
             } else if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-                b->password = value[i];
+                target = sentinel ? &b->sentinel_password : &b->password;
+                *target = value[i];
 
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid parameter \"%V\" of \"auth\", "
-                                   "expected user= or password=", &value[i]);
+                                   "invalid parameter \"%V\" of \"%V\", "
+                                   "expected user= or password=", &value[i],
+                                   &value[0]);
                 return NGX_CONF_ERROR;
             }
+        }
+
+        if (sentinel && b->sentinel_password.len == 0) {
+            return "\"sentinel_auth\" needs password=";
         }
 
         return NGX_CONF_OK;
@@ -1556,9 +1992,7 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (ngx_strncmp(value[0].data, "sentinel", 8) == 0
-        || ngx_strcmp(value[0].data, "cluster") == 0)
-    {
+    if (ngx_strcmp(value[0].data, "cluster") == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" in apikey_redis_upstream is not "
                            "supported yet", &value[0]);
@@ -1580,10 +2014,11 @@ ngx_http_apikey_redis_tls(ngx_conf_t *cf,
 {
     ngx_http_apikey_redis_block_t  *b = block;
 
-    u_char              *p;
-    ngx_url_t            u;
-    ngx_ssl_t           *ssl;
-    ngx_pool_cleanup_t  *cln;
+    u_char                        *p;
+    ngx_ssl_t                     *ssl;
+    ngx_uint_t                     i, n;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_apikey_redis_node_t  *node;
 
     ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
     if (ssl == NULL) {
@@ -1640,26 +2075,24 @@ ngx_http_apikey_redis_tls(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    /* the name to verify and send (SNI): tls_name, or the host as written */
+    server->ssl = ssl;
+
+    /* the name to verify and send (SNI): tls_name, or each host as written */
 
     if (b->tls_name.len == 0) {
-        ngx_memzero(&u, sizeof(ngx_url_t));
-        u.url = server->url;
-        u.no_resolve = 1;
+        node = server->nnodes ? server->nodes : server->sentinels;
+        n = server->nnodes ? server->nnodes : server->nsentinels;
 
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"tls_name\" is needed for \"%V\"",
-                               &server->url);
-            return NGX_CONF_ERROR;
+        for (i = 0; i < n; i++) {
+            if (node[i].host.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"tls_name\" is needed for \"%V\"",
+                                   &node[i].name);
+                return NGX_CONF_ERROR;
+            }
         }
 
-        b->tls_name = u.host;
-
-        if (b->tls_name.data[0] == '[') {
-            b->tls_name.data++;
-            b->tls_name.len -= 2;
-        }
+        return NGX_CONF_OK;
     }
 
     /* NUL-terminated for SSL_set_tlsext_host_name() */
@@ -1674,7 +2107,6 @@ ngx_http_apikey_redis_tls(ngx_conf_t *cf,
 
     server->tls_name.data = p;
     server->tls_name.len = b->tls_name.len;
-    server->ssl = ssl;
 
     return NGX_CONF_OK;
 }
@@ -1684,11 +2116,13 @@ static void
 ngx_http_apikey_redis_tls_start(ngx_http_apikey_redis_conn_t *conn)
 {
     ngx_int_t                        rc;
+    ngx_str_t                       *name;
     ngx_connection_t                *c;
     ngx_http_apikey_redis_server_t  *server;
 
     c = conn->peer.connection;
     server = conn->server;
+    name = server->tls_name.len ? &server->tls_name : &conn->node->host;
 
     conn->tls = 0;
 
@@ -1707,13 +2141,9 @@ ngx_http_apikey_redis_tls_start(ngx_http_apikey_redis_conn_t *conn)
 
     /* RFC 6066: no IP address literal as a server name */
 
-    if (ngx_inet_addr(server->tls_name.data, server->tls_name.len)
-            == INADDR_NONE
-        && ngx_strlchr(server->tls_name.data,
-                       server->tls_name.data + server->tls_name.len, ':')
-           == NULL
-        && SSL_set_tlsext_host_name(c->ssl->connection,
-                                    (char *) server->tls_name.data)
+    if (ngx_inet_addr(name->data, name->len) == INADDR_NONE
+        && ngx_strlchr(name->data, name->data + name->len, ':') == NULL
+        && SSL_set_tlsext_host_name(c->ssl->connection, (char *) name->data)
            == 0)
     {
         conn->user->error(conn, "could not set the TLS server name");
@@ -1748,11 +2178,13 @@ static void
 ngx_http_apikey_redis_tls_done(ngx_connection_t *c)
 {
     long                             rc;
+    ngx_str_t                       *name;
     ngx_http_apikey_redis_conn_t    *conn;
     ngx_http_apikey_redis_server_t  *server;
 
     conn = c->data;
     server = conn->server;
+    name = server->tls_name.len ? &server->tls_name : &conn->node->host;
 
     if (!c->ssl->handshaked) {
         conn->user->error(conn, (c->write->timedout || c->read->timedout)
@@ -1767,16 +2199,16 @@ ngx_http_apikey_redis_tls_done(ngx_connection_t *c)
         if (rc != X509_V_OK) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "apikey: redis \"%V\" TLS certificate verify "
-                          "error: (%l:%s)", &server->url, rc,
+                          "error: (%l:%s)", &conn->node->name, rc,
                           X509_verify_cert_error_string(rc));
             conn->user->error(conn, "failed TLS certificate verification");
             return;
         }
 
-        if (ngx_http_apikey_redis_tls_name(c, &server->tls_name) != NGX_OK) {
+        if (ngx_http_apikey_redis_tls_name(c, name) != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "apikey: redis \"%V\" TLS certificate does not "
-                          "match \"%V\"", &server->url, &server->tls_name);
+                          "match \"%V\"", &conn->node->name, name);
             conn->user->error(conn, "failed TLS certificate verification");
             return;
         }

@@ -5,11 +5,14 @@
  * The module's one Redis client, owned by nginx's event loop: nginx
  * connects, sends, reads and times out; hiredis only formats commands and
  * parses replies.  A server is a set of nodes; a connection goes to the
- * node the router chooses, sends AUTH and SELECT first and checks their
- * replies, caps what a reply may cost, and hands every further reply to
- * its user: queries (key lookups, pipelined on a few connections per
- * worker and server, their replies matched in order) or a long-lived user
- * such as the tracking subscription.
+ * node the router chooses (the first "server" that works, or the primary
+ * the sentinels named and ROLE confirmed: ngx_http_apikey_sentinel.c),
+ * sends AUTH and SELECT first and checks their replies, caps what a reply
+ * may cost, and hands every further reply to its user: queries (key
+ * lookups, pipelined on a few connections per worker and server, their
+ * replies matched in order; waiting while no primary is confirmed) or a
+ * long-lived user such as the tracking subscription, whose connections
+ * close when the primary changes.
  */
 
 
@@ -34,11 +37,13 @@
 
 /* the roles of a server's nodes; only primaries hold data we read now */
 #define NGX_HTTP_APIKEY_REDIS_PRIMARY       1
+#define NGX_HTTP_APIKEY_REDIS_SENTINEL      2
 
 
 typedef struct ngx_http_apikey_redis_query_s  ngx_http_apikey_redis_query_t;
 typedef struct ngx_http_apikey_redis_conn_s   ngx_http_apikey_redis_conn_t;
 typedef struct ngx_http_apikey_redis_cmd_s    ngx_http_apikey_redis_cmd_t;
+typedef struct ngx_http_apikey_sentinel_s     ngx_http_apikey_sentinel_t;
 
 /* reply is NULL when the query failed; the failure is already logged */
 typedef void (*ngx_http_apikey_redis_handler_pt)(
@@ -48,6 +53,10 @@ typedef void (*ngx_http_apikey_redis_handler_pt)(
 typedef struct {
     ngx_addr_t                        *addr;
     ngx_uint_t                         role;
+
+    /* "host:port" for logs; the host, NUL-terminated, for TLS */
+    ngx_str_t                          name;
+    ngx_str_t                          host;
 } ngx_http_apikey_redis_node_t;
 
 
@@ -59,7 +68,10 @@ typedef struct {
     ngx_str_t                          name;
 
 #if (NGX_HTTP_SSL)
-    /* TLS to every node; a session is resumed by this block's only */
+    /*
+     * TLS to every node; a session is resumed by this block's only; the
+     * name verified is tls_name if set, else the node's host
+     */
     ngx_ssl_t                         *ssl;
     ngx_str_t                          tls_name;
     ngx_flag_t                         tls_verify;
@@ -70,10 +82,34 @@ typedef struct {
     ngx_addr_t                        *addrs;
     ngx_uint_t                         naddrs;
 
-    /* where connections go, and the router's state */
+    /*
+     * where connections go: the "server" nodes in order, from the first
+     * one that works; or the primary the sentinels name, once confirmed
+     */
     ngx_http_apikey_redis_node_t      *nodes;
     ngx_uint_t                         nnodes;
     ngx_uint_t                         next;
+
+    ngx_http_apikey_redis_node_t      *sentinels;
+    ngx_uint_t                         nsentinels;
+    ngx_str_t                          master;
+
+    /* AUTH sent first to a sentinel */
+    ngx_str_t                          sentinel_init;
+    ngx_uint_t                         sentinel_ninit;
+
+    /* per worker: the discovery, and the primary it confirmed */
+    ngx_http_apikey_sentinel_t        *sentinel;
+    ngx_http_apikey_redis_node_t      *primary;
+
+    /* per worker: a new primary retires connections of older ones */
+    ngx_uint_t                         generation;
+
+    /* per worker: queries waiting for the primary to be confirmed */
+    ngx_queue_t                        waiting;
+
+    /* per worker: other users' connections to data nodes (tracking) */
+    ngx_queue_t                        others;
 
     ngx_uint_t                         db;
     ngx_str_t                          user;
@@ -121,6 +157,7 @@ struct ngx_http_apikey_redis_conn_s {
     ngx_queue_t                        queue;       /* in server->conns */
     ngx_http_apikey_redis_server_t    *server;
     ngx_http_apikey_redis_node_t      *node;
+    ngx_uint_t                         generation;
     ngx_peer_connection_t              peer;
     redisReader                       *reader;
 
@@ -151,6 +188,8 @@ struct ngx_http_apikey_redis_conn_s {
     redisReply                        *reply;
 
     unsigned                           queued:1;    /* in server->conns */
+    unsigned                           other:1;     /* in server->others */
+    unsigned                           retired:1;   /* an old primary's */
     unsigned                           reused:1;
     unsigned                           tls:1;       /* handshake to do */
     unsigned                           timedout:1;
@@ -192,6 +231,11 @@ struct ngx_http_apikey_redis_query_s {
 
     ngx_http_apikey_redis_cmd_t       *cmd;
     ngx_event_t                        timer;
+
+    /* in server->waiting, while no primary is confirmed */
+    ngx_queue_t                        queue;
+    unsigned                           waiting:1;
+
     unsigned                           retried:1;
 
     /* the handler got no reply because time ran out */
@@ -211,6 +255,10 @@ ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_open(
     ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_user_t *user, void *data, ngx_msec_t timeout,
     ngx_log_t *log);
+ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_connect(
+    ngx_http_apikey_redis_server_t *server, ngx_http_apikey_redis_node_t *node,
+    ngx_http_apikey_redis_user_t *user, void *data, ngx_msec_t timeout,
+    ngx_log_t *log);
 ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_conn_t *conn,
     u_char *cmd, size_t len);
 ngx_int_t ngx_http_apikey_redis_command(ngx_http_apikey_redis_conn_t *conn,
@@ -222,6 +270,9 @@ void ngx_http_apikey_redis_cancel(ngx_http_apikey_redis_query_t *q);
 void ngx_http_apikey_redis_log(ngx_http_apikey_redis_query_t *q,
     ngx_log_t *log);
 ngx_int_t ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q);
+
+void ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_redis_node_t *node, ngx_uint_t retire);
 
 
 #endif /* _NGX_HTTP_APIKEY_REDIS_H_INCLUDED_ */

@@ -216,7 +216,7 @@ block_check('two blocks of one name',
     . "apikey_redis_upstream k { server 127.0.0.1:6381; }", 'k',
     qr/duplicate apikey_redis_upstream "k"/);
 block_check('a block without server', 'apikey_redis_upstream k { db 1; }',
-    'k', qr/no "server" in apikey_redis_upstream "k"/);
+    'k', qr/no "server" or "sentinel" in apikey_redis_upstream "k"/);
 block_check('tls_* without tls on',
     'apikey_redis_upstream k { server 127.0.0.1:6380; tls_name x; }', 'k',
     qr/tls_\* settings of apikey_redis_upstream "k" need "tls on"/);
@@ -231,9 +231,9 @@ block_check('a certificate without its key',
     "apikey_redis_upstream k { server 127.0.0.1:6380; tls on;\n"
     . " tls_verify off; tls_certificate $dir/nothing.pem; }", 'k',
     qr/"tls_certificate" and "tls_certificate_key" go together/);
-block_check('sentinel, not yet',
-    "apikey_redis_upstream k { sentinel 127.0.0.1:26379; }", 'k',
-    qr/"sentinel" in apikey_redis_upstream is not supported yet/);
+block_check('cluster, not yet',
+    "apikey_redis_upstream k { cluster 127.0.0.1:7000; }", 'k',
+    qr/"cluster" in apikey_redis_upstream is not supported yet/);
 block_check('an unknown directive in the block',
     "apikey_redis_upstream k { server 127.0.0.1:6380; tls_wat on; }", 'k',
     qr/unknown directive or wrong number of parameters "tls_wat"/);
