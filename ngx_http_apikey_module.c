@@ -50,6 +50,8 @@ static char *ngx_http_apikey_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_cache_stale(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -159,6 +161,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
     { ngx_string("apikey_cache"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_apikey_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_cache_stale"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_cache_stale,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -518,6 +527,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->upstream_headers = NGX_CONF_UNSET;
     conf->hide_credentials = NGX_CONF_UNSET;
     conf->cache = NGX_CONF_UNSET_PTR;
+    conf->cache_stale = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -553,6 +563,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_msec_value(conf->cache_stale, prev->cache_stale, 0);
 
     /* zones are checked here: one may be used before it is declared */
 
@@ -565,6 +576,10 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (!conf->enable) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->cache && conf->cache_stale) {
+        ngx_http_apikey_cache_keep(conf->cache);
     }
 
     if (conf->redis == NULL) {
@@ -909,6 +924,41 @@ ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     alcf->cache = amcf->cache;
+
+    return NGX_CONF_OK;
+}
+
+
+/* apikey_cache_stale time | off; */
+
+static char *
+ngx_http_apikey_cache_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->cache_stale != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->cache_stale = 0;
+        return NGX_CONF_OK;
+    }
+
+    alcf->cache_stale = ngx_parse_time(&value[1], 0);
+
+    if (alcf->cache_stale == (ngx_msec_t) NGX_ERROR
+        || alcf->cache_stale == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\", expected a time "
+                           "greater than 0 or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
