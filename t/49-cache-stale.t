@@ -272,6 +272,24 @@ subtest 'Redis answers between two outages: an entry it contradicted is '
     $own->stop;
 };
 
+subtest 'a key served stale still expires when its record says' => sub {
+    my $own = start_redis();
+    my $n = start_stale_nginx($own);
+    my $t = token();
+    my $expires = now() + 3;
+    seed_key($own, $t, id => 'k_expiring', expires_at => $expires);
+    settle($n, $own);
+    is(cached($n, $t, 200), '200 HIT', 'cached');
+    $own->kill9;
+    my $got;
+    wait_until(sub { ($got = ask($n, $t)) ne '200 HIT' }, slack(2), 0.005);
+    is($got, '200 STALE', 'Redis killed: STALE');
+    sleep(0.2) while time < $expires + 0.1;
+    is(ask($n, $t), '401 STALE', 'past its expiry, within the grace: 401');
+    $n->stop;
+    $own->stop;
+};
+
 subtest 'no token in the error log' => sub {
     error_log_clean($nginx, @tokens);
 };
