@@ -272,6 +272,99 @@ subtest 'Redis answers between two outages: an entry it contradicted is '
     $own->stop;
 };
 
+subtest 'Redis restarted within the grace, a key revoked in its data '
+    . 'meanwhile: refused from the first answer on' => sub {
+    my $own = start_redis(args => ['--dbfilename', 'within.rdb']);
+    my $n = start_stale_nginx($own);
+    my ($gone, $kept) = (token(), token());
+    seed_key($own, $gone, id => 'k_gone');
+    seed_key($own, $kept, id => 'k_kept');
+    settle($n, $own);
+    is(cached($n, $gone, 200), '200 HIT', 'a key cached');
+    is(cached($n, $kept, 200), '200 HIT', 'another one cached');
+
+    my $dir = test_dir() . '/within';
+    mkdir $dir or die "mkdir $dir: $!";
+    my $prep = start_redis(dir => $dir);
+    seed_key($prep, $gone, id => 'k_gone', revoked => 1);
+    seed_key($prep, $kept, id => 'k_kept');
+    $prep->cmd('SAVE');
+    $prep->stop;
+    copy("$dir/dump.rdb", test_dir() . '/within.rdb')
+        or die "copy dump.rdb: $!";
+
+    my $t_kill = time;
+    $own->kill9;
+    my $got;
+    wait_until(sub { ($got = ask($n, $gone)) ne '200 HIT' }, slack(2),
+        0.005);
+    is($got, '200 STALE', 'Redis killed: STALE');
+    my $mark = $n->mark;
+    $own->restart;
+    my $t_back = time;
+    cmp_ok($t_back - $t_kill, '<', $GRACE - 1, sprintf('Redis back %.2fs '
+        . 'after the kill, within the grace', $t_back - $t_kill));
+    my (@gone, $live);
+    while (time < $t_back + slack(5)) {
+        push @gone, ask($n, $gone);
+        last if $live && time > $live + 0.5;
+        $live //= time if $n->error_log_since($mark) =~ /are live/;
+        sleep 0.01;
+    }
+    ok($live, 'the subscription is back');
+    my @bad = grep { !/^401 / } @gone;
+    is(scalar(@bad), 0, 'the key revoked meanwhile: ' . scalar(@gone)
+        . ' answers, all 401') or diag "@gone";
+    wait_live($n, $mark, slack(5), $WORKERS);
+    is(ask($n, $kept), '200 MISS', 'the other key is asked again once the '
+        . 'subscription is back ...');
+    is(ask($n, $kept), '200 HIT', '... and cached');
+    $n->stop;
+    $own->stop;
+};
+
+subtest 'Redis stopped (SIGSTOP): STALE once the lookup times out, and '
+    . 'not past the grace counted from the last PONG' => sub {
+    my $own = start_redis();
+    my $n = start_stale_nginx($own);
+    my $t = token();
+    seed_key($own, $t, id => 'k_paused');
+    settle($n, $own);
+    is(cached($n, $t, 200), '200 HIT', 'cached');
+    my $t_stop = time;
+    $own->pause;
+    my (@rows, $first);
+    my $c = $n->client;
+    while (time < $t_stop + $GRACE + slack(3)) {
+        my $r = $c->get('/api/x', Authorization => "Bearer $t");
+        my $got = $r->status . ' ' . ($r->header('x-cache') // '');
+        push @rows, [time - $t_stop, $got];
+        if ($got =~ /^503/) {
+            $first = $rows[-1];
+            last;
+        }
+        sleep 0.01;
+    }
+    $c->close;
+    $own->resume;
+    my @seen;
+    for (map { $_->[1] } @rows) {
+        push @seen, $_ unless @seen && $seen[-1] eq $_;
+    }
+    is(join(', ', @seen), '200 HIT, 200 STALE, 503 BYPASS', 'HIT while the '
+        . 'subscription may still be live, then STALE, then 503');
+    ok($first, 'the key stops being served') or return;
+    note sprintf 'the first 503 at +%.3fs', $first->[0];
+    # the last PONG came at most 1 s before the stop; a lookup waits for
+    # apikey_redis_timeout (500ms) before the cache is asked
+    cmp_ok($first->[0], '>', $GRACE - 1 - 0.1, 'not before the grace from '
+        . 'the last PONG');
+    cmp_ok($first->[0], '<=', $GRACE + 0.5 + slack(0.5), '... and not past '
+        . 'it');
+    $n->stop;
+    $own->stop;
+};
+
 subtest 'a key served stale still expires when its record says' => sub {
     my $own = start_redis();
     my $n = start_stale_nginx($own);
