@@ -126,6 +126,8 @@ static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
 static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
+static ngx_int_t ngx_http_apikey_cache_hit(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record);
 static ngx_int_t ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     ngx_pool_t *pool, ngx_http_apikey_record_t *record);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_alloc(
@@ -355,21 +357,8 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
     node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
-    if (node == NULL) {
-        rc = NGX_AGAIN;
-
-    } else {
-
-        /*
-         * Second chance rather than a strict LRU: moving the entry to the
-         * head would touch two other random entries on every hit.
-         */
-
-        node->referenced = 1;
-
-        rc = node->negative ? NGX_DECLINED
-                            : ngx_http_apikey_cache_copy(node, pool, record);
-    }
+    rc = (node == NULL) ? NGX_AGAIN
+                        : ngx_http_apikey_cache_hit(node, pool, record);
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -435,10 +424,7 @@ ngx_http_apikey_cache_get_stale(ngx_shm_zone_t *shm_zone,
         rc = NGX_BUSY;
 
     } else {
-        node->referenced = 1;
-
-        rc = node->negative ? NGX_DECLINED
-                            : ngx_http_apikey_cache_copy(node, pool, record);
+        rc = ngx_http_apikey_cache_hit(node, pool, record);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -480,6 +466,22 @@ ngx_http_apikey_cache_answered(ngx_shm_zone_t *shm_zone,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/*
+ * Second chance rather than a strict LRU: moving the entry to the head
+ * would touch two other random entries on every hit.
+ */
+
+static ngx_int_t
+ngx_http_apikey_cache_hit(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record)
+{
+    node->referenced = 1;
+
+    return node->negative ? NGX_DECLINED
+                          : ngx_http_apikey_cache_copy(node, pool, record);
 }
 
 

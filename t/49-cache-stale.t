@@ -60,6 +60,38 @@ sub cached {
     return $got;
 }
 
+# the data a Redis started with --dbfilename $name.rdb comes back with
+my $serial = 0;
+sub redis_data {
+    my ($name, %records) = @_;
+    my $dir = test_dir() . '/prep' . ++$serial;
+    mkdir $dir or die "mkdir $dir: $!";
+    my $prep = start_redis(dir => $dir);
+    seed_key($prep, $_, @{ $records{$_} }) for keys %records;
+    $prep->cmd('SAVE');
+    $prep->stop;
+    copy("$dir/dump.rdb", test_dir() . "/$name.rdb")
+        or die "copy dump.rdb: $!";
+}
+
+# asks for the key until the answer is not a 200 STALE (but for the HITs
+# before); [sent, got, "status cache"] of each, from $t0 on
+sub poll_stale {
+    my ($nginx, $token, $t0, $until) = @_;
+    my @rows;
+    my $c = $nginx->client;
+    while (time < $until) {
+        my $sent = time;
+        my $r = $c->get('/api/x', Authorization => "Bearer $token");
+        push @rows, [$sent - $t0, time - $t0,
+            $r->status . ' ' . ($r->header('x-cache') // '')];
+        last unless $rows[-1][2] =~ /^200 (?:HIT|STALE)$/;
+        sleep 0.01;
+    }
+    $c->close;
+    return @rows;
+}
+
 
 subtest 'nginx -t: apikey_cache_stale values' => sub {
     my $conf = sub {
@@ -181,22 +213,13 @@ subtest "apikey_cache_stale ${GRACE}s, Redis killed: cached keys answer "
     is(ask($nginx, $key{valid}, '/nostale/x'), '503 BYPASS',
         'apikey_cache_stale off in a location: 503 there');
 
-    # poll: every answer is 200 STALE until the first 503
-    my (@rows, $first);
-    my $c = $nginx->client;
-    while (time < $t_kill + $GRACE + slack(2)) {
-        my $sent = time;
-        my $r = $c->get('/api/x', Authorization => "Bearer $key{valid}");
-        my $got = $r->status . ' ' . ($r->header('x-cache') // '');
-        push @rows, [$sent - $t_kill, time - $t_kill, $got];
-        if ($got !~ /^200 STALE/) {
-            $first = $rows[-1];
-            last;
-        }
-        sleep 0.01;
-    }
-    $c->close;
+    # every answer is 200 STALE until the first 503
+    my @rows = poll_stale($nginx, $key{valid}, $t_kill,
+        $t_kill + $GRACE + slack(2));
+    my $first = $rows[-1][2] =~ /^200/ ? undef : $rows[-1];
     ok($first, 'the valid key stops being served') or return;
+    is(scalar(grep { $_->[2] ne '200 STALE' } @rows[0 .. $#rows - 1]), 0,
+        'STALE until then');
     is($first->[2], '503 BYPASS', '... with a 503');
     my $last = @rows > 1 ? $rows[-2] : [0, 0, ''];
     note sprintf '%d answers; the last STALE at +%.3fs, the first 503 '
@@ -204,7 +227,7 @@ subtest "apikey_cache_stale ${GRACE}s, Redis killed: cached keys answer "
     cmp_ok($first->[1], '>=', $GRACE - 0.1, "not before ${GRACE}s from "
         . 'the loss');
     cmp_ok($first->[0], '<=', $GRACE + slack(0.3), "... and not past it");
-    cmp_ok(scalar(@rows), '>', 50, 'STALE all along until then');
+    cmp_ok(scalar(@rows), '>', 50, scalar(@rows) . ' answers');
 
     is(ask($nginx, $key{remembered}), '503 BYPASS', 'past the grace, the '
         . 'remembered unknown key: 503');
@@ -215,16 +238,9 @@ subtest "apikey_cache_stale ${GRACE}s, Redis killed: cached keys answer "
 subtest 'Redis back with a key revoked while nginx was cut off: refused, '
     . 'entries from before the outage never HIT again' => sub {
     # the data Redis comes back with: k_cut revoked meanwhile
-    my $dir = test_dir() . '/prep';
-    mkdir $dir or die "mkdir $dir: $!";
-    my $prep = start_redis(dir => $dir);
-    seed_key($prep, $key{valid}, id => 'k_valid');
-    seed_key($prep, $key{revoked}, id => 'k_revoked', revoked => 1);
-    seed_key($prep, $key{cut}, id => 'k_cut', revoked => 1);
-    $prep->cmd('SAVE');
-    $prep->stop;
-    copy("$dir/dump.rdb", test_dir() . '/stale.rdb')
-        or die "copy dump.rdb: $!";
+    redis_data('stale', $key{valid} => [id => 'k_valid'],
+        $key{revoked} => [id => 'k_revoked', revoked => 1],
+        $key{cut} => [id => 'k_cut', revoked => 1]);
 
     my $mark = $nginx->mark;
     $redis->restart;
@@ -283,15 +299,8 @@ subtest 'Redis restarted within the grace, a key revoked in its data '
     is(cached($n, $gone, 200), '200 HIT', 'a key cached');
     is(cached($n, $kept, 200), '200 HIT', 'another one cached');
 
-    my $dir = test_dir() . '/within';
-    mkdir $dir or die "mkdir $dir: $!";
-    my $prep = start_redis(dir => $dir);
-    seed_key($prep, $gone, id => 'k_gone', revoked => 1);
-    seed_key($prep, $kept, id => 'k_kept');
-    $prep->cmd('SAVE');
-    $prep->stop;
-    copy("$dir/dump.rdb", test_dir() . '/within.rdb')
-        or die "copy dump.rdb: $!";
+    redis_data('within', $gone => [id => 'k_gone', revoked => 1],
+        $kept => [id => 'k_kept']);
 
     my $t_kill = time;
     $own->kill9;
@@ -333,34 +342,21 @@ subtest 'Redis stopped (SIGSTOP): STALE once the lookup times out, and '
     is(cached($n, $t, 200), '200 HIT', 'cached');
     my $t_stop = time;
     $own->pause;
-    my (@rows, $first);
-    my $c = $n->client;
-    while (time < $t_stop + $GRACE + slack(3)) {
-        my $r = $c->get('/api/x', Authorization => "Bearer $t");
-        my $got = $r->status . ' ' . ($r->header('x-cache') // '');
-        push @rows, [time - $t_stop, $got];
-        if ($got =~ /^503/) {
-            $first = $rows[-1];
-            last;
-        }
-        sleep 0.01;
-    }
-    $c->close;
+    my @rows = poll_stale($n, $t, $t_stop, $t_stop + $GRACE + slack(3));
     $own->resume;
     my @seen;
-    for (map { $_->[1] } @rows) {
+    for (map { $_->[2] } @rows) {
         push @seen, $_ unless @seen && $seen[-1] eq $_;
     }
     is(join(', ', @seen), '200 HIT, 200 STALE, 503 BYPASS', 'HIT while the '
         . 'subscription may still be live, then STALE, then 503');
-    ok($first, 'the key stops being served') or return;
-    note sprintf 'the first 503 at +%.3fs', $first->[0];
+    note sprintf 'the first 503 at +%.3fs', $rows[-1][1];
     # the last PONG came at most 1 s before the stop; a lookup waits for
     # apikey_redis_timeout (500ms) before the cache is asked
-    cmp_ok($first->[0], '>', $GRACE - 1 - 0.1, 'not before the grace from '
+    cmp_ok($rows[-1][1], '>', $GRACE - 1 - 0.1, 'not before the grace from '
         . 'the last PONG');
-    cmp_ok($first->[0], '<=', $GRACE + 0.5 + slack(0.5), '... and not past '
-        . 'it');
+    cmp_ok($rows[-1][1], '<=', $GRACE + 0.5 + slack(0.5), '... and not '
+        . 'past it');
     $n->stop;
     $own->stop;
 };
