@@ -26,6 +26,14 @@
 #include "ngx_http_apikey_metrics.h"
 
 
+/* "time | off": the least time, and what is said of a wrong value */
+
+typedef struct {
+    ngx_msec_t                       min;
+    char                            *error;
+} ngx_http_apikey_msec_off_t;
+
+
 static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
@@ -50,15 +58,13 @@ static char *ngx_http_apikey_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_apikey_cache_stale(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_apikey_last_used_interval(ngx_conf_t *cf,
+static char *ngx_http_apikey_msec_off_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_apikey_check_realm(ngx_conf_t *cf, void *post,
     void *data);
@@ -82,6 +88,14 @@ static ngx_conf_num_bounds_t  ngx_http_apikey_keepalive_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_apikey_pipeline_bounds = {
     ngx_conf_check_num_bounds, 1, 65535
+};
+
+static ngx_http_apikey_msec_off_t  ngx_http_apikey_last_used_bounds = {
+    1000, "must be \"off\" or a time of at least 1s"
+};
+
+static ngx_http_apikey_msec_off_t  ngx_http_apikey_cache_stale_bounds = {
+    1, "must be \"off\" or a time greater than 0"
 };
 
 
@@ -167,10 +181,10 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_cache_stale"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apikey_cache_stale,
+      ngx_http_apikey_msec_off_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_apikey_loc_conf_t, cache_stale),
+      &ngx_http_apikey_cache_stale_bounds },
 
     { ngx_string("apikey_key_checksum"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -188,10 +202,10 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_last_used_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apikey_last_used_interval,
+      ngx_http_apikey_msec_off_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_apikey_loc_conf_t, last_used_interval),
+      &ngx_http_apikey_last_used_bounds },
 
     { ngx_string("apikey_scopes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
@@ -929,41 +943,6 @@ ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* apikey_cache_stale time | off; */
-
-static char *
-ngx_http_apikey_cache_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_apikey_loc_conf_t *alcf = conf;
-
-    ngx_str_t  *value;
-
-    if (alcf->cache_stale != NGX_CONF_UNSET_MSEC) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->cache_stale = 0;
-        return NGX_CONF_OK;
-    }
-
-    alcf->cache_stale = ngx_parse_time(&value[1], 0);
-
-    if (alcf->cache_stale == (ngx_msec_t) NGX_ERROR
-        || alcf->cache_stale == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\", expected a time "
-                           "greater than 0 or \"off\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
 static char *
 ngx_http_apikey_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -1187,30 +1166,32 @@ ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_apikey_last_used_interval(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+ngx_http_apikey_msec_off_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_apikey_loc_conf_t *alcf = conf;
+    char  *p = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t                   *value;
+    ngx_msec_t                  *msp;
+    ngx_http_apikey_msec_off_t  *bounds;
 
-    if (alcf->last_used_interval != NGX_CONF_UNSET_MSEC) {
+    msp = (ngx_msec_t *) (p + cmd->offset);
+    bounds = cmd->post;
+
+    if (*msp != NGX_CONF_UNSET_MSEC) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->last_used_interval = 0;
+        *msp = 0;
         return NGX_CONF_OK;
     }
 
-    alcf->last_used_interval = ngx_parse_time(&value[1], 0);
+    *msp = ngx_parse_time(&value[1], 0);
 
-    if (alcf->last_used_interval == (ngx_msec_t) NGX_ERROR
-        || alcf->last_used_interval < 1000)
-    {
-        return "must be \"off\" or a time of at least 1s";
+    if (*msp == (ngx_msec_t) NGX_ERROR || *msp < bounds->min) {
+        return bounds->error;
     }
 
     return NGX_CONF_OK;

@@ -60,6 +60,28 @@ sub cached {
     return $got;
 }
 
+# A Redis and a stale nginx of their own, with the key $t cached; redis
+# and nginx are the options of each.
+sub cached_pair {
+    my ($t, $fields, %o) = @_;
+    my $redis = start_redis(%{ $o{redis} // {} });
+    my $n = start_stale_nginx($redis, %{ $o{nginx} // {} });
+    seed_key($redis, $t, @$fields);
+    settle($n, $redis);
+    is(cached($n, $t, 200), '200 HIT', 'the key is cached');
+    return ($redis, $n);
+}
+
+# Redis killed: the answer for $t once the workers saw their
+# subscriptions closed (a HIT until then)
+sub kill_redis {
+    my ($redis, $n, $t) = @_;
+    $redis->kill9;
+    my $got;
+    wait_until(sub { ($got = ask($n, $t)) ne '200 HIT' }, slack(2), 0.005);
+    return $got;
+}
+
 # the data a Redis started with --dbfilename $name.rdb comes back with
 my $serial = 0;
 sub redis_data {
@@ -114,10 +136,11 @@ EOF
         my ($rc, $out) = nginx_check(http => $conf->(@$_));
         is($rc, 0, "accepted: @$_") or diag $out;
     }
-    for (['apikey_cache_stale 0;',
-            qr/invalid value "0", expected a time greater than 0 or "off"/],
-        ['apikey_cache_stale soon;', qr/invalid value "soon"/],
-        ['apikey_cache_stale -5s;', qr/invalid value "-5s"/],
+    my $wrong = qr/"apikey_cache_stale" directive must be "off" or a time /
+        . qr/greater than 0 in /;
+    for (['apikey_cache_stale 0;', qr/$wrong/],
+        ['apikey_cache_stale soon;', qr/$wrong/],
+        ['apikey_cache_stale -5s;', qr/$wrong/],
         ['apikey_cache_stale 5s 6s;',
             qr/invalid number of arguments in "apikey_cache_stale"/],
         ['apikey_cache_stale 5s; apikey_cache_stale 6s;',
@@ -150,12 +173,9 @@ subtest '$apikey_cache_status without an outage: HIT, MISS, BYPASS, '
 
 subtest 'off (the default): a cached key is 503 as soon as Redis is gone'
     => sub {
-    my $redis = start_redis();
-    my $nginx = start_stale_nginx($redis, http => '');
     my $t = token();
-    seed_key($redis, $t, id => 'k_off');
-    settle($nginx, $redis);
-    is(cached($nginx, $t, 200), '200 HIT', 'cached');
+    my ($redis, $nginx) = cached_pair($t, [id => 'k_off'],
+        nginx => { http => '' });
     $redis->kill9;
     my @got;
     wait_until(sub { push @got, ask($nginx, $t); $got[-1] ne '200 HIT' },
@@ -196,14 +216,8 @@ subtest "apikey_cache_stale ${GRACE}s, Redis killed: cached keys answer "
     sleep($GRACE + 0.5 - (time - $read)) if time - $read < $GRACE + 0.5;
 
     my $t_kill = time;
-    $redis->kill9;
-
-    # a HIT until the workers see their subscriptions closed
-    my $valid;
-    wait_until(sub { ($valid = ask($nginx, $key{valid})) ne '200 HIT' },
-        slack(2), 0.005);
-    is($valid, '200 STALE', 'the valid key read '
-        . sprintf('%.1fs before: 200, STALE', $t_kill - $read));
+    is(kill_redis($redis, $nginx, $key{valid}), '200 STALE', 'the valid '
+        . sprintf('key read %.1fs before: 200, STALE', $t_kill - $read));
     is(ask($nginx, $key{revoked}), '401 STALE', 'the key revoked before: '
         . '401');
     is(ask($nginx, $key{remembered}), '401 STALE', 'the remembered unknown '
@@ -269,14 +283,9 @@ subtest 'Redis back with a key revoked while nginx was cut off: refused, '
 subtest 'Redis answers between two outages: an entry it contradicted is '
     . 'not served stale in the second' => sub {
     # the subscription refused: the outage stays open for the cache
-    my $own = start_redis();
-    my $n = start_stale_nginx($own);
     my $t = token();
-    seed_key($own, $t, id => 'k_flap');
-    settle($n, $own);
-    is(cached($n, $t, 200), '200 HIT', 'cached');
-    $own->kill9;
-    is(ask($n, $t), '200 STALE', 'Redis killed: STALE');
+    my ($own, $n) = cached_pair($t, [id => 'k_flap']);
+    is(kill_redis($own, $n, $t), '200 STALE', 'Redis killed: STALE');
     $own->{users} = ['default on nopass ~* &* +@all -client -subscribe'];
     $own->restart;
     is(ask($n, $t), '401 BYPASS', 'Redis back with the key deleted, no '
@@ -290,24 +299,17 @@ subtest 'Redis answers between two outages: an entry it contradicted is '
 
 subtest 'Redis restarted within the grace, a key revoked in its data '
     . 'meanwhile: refused from the first answer on' => sub {
-    my $own = start_redis(args => ['--dbfilename', 'within.rdb']);
-    my $n = start_stale_nginx($own);
     my ($gone, $kept) = (token(), token());
-    seed_key($own, $gone, id => 'k_gone');
+    my ($own, $n) = cached_pair($gone, [id => 'k_gone'],
+        redis => { args => ['--dbfilename', 'within.rdb'] });
     seed_key($own, $kept, id => 'k_kept');
-    settle($n, $own);
-    is(cached($n, $gone, 200), '200 HIT', 'a key cached');
     is(cached($n, $kept, 200), '200 HIT', 'another one cached');
 
     redis_data('within', $gone => [id => 'k_gone', revoked => 1],
         $kept => [id => 'k_kept']);
 
     my $t_kill = time;
-    $own->kill9;
-    my $got;
-    wait_until(sub { ($got = ask($n, $gone)) ne '200 HIT' }, slack(2),
-        0.005);
-    is($got, '200 STALE', 'Redis killed: STALE');
+    is(kill_redis($own, $n, $gone), '200 STALE', 'Redis killed: STALE');
     my $mark = $n->mark;
     $own->restart;
     my $t_back = time;
@@ -334,12 +336,8 @@ subtest 'Redis restarted within the grace, a key revoked in its data '
 
 subtest 'Redis stopped (SIGSTOP): STALE once the lookup times out, and '
     . 'not past the grace counted from the last PONG' => sub {
-    my $own = start_redis();
-    my $n = start_stale_nginx($own);
     my $t = token();
-    seed_key($own, $t, id => 'k_paused');
-    settle($n, $own);
-    is(cached($n, $t, 200), '200 HIT', 'cached');
+    my ($own, $n) = cached_pair($t, [id => 'k_paused']);
     my $t_stop = time;
     $own->pause;
     my @rows = poll_stale($n, $t, $t_stop, $t_stop + $GRACE + slack(3));
@@ -362,17 +360,11 @@ subtest 'Redis stopped (SIGSTOP): STALE once the lookup times out, and '
 };
 
 subtest 'a key served stale still expires when its record says' => sub {
-    my $own = start_redis();
-    my $n = start_stale_nginx($own);
     my $t = token();
     my $expires = now() + 3;
-    seed_key($own, $t, id => 'k_expiring', expires_at => $expires);
-    settle($n, $own);
-    is(cached($n, $t, 200), '200 HIT', 'cached');
-    $own->kill9;
-    my $got;
-    wait_until(sub { ($got = ask($n, $t)) ne '200 HIT' }, slack(2), 0.005);
-    is($got, '200 STALE', 'Redis killed: STALE');
+    my ($own, $n) = cached_pair($t, [id => 'k_expiring',
+        expires_at => $expires]);
+    is(kill_redis($own, $n, $t), '200 STALE', 'Redis killed: STALE');
     sleep(0.2) while time < $expires + 0.1;
     is(ask($n, $t), '401 STALE', 'past its expiry, within the grace: 401');
     $n->stop;
