@@ -895,10 +895,11 @@ ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
  * subscription that comes back may have missed writes that no other one
  * heard either (another worker stopped meanwhile): the source's entries
  * go; when the last one goes down, they go too, unless entries are served
- * stale: then they are kept, confirmed until a subscription last heard
- * all.  One that ends in order (Redis closed it after its last reply)
- * heard all until it ended.  A worker of another configuration (draining
- * after a reload) vouches for nothing.
+ * stale: then they are kept, confirmed until the last PONG of any, since
+ * every invalidation Redis queued before it came before it; the moment a
+ * connection closes is not: Redis may have dropped what it had queued (a
+ * kill, a CLIENT KILL, an output buffer over its limit).  A worker of
+ * another configuration (draining after a reload) vouches for nothing.
  */
 
 void
@@ -918,9 +919,7 @@ ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     if (sh->config != cache->config || slot->pid != ngx_pid
-        || ((state == NGX_HTTP_APIKEY_CACHE_HEARD
-             || state == NGX_HTTP_APIKEY_CACHE_CLOSED)
-            && slot->heard[source] == 0))
+        || (state == NGX_HTTP_APIKEY_CACHE_HEARD && slot->heard[source] == 0))
     {
         ngx_shmtx_unlock(&cache->shpool->mutex);
         return;
@@ -941,10 +940,6 @@ ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
             sh->until[source] = now + NGX_HTTP_APIKEY_CACHE_SILENCE;
         }
 
-        break;
-
-    case NGX_HTTP_APIKEY_CACHE_CLOSED:
-        slot->heard[source] = now;
         break;
 
     default: /* NGX_HTTP_APIKEY_CACHE_DOWN */

@@ -32,7 +32,6 @@
 #define NGX_HTTP_APIKEY_CACHE_LIVE     1
 #define NGX_HTTP_APIKEY_CACHE_HEARD    2
 #define NGX_HTTP_APIKEY_CACHE_DOWN     3
-#define NGX_HTTP_APIKEY_CACHE_CLOSED   4   /* heard until now, then DOWN */
 
 
 typedef struct {

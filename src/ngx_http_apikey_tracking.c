@@ -429,23 +429,7 @@ ngx_http_apikey_tracking_reply(ngx_http_apikey_redis_conn_t *conn,
 static void
 ngx_http_apikey_tracking_error(ngx_http_apikey_redis_conn_t *conn, char *err)
 {
-    ngx_http_apikey_tracking_t  *t;
-
-    t = conn->data;
-
-    /*
-     * Redis closed the connection after its last whole reply: every
-     * invalidation it sent was read, the subscription heard all until now
-     */
-
-    if (conn->peer.connection && conn->peer.connection->read->eof
-        && conn->partial == 0)
-    {
-        ngx_http_apikey_cache_vouch(t->zone, t->source->index,
-                                    NGX_HTTP_APIKEY_CACHE_CLOSED);
-    }
-
-    ngx_http_apikey_tracking_down(t, err);
+    ngx_http_apikey_tracking_down(conn->data, err);
 }
 
 
