@@ -27,6 +27,14 @@
 #include "ngx_http_apikey_metrics.h"
 
 
+/* "time | off": the least time, and what is said of a wrong value */
+
+typedef struct {
+    ngx_msec_t                       min;
+    char                            *error;
+} ngx_http_apikey_msec_off_t;
+
+
 static ngx_int_t ngx_http_apikey_preaccess_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
@@ -57,7 +65,7 @@ static char *ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_apikey_last_used_interval(ngx_conf_t *cf,
+static char *ngx_http_apikey_msec_off_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_apikey_check_realm(ngx_conf_t *cf, void *post,
     void *data);
@@ -81,6 +89,14 @@ static ngx_conf_num_bounds_t  ngx_http_apikey_keepalive_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_apikey_pipeline_bounds = {
     ngx_conf_check_num_bounds, 1, 65535
+};
+
+static ngx_http_apikey_msec_off_t  ngx_http_apikey_last_used_bounds = {
+    1000, "must be \"off\" or a time of at least 1s"
+};
+
+static ngx_http_apikey_msec_off_t  ngx_http_apikey_cache_stale_bounds = {
+    1, "must be \"off\" or a time greater than 0"
 };
 
 
@@ -164,6 +180,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       0,
       NULL },
 
+    { ngx_string("apikey_cache_stale"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_msec_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, cache_stale),
+      &ngx_http_apikey_cache_stale_bounds },
+
     { ngx_string("apikey_key_checksum"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -180,10 +203,10 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_last_used_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_apikey_last_used_interval,
+      ngx_http_apikey_msec_off_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_apikey_loc_conf_t, last_used_interval),
+      &ngx_http_apikey_last_used_bounds },
 
     { ngx_string("apikey_scopes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
@@ -519,6 +542,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->upstream_headers = NGX_CONF_UNSET;
     conf->hide_credentials = NGX_CONF_UNSET;
     conf->cache = NGX_CONF_UNSET_PTR;
+    conf->cache_stale = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -554,6 +578,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_msec_value(conf->cache_stale, prev->cache_stale, 0);
 
     /* zones are checked here: one may be used before it is declared */
 
@@ -566,6 +591,10 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (!conf->enable) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->cache && conf->cache_stale) {
+        ngx_http_apikey_cache_keep(conf->cache);
     }
 
     if (conf->redis == NULL) {
@@ -1138,30 +1167,32 @@ ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_apikey_last_used_interval(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+ngx_http_apikey_msec_off_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_apikey_loc_conf_t *alcf = conf;
+    char  *p = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t                   *value;
+    ngx_msec_t                  *msp;
+    ngx_http_apikey_msec_off_t  *bounds;
 
-    if (alcf->last_used_interval != NGX_CONF_UNSET_MSEC) {
+    msp = (ngx_msec_t *) (p + cmd->offset);
+    bounds = cmd->post;
+
+    if (*msp != NGX_CONF_UNSET_MSEC) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        alcf->last_used_interval = 0;
+        *msp = 0;
         return NGX_CONF_OK;
     }
 
-    alcf->last_used_interval = ngx_parse_time(&value[1], 0);
+    *msp = ngx_parse_time(&value[1], 0);
 
-    if (alcf->last_used_interval == (ngx_msec_t) NGX_ERROR
-        || alcf->last_used_interval < 1000)
-    {
-        return "must be \"off\" or a time of at least 1s";
+    if (*msp == (ngx_msec_t) NGX_ERROR || *msp < bounds->min) {
+        return bounds->error;
     }
 
     return NGX_CONF_OK;

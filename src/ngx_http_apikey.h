@@ -90,6 +90,7 @@ typedef struct {
     ngx_flag_t                       upstream_headers;
     ngx_flag_t                       hide_credentials;
     ngx_shm_zone_t                  *cache;        /* NULL: off */
+    ngx_msec_t                       cache_stale;  /* 0: off */
 
     ngx_http_apikey_source_t        *source;
 

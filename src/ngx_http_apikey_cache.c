@@ -72,6 +72,13 @@ typedef struct {
     /* unix msec until which some live subscription vouches for a source */
     uint64_t                           until[NGX_HTTP_APIKEY_CACHE_SOURCES];
 
+    /*
+     * Entries kept past the last subscription (apikey_cache_stale) are
+     * confirmed until this unix msec: the last moment a subscription
+     * heard all; 0 while none are kept.
+     */
+    uint64_t                           lost[NGX_HTTP_APIKEY_CACHE_SOURCES];
+
     ngx_http_apikey_cache_slot_t       slots[NGX_HTTP_APIKEY_CACHE_WORKERS];
 } ngx_http_apikey_cache_sh_t;
 
@@ -80,6 +87,9 @@ typedef struct {
     ngx_http_apikey_cache_sh_t        *sh;
     ngx_slab_pool_t                   *shpool;
     uint32_t                           config;
+
+    /* some location serves entries stale: they outlive a subscription */
+    ngx_uint_t                         keep;
 
     /* entries the last find looked at, for the debug log: floods show */
     ngx_uint_t                         walked;
@@ -90,6 +100,7 @@ struct ngx_http_apikey_cache_node_s {
     ngx_http_apikey_cache_node_t      *next;       /* in its bucket */
     ngx_queue_t                        queue;
     uint64_t                           expire;     /* unix msec */
+    uint64_t                           read;       /* unix msec, asked */
     time_t                             expires_at;
     u_char                             digest[NGX_HTTP_APIKEY_HASH_LEN];
     u_char                             source;
@@ -115,6 +126,8 @@ static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
 static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
+static ngx_int_t ngx_http_apikey_cache_hit(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record);
 static ngx_int_t ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     ngx_pool_t *pool, ngx_http_apikey_record_t *record);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_alloc(
@@ -123,7 +136,6 @@ static void ngx_http_apikey_cache_flush_locked(
     ngx_http_apikey_cache_t *cache, ngx_int_t source);
 static void ngx_http_apikey_cache_until(ngx_http_apikey_cache_t *cache,
     ngx_uint_t source);
-static uint64_t ngx_http_apikey_cache_now(void);
 static ngx_http_apikey_cache_node_t **ngx_http_apikey_cache_bucket(
     ngx_http_apikey_cache_t *cache, u_char *digest);
 
@@ -202,6 +214,18 @@ ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
     ngx_crc32_final(crc);
 
     cache->config = crc;
+}
+
+
+/* at configuration time, for a location with apikey_cache_stale */
+
+void
+ngx_http_apikey_cache_keep(ngx_shm_zone_t *shm_zone)
+{
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+    cache->keep = 1;
 }
 
 
@@ -333,21 +357,8 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
 
     node = ngx_http_apikey_cache_find(cache, source->index, digest);
 
-    if (node == NULL) {
-        rc = NGX_AGAIN;
-
-    } else {
-
-        /*
-         * Second chance rather than a strict LRU: moving the entry to the
-         * head would touch two other random entries on every hit.
-         */
-
-        node->referenced = 1;
-
-        rc = node->negative ? NGX_DECLINED
-                            : ngx_http_apikey_cache_copy(node, pool, record);
-    }
+    rc = (node == NULL) ? NGX_AGAIN
+                        : ngx_http_apikey_cache_hit(node, pool, record);
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -356,6 +367,121 @@ ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
                    cache->walked, rc);
 
     return rc;
+}
+
+
+/*
+ * For a Redis that cannot answer: the key's entry, if Redis confirmed it
+ * less than stale ago.  While a subscription is live, an entry is
+ * confirmed now; once the last one is lost, it was confirmed when it was
+ * read or when a subscription last heard all, whichever is later.
+ * NGX_OK and NGX_DECLINED as ngx_http_apikey_cache_get() returns them;
+ * NGX_BUSY: nothing to serve.
+ */
+
+ngx_int_t
+ngx_http_apikey_cache_get_stale(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
+    ngx_http_apikey_record_t *record, ngx_msec_t stale)
+{
+    uint64_t                       now, confirmed;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+    i = source->index;
+    now = ngx_http_apikey_cache_now();
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (sh->until[i] >= now) {
+        confirmed = now;
+
+    } else if (sh->lost[i]) {
+        confirmed = sh->lost[i];
+
+    } else {
+        /* every subscriber stuck, none down yet: the last PONG vouched */
+        confirmed = sh->until[i] ? sh->until[i] - NGX_HTTP_APIKEY_CACHE_SILENCE
+                                 : 0;
+    }
+
+    node = NULL;
+
+    if (sh->config == cache->config && confirmed) {
+        node = ngx_http_apikey_cache_find(cache, i, digest);
+    }
+
+    if (node && node->read > confirmed) {
+        confirmed = node->read;
+    }
+
+    if (node == NULL || confirmed + stale <= now) {
+        rc = NGX_BUSY;
+
+    } else {
+        rc = ngx_http_apikey_cache_hit(node, pool, record);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Redis answered a lookup of the key while no subscription vouches for
+ * the source: an entry kept from before is no longer its word.
+ */
+
+void
+ngx_http_apikey_cache_answered(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *digest)
+{
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *node;
+
+    cache = shm_zone->data;
+    sh = cache->sh;
+
+    if (!cache->keep
+        || sh->until[source->index] >= ngx_http_apikey_cache_now())
+    {
+        return;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (sh->config == cache->config) {
+        node = ngx_http_apikey_cache_find(cache, source->index, digest);
+
+        if (node) {
+            ngx_http_apikey_cache_delete(cache, node);
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/*
+ * Second chance rather than a strict LRU: moving the entry to the head
+ * would touch two other random entries on every hit.
+ */
+
+static ngx_int_t
+ngx_http_apikey_cache_hit(ngx_http_apikey_cache_node_t *node,
+    ngx_pool_t *pool, ngx_http_apikey_record_t *record)
+{
+    node->referenced = 1;
+
+    return node->negative ? NGX_DECLINED
+                          : ngx_http_apikey_cache_copy(node, pool, record);
 }
 
 
@@ -397,7 +523,8 @@ ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
 void
 ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest,
-    ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl)
+    ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl,
+    uint64_t read)
 {
     u_char                        *p;
     size_t                         size;
@@ -456,6 +583,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     }
 
     node->expire = ngx_http_apikey_cache_now() + ttl;
+    node->read = read;
     ngx_memcpy(node->digest, digest, NGX_HTTP_APIKEY_HASH_LEN);
     node->source = (u_char) source->index;
     node->negative = (record == NULL);
@@ -697,6 +825,13 @@ ngx_http_apikey_cache_flush_locked(ngx_http_apikey_cache_t *cache,
         }
     }
 
+    if (source == -1) {
+        ngx_memzero(cache->sh->lost, sizeof(cache->sh->lost));
+
+    } else {
+        cache->sh->lost[source] = 0;
+    }
+
     cache->sh->seq++;
 }
 
@@ -759,15 +894,19 @@ ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
  * no worker's has been heard lately, the source is bypassed.  A
  * subscription that comes back may have missed writes that no other one
  * heard either (another worker stopped meanwhile): the source's entries
- * go; when the last one goes down, they go too.  A worker of another
- * configuration (draining after a reload) vouches for nothing.
+ * go; when the last one goes down, they go too, unless entries are served
+ * stale: then they are kept, confirmed until the last PONG of any, since
+ * every invalidation Redis queued before it came before it; the moment a
+ * connection closes is not: Redis may have dropped what it had queued (a
+ * kill, a CLIENT KILL, an output buffer over its limit).  A worker of
+ * another configuration (draining after a reload) vouches for nothing.
  */
 
 void
 ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
     ngx_uint_t state)
 {
-    uint64_t                       now;
+    uint64_t                       now, heard;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_slot_t  *slot;
@@ -804,12 +943,32 @@ ngx_http_apikey_cache_vouch(ngx_shm_zone_t *shm_zone, ngx_uint_t source,
         break;
 
     default: /* NGX_HTTP_APIKEY_CACHE_DOWN */
+
+        /* what some subscription heard last, this one's included */
+
+        heard = slot->heard[source];
+
+        if (sh->until[source] > heard + NGX_HTTP_APIKEY_CACHE_SILENCE) {
+            heard = sh->until[source] - NGX_HTTP_APIKEY_CACHE_SILENCE;
+        }
+
         slot->heard[source] = 0;
         ngx_http_apikey_cache_until(cache, source);
 
-        if (sh->until[source] < now) {
-            ngx_http_apikey_cache_flush_locked(cache, source);
+        if (sh->until[source] >= now) {
+            break;
         }
+
+        if (!cache->keep) {
+            ngx_http_apikey_cache_flush_locked(cache, source);
+            break;
+        }
+
+        if (sh->lost[source] < heard) {
+            sh->lost[source] = heard;
+        }
+
+        sh->seq++;
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -872,7 +1031,7 @@ ngx_http_apikey_cache_live(ngx_shm_zone_t *shm_zone, ngx_uint_t source)
 
 /* every worker must agree on this clock: ngx_current_msec is per process */
 
-static uint64_t
+uint64_t
 ngx_http_apikey_cache_now(void)
 {
     ngx_time_t  *tp;

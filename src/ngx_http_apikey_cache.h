@@ -5,7 +5,9 @@
  * A cache of key records in shared memory: the zone, its entries, and
  * what the invalidation subscriptions (ngx_http_apikey_tracking.c) tell
  * it: an entry is dropped as soon as its record is written, and a source
- * is bypassed while no live subscription vouches for it.
+ * is bypassed while no live subscription vouches for it.  With
+ * apikey_cache_stale, entries are kept past the subscription, to answer
+ * for a Redis that cannot.
  */
 
 
@@ -43,12 +45,18 @@ ngx_shm_zone_t *ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
 void ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone,
     ngx_array_t *sources);
+void ngx_http_apikey_cache_keep(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf);
 
 ngx_int_t ngx_http_apikey_cache_get(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
     ngx_http_apikey_record_t *record, ngx_uint_t *seq);
+ngx_int_t ngx_http_apikey_cache_get_stale(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *digest, ngx_pool_t *pool,
+    ngx_http_apikey_record_t *record, ngx_msec_t stale);
+void ngx_http_apikey_cache_answered(ngx_shm_zone_t *shm_zone,
+    ngx_http_apikey_source_t *source, u_char *digest);
 void ngx_http_apikey_cache_invalidate(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *key, size_t len);
 void ngx_http_apikey_cache_flush(ngx_shm_zone_t *shm_zone, ngx_int_t source);
@@ -62,7 +70,9 @@ ngx_uint_t ngx_http_apikey_cache_live(ngx_shm_zone_t *shm_zone,
 
 void ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     ngx_http_apikey_source_t *source, u_char *digest,
-    ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl);
+    ngx_http_apikey_record_t *record, ngx_uint_t seq, ngx_msec_t ttl,
+    uint64_t read);
+uint64_t ngx_http_apikey_cache_now(void);
 
 
 #endif /* _NGX_HTTP_APIKEY_CACHE_H_INCLUDED_ */

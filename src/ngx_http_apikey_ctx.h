@@ -52,7 +52,7 @@ typedef struct {
     unsigned                         counted:1;
 
     /* what the cache made of the lookup: $apikey_cache_status */
-    unsigned                         cache:2;
+    unsigned                         cache:3;
 
     /*
      * the request line, in every log line's context, holds a token: once

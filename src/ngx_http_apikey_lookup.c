@@ -36,6 +36,12 @@ struct ngx_http_apikey_lookup_s {
     ngx_msec_t                         ttl;
     ngx_msec_t                         negative_ttl;
 
+    /* the zone of a cached source, whatever this lookup's location says */
+    ngx_shm_zone_t                    *zone;
+
+    /* unix msec, when it was sent: Redis read the record after that */
+    uint64_t                           sent;
+
     /* microseconds, when it was sent */
     uint64_t                           start;
 
@@ -54,6 +60,7 @@ static ngx_int_t ngx_http_apikey_lookup_send(ngx_http_request_t *r,
 static void ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     redisReply *reply);
 static void ngx_http_apikey_lookup_wake(ngx_queue_t *waiter);
+static void ngx_http_apikey_lookup_stale(ngx_http_apikey_ctx_t *ctx);
 static void ngx_http_apikey_lookup_rbtree_insert_value(
     ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
@@ -247,6 +254,7 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         != NGX_OK)
     {
         ctx->lookup = NGX_HTTP_APIKEY_ERROR;
+        ngx_http_apikey_lookup_stale(ctx);
         return NGX_DECLINED;
     }
 
@@ -358,10 +366,16 @@ ngx_http_apikey_lookup_send(ngx_http_request_t *r,
     lookup->cache = cache;
     lookup->seq = seq;
 
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
     if (cache) {
-        amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
         lookup->ttl = amcf->cache_ttl;
         lookup->negative_ttl = amcf->cache_negative_ttl;
+    }
+
+    if (source->cached) {
+        lookup->zone = amcf->cache;
+        lookup->sent = ngx_http_apikey_cache_now();
     }
 
     p = (u_char *) lookup + sizeof(ngx_http_apikey_lookup_t);
@@ -457,13 +471,19 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         if (status == NGX_HTTP_APIKEY_OK) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
                                       lookup->digest, &record,
-                                      lookup->seq, lookup->ttl);
+                                      lookup->seq, lookup->ttl,
+                                      lookup->sent);
 
         } else if (status == NGX_HTTP_APIKEY_INVALID && lookup->negative_ttl) {
             ngx_http_apikey_cache_put(lookup->cache, lookup->source,
                                       lookup->digest, NULL, lookup->seq,
-                                      lookup->negative_ttl);
+                                      lookup->negative_ttl, lookup->sent);
         }
+    }
+
+    if (lookup->zone && status != NGX_HTTP_APIKEY_ERROR) {
+        ngx_http_apikey_cache_answered(lookup->zone, lookup->source,
+                                       lookup->digest);
     }
 
     /*
@@ -489,6 +509,10 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
 
         ctx->found = (ctx->lookup == NGX_HTTP_APIKEY_OK);
         ctx->done = 1;
+
+        if (status == NGX_HTTP_APIKEY_ERROR) {
+            ngx_http_apikey_lookup_stale(ctx);
+        }
     }
 
     if (pool) {
@@ -498,6 +522,46 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
     ngx_http_apikey_wait_complete(&lookup->wait, ngx_http_apikey_lookup_wake);
 
     ngx_free(lookup);
+}
+
+
+/*
+ * Redis failed the lookup: with apikey_cache_stale, an entry Redis
+ * confirmed lately answers instead, a remembered unknown key included.
+ */
+
+static void
+ngx_http_apikey_lookup_stale(ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_http_request_t           *r;
+    ngx_http_apikey_loc_conf_t   *alcf;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    r = ctx->request;
+    alcf = ctx->conf;
+
+    if (alcf->cache == NULL || alcf->cache_stale == 0) {
+        return;
+    }
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    rc = ngx_http_apikey_cache_get_stale(amcf->cache, alcf->source,
+                                         ctx->digest, r->pool, &ctx->record,
+                                         alcf->cache_stale);
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "apikey: redis failed, answered from the cache");
+
+    ctx->lookup = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
+                                 : NGX_HTTP_APIKEY_INVALID;
+    ctx->found = (rc == NGX_OK);
+    ctx->cache = NGX_HTTP_APIKEY_METRICS_STALE;
 }
 
 

@@ -4,7 +4,8 @@
  *
  * From a request's token to the key's record: format check, hash, cache,
  * and one Redis round trip shared by all requests of a worker that ask
- * for the same key at the same time.
+ * for the same key at the same time; the cache once more, within
+ * apikey_cache_stale, when Redis fails it.
  */
 
 

@@ -24,6 +24,7 @@
 #define NGX_HTTP_APIKEY_METRICS_HIT      1
 #define NGX_HTTP_APIKEY_METRICS_MISS     2
 #define NGX_HTTP_APIKEY_METRICS_BYPASS   3
+#define NGX_HTTP_APIKEY_METRICS_STALE    4   /* $apikey_cache_status only */
 
 /* how a Redis lookup ended */
 #define NGX_HTTP_APIKEY_METRICS_OK       0

@@ -52,13 +52,14 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
 };
 
 
-/* indexed by NGX_HTTP_APIKEY_METRICS_HIT, _MISS, _BYPASS */
+/* indexed by NGX_HTTP_APIKEY_METRICS_HIT, _MISS, _BYPASS, _STALE */
 
 static ngx_str_t  ngx_http_apikey_cache_statuses[] = {
     ngx_null_string,
     ngx_string("HIT"),
     ngx_string("MISS"),
-    ngx_string("BYPASS")
+    ngx_string("BYPASS"),
+    ngx_string("STALE")
 };
 
 
