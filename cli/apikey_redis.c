@@ -720,6 +720,8 @@ apikey_redis_handshake(apikey_redis_conf_t *rc, apikey_redis_t *c,
         return -1;
     }
 
+    c->anonymous = (rc->tls_cert == NULL);
+
     name = rc->tls_name ? rc->tls_name : host;
     param = SSL_get0_param(c->ssl);
 
@@ -1078,6 +1080,16 @@ apikey_redis_io_error(apikey_redis_t *c, ssize_t n, const char *what)
 
     } else if (e == EAGAIN || e == EWOULDBLOCK) {
         snprintf(c->errstr, APIKEY_ERR_LEN, "%s timed out", what);
+
+    } else if (c->anonymous && (e == ECONNRESET || e == EPIPE)) {
+
+        /*
+         * In TLS 1.3 a server refuses a client without a certificate after
+         * the handshake, and its alert is lost when the reset comes first.
+         */
+
+        snprintf(c->errstr, APIKEY_ERR_LEN, "%s (does the server require a "
+                 "client certificate? --tls-cert, --tls-key)", strerror(e));
 
     } else {
         snprintf(c->errstr, APIKEY_ERR_LEN, "%s", strerror(e));

@@ -60,6 +60,7 @@ typedef struct {
     char          *out;         /* formatted, not yet sent */
     size_t         out_len;
     int            err;         /* an I/O or protocol error: unusable */
+    unsigned       anonymous:1; /* TLS without a client certificate */
     char           errstr[APIKEY_ERR_LEN];
 } apikey_redis_t;
 
