@@ -157,7 +157,8 @@ sub docs_example {
     open(my $fh, '<', project_root() . '/docs/cli.md') or die $!;
     local $/;
     my $md = <$fh>;
-    my ($cmd) = $md =~ /^ {4}\$ (apikey --sentinel 10\.0\.0\.1:.*?\n)(?! {6})/ms
+    my $start = qr/apikey --sentinel 10\.0\.0\.1:/;
+    my ($cmd) = $md =~ /^ {4}\$ ($start.*?\n)(?! {6})/ms
         or die 'docs/cli.md has no Sentinel + TLS example';
     $cmd =~ s/\\\n\s*/ /g;
     my @words;
