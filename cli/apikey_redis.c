@@ -87,7 +87,10 @@ apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
     if (strncmp(addr, "rediss://", 9) == 0 || strncmp(addr, "redis://", 8)
         == 0)
     {
-        rc->tls = (addr[5] == 's');
+        if (addr[5] == 's') {
+            rc->tls = 1;
+        }
+
         p = strstr(addr, "://") + 3;
 
         slash = strchr(p, '/');

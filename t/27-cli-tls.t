@@ -70,6 +70,15 @@ subtest '$APIKEY_REDIS may be a rediss:// address' => sub {
     is($r->{code}, 0, 'list over TLS from the environment');
 };
 
+subtest '--tls: TLS with an address of any form' => sub {
+    for my $addr ("127.0.0.1:$redis->{tls_port}",
+        "redis://127.0.0.1:$redis->{tls_port}")
+    {
+        is(apikey('--redis', $addr, '--tls', @ca, 'list')->{code}, 0,
+            "--tls --redis $addr");
+    }
+};
+
 subtest 'a wrong CA: a clear error, exit 1, nothing written' => sub {
     my $before = $redis->cmd('DBSIZE');
     my $r = apikey('--redis', $url, '--tls-ca', "$dir/other.crt", 'create',
