@@ -47,6 +47,8 @@ static int apikey_redis_socket(const char *host, int port, const char *path,
     char *err);
 static int apikey_redis_timeout(int fd, int seconds);
 static int apikey_redis_ssl_ctx(apikey_redis_conf_t *rc, char *err);
+static int apikey_redis_readable(const char *option, const char *path,
+    char *err);
 static int apikey_redis_handshake(apikey_redis_conf_t *rc, apikey_redis_t *c,
     const char *host, char *err);
 static void apikey_redis_ssl_error(char *err, const char *what);
@@ -326,6 +328,12 @@ apikey_redis_connect(apikey_redis_conf_t *rc, char *err)
 {
     char             what[APIKEY_ERR_LEN];
     apikey_redis_t  *c;
+
+    /* unreadable certificates are told as such, before any connection */
+
+    if (rc->tls && apikey_redis_ssl_ctx(rc, err) != 0) {
+        return NULL;
+    }
 
     if (rc->sentinels) {
         return apikey_redis_sentinel(rc, err);
@@ -649,6 +657,15 @@ apikey_redis_ssl_ctx(apikey_redis_conf_t *rc, char *err)
         return 0;
     }
 
+    /* OpenSSL would say only "system lib" of a file it cannot open */
+
+    if (apikey_redis_readable("--tls-ca", rc->tls_ca, err) != 0
+        || apikey_redis_readable("--tls-cert", rc->tls_cert, err) != 0
+        || apikey_redis_readable("--tls-key", rc->tls_key, err) != 0)
+    {
+        return -1;
+    }
+
     ssl = SSL_CTX_new(TLS_client_method());
     if (ssl == NULL) {
         apikey_redis_ssl_error(err, "cannot make a TLS context");
@@ -691,6 +708,19 @@ apikey_redis_ssl_ctx(apikey_redis_conf_t *rc, char *err)
                                    "--tls-cert");
             return -1;
         }
+    }
+
+    return 0;
+}
+
+
+static int
+apikey_redis_readable(const char *option, const char *path, char *err)
+{
+    if (path != NULL && access(path, R_OK) != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "%s: cannot read \"%s\": %s", option,
+                 path, strerror(errno));
+        return -1;
     }
 
     return 0;

@@ -93,6 +93,16 @@ subtest 'a wrong CA: a clear error, exit 1, nothing written' => sub {
         'no --tls-ca: the system CAs do not know the test CA');
 };
 
+subtest 'TLS files that cannot be read or used: told before connecting'
+    => sub {
+    my $r = apikey('--redis', $url, '--tls-ca', "$dir/none.crt", 'list');
+    refused($r, qr/--tls-ca: cannot read "\Q$dir\E\/none\.crt": /,
+        'a missing CA file');
+    $r = apikey('--redis', $url, '--tls-ca', "$dir/client.ext", 'list');
+    refused($r, qr/--tls-ca: cannot load the CA certificates: /,
+        'a file without certificates');
+};
+
 subtest 'the name: --tls-name, else the host as written' => sub {
     my $r = apikey('--redis', $url, @ca, '--tls-name', 'other.test', 'list');
     refused($r, qr/\(hostname mismatch, checked against "other\.test"\)/,
