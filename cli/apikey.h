@@ -59,12 +59,12 @@ enum {
 #define APIKEY_O(opt)            (1U << APIKEY_OPT_ ## opt)
 
 #define APIKEY_TLS_FILES                                                     \
-    (APIKEY_O(TLS_CA) | APIKEY_O(TLS_CERT) | APIKEY_O(TLS_KEY)              \
+    (APIKEY_O(TLS_CA) | APIKEY_O(TLS_CERT) | APIKEY_O(TLS_KEY)               \
      | APIKEY_O(TLS_NAME))
 
 #define APIKEY_SENTINELS                                                     \
-    (APIKEY_O(SENTINEL) | APIKEY_O(SENTINEL_MASTER) | APIKEY_O(SENTINEL_USER) \
-     | APIKEY_O(SENTINEL_PASSWORD_FILE))
+    (APIKEY_O(SENTINEL) | APIKEY_O(SENTINEL_MASTER)                          \
+     | APIKEY_O(SENTINEL_USER) | APIKEY_O(SENTINEL_PASSWORD_FILE))
 
 #define APIKEY_EXPIRY                                                        \
     (APIKEY_O(EXPIRES_IN) | APIKEY_O(EXPIRES_AT) | APIKEY_O(NO_EXPIRY))
