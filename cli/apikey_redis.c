@@ -928,7 +928,7 @@ apikey_redis_vappend(apikey_redis_t *c, va_list args)
 {
     int          argc, len;
     char        *cmd, *out;
-    size_t       argvlen[APIKEY_REDIS_ARGS];
+    size_t       size, argvlen[APIKEY_REDIS_ARGS];
     const char  *argv[APIKEY_REDIS_ARGS], *arg;
 
     if (c->err) {
@@ -950,16 +950,28 @@ apikey_redis_vappend(apikey_redis_t *c, va_list args)
         return -1;
     }
 
-    out = realloc(c->out, c->out_len + len);
-    if (out == NULL) {
-        redisFreeCommand(cmd);
-        return -1;
+    /* a list pipelines thousands of commands: no copy per command */
+
+    if (c->out_len + len > c->out_size) {
+        size = c->out_size ? c->out_size : 4096;
+
+        while (size < c->out_len + len) {
+            size *= 2;
+        }
+
+        out = realloc(c->out, size);
+        if (out == NULL) {
+            redisFreeCommand(cmd);
+            return -1;
+        }
+
+        c->out = out;
+        c->out_size = size;
     }
 
-    memcpy(out + c->out_len, cmd, len);
+    memcpy(c->out + c->out_len, cmd, len);
     redisFreeCommand(cmd);
 
-    c->out = out;
     c->out_len += len;
 
     return 0;

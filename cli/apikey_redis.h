@@ -59,6 +59,7 @@ typedef struct {
     redisReader   *reader;
     char          *out;         /* formatted, not yet sent */
     size_t         out_len;
+    size_t         out_size;
     int            err;         /* an I/O or protocol error: unusable */
     unsigned       anonymous:1; /* TLS without a client certificate */
     char           errstr[APIKEY_ERR_LEN];
