@@ -41,6 +41,10 @@ static int apikey_redis_host_port(const char *addr, size_t len, char **host,
     int *port);
 static apikey_redis_t *apikey_redis_sentinel(apikey_redis_conf_t *rc,
     char *err);
+static int apikey_redis_ask(apikey_redis_conf_t *rc, const char *p, size_t n,
+    char **host, int *port, char *err);
+static apikey_redis_t *apikey_redis_primary(apikey_redis_conf_t *rc,
+    const char *host, int port, char *err);
 static apikey_redis_t *apikey_redis_open(apikey_redis_conf_t *rc,
     const char *host, int port, const char *path, char *err);
 static int apikey_redis_socket(const char *host, int port, const char *path,
@@ -369,113 +373,152 @@ static apikey_redis_t *
 apikey_redis_sentinel(apikey_redis_conf_t *rc, char *err)
 {
     int              port;
-    char            *host, *end, what[APIKEY_ERR_LEN];
-    long             n;
+    char            *host, what[APIKEY_ERR_LEN];
+    size_t           n;
     const char      *p, *comma;
-    redisReply      *reply;
-    apikey_redis_t  *s, *c;
+    apikey_redis_t  *c;
 
     snprintf(err, APIKEY_ERR_LEN, "no sentinel in \"%s\"", rc->sentinels);
 
     for (p = rc->sentinels; p; p = comma ? comma + 1 : NULL) {
         comma = strchr(p, ',');
-        n = comma ? comma - p : (long) strlen(p);
+        n = comma ? (size_t) (comma - p) : strlen(p);
 
-        port = APIKEY_SENTINEL_PORT;
-
-        if (apikey_redis_host_port(p, n, &host, &port) != 0) {
-            snprintf(err, APIKEY_ERR_LEN, "out of memory");
-            return NULL;
+        if (apikey_redis_ask(rc, p, n, &host, &port, err) != 0) {
+            continue;
         }
 
-        s = apikey_redis_open(rc, host, port, NULL, what);
+        c = apikey_redis_primary(rc, host, port, what);
 
-        if (s == NULL
-            || apikey_redis_login(s, rc->sentinel_user, rc->sentinel_password,
-                                  0, what)
-               != 0)
-        {
-            snprintf(err, APIKEY_ERR_LEN, "cannot connect to sentinel %.*s: "
-                     "%.400s", (int) n, p, what);
-            apikey_redis_free(s);
-            free(host);
-            continue;
+        if (c == NULL) {
+            snprintf(err, APIKEY_ERR_LEN,
+                     "the primary %s%s%s:%d named by sentinel %.*s: %.400s",
+                     strchr(host, ':') ? "[" : "", host,
+                     strchr(host, ':') ? "]" : "", port, (int) n, p, what);
         }
 
         free(host);
 
+        if (c) {
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the primary's address from the sentinel of n bytes at p */
+
+static int
+apikey_redis_ask(apikey_redis_conf_t *rc, const char *p, size_t n,
+    char **host, int *port, char *err)
+{
+    char             what[APIKEY_ERR_LEN];
+    redisReply      *reply;
+    apikey_redis_t  *s;
+
+    *port = APIKEY_SENTINEL_PORT;
+
+    if (apikey_redis_host_port(p, n, host, port) != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        return -1;
+    }
+
+    s = apikey_redis_open(rc, *host, *port, NULL, what);
+    free(*host);
+
+    if (s == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "cannot connect to sentinel %.*s: "
+                 "%.400s", (int) n, p, what);
+        return -1;
+    }
+
+    if (apikey_redis_login(s, rc->sentinel_user, rc->sentinel_password, 0,
+                           what)
+        != 0)
+    {
+        reply = NULL;
+
+    } else {
         reply = apikey_redis_command(s, what, "SENTINEL",
                                      "get-master-addr-by-name", rc->master,
                                      NULL);
-        apikey_redis_free(s);
-
-        if (reply == NULL) {
-            snprintf(err, APIKEY_ERR_LEN, "sentinel %.*s: %.400s",
-                     (int) n, p, what);
-            continue;
-        }
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-            || reply->element[0]->type != REDIS_REPLY_STRING
-            || reply->element[1]->type != REDIS_REPLY_STRING)
-        {
-            snprintf(err, APIKEY_ERR_LEN,
-                     "sentinel %.*s knows no master named \"%s\"",
-                     (int) n, p, rc->master);
-            freeReplyObject(reply);
-            continue;
-        }
-
-        host = strdup(reply->element[0]->str);
-        port = (int) strtol(reply->element[1]->str, &end, 10);
-        freeReplyObject(reply);
-
-        if (host == NULL) {
-            snprintf(err, APIKEY_ERR_LEN, "out of memory");
-            return NULL;
-        }
-
-        c = apikey_redis_open(rc, host, port, NULL, what);
-
-        if (c == NULL
-            || apikey_redis_login(c, rc->user, rc->password, rc->db, what)
-               != 0)
-        {
-            goto failed;
-        }
-
-        reply = apikey_redis_command(c, what, "ROLE", NULL);
-
-        if (reply == NULL) {
-            goto failed;
-        }
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
-            || reply->element[0]->type != REDIS_REPLY_STRING
-            || strcmp(reply->element[0]->str, "master") != 0)
-        {
-            snprintf(what, APIKEY_ERR_LEN, "it is not a primary (ROLE %s)",
-                     (reply->type == REDIS_REPLY_ARRAY && reply->elements
-                      && reply->element[0]->type == REDIS_REPLY_STRING)
-                     ? reply->element[0]->str : "?");
-            freeReplyObject(reply);
-            goto failed;
-        }
-
-        freeReplyObject(reply);
-        free(host);
-
-        return c;
-
-    failed:
-
-        snprintf(err, APIKEY_ERR_LEN,
-                 "the primary %s%s%s:%d named by sentinel %.*s: %.400s",
-                 strchr(host, ':') ? "[" : "", host,
-                 strchr(host, ':') ? "]" : "", port, (int) n, p, what);
-        apikey_redis_free(c);
-        free(host);
     }
+
+    apikey_redis_free(s);
+
+    if (reply == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "sentinel %.*s: %.400s", (int) n, p,
+                 what);
+        return -1;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "sentinel %.*s knows no master named \"%s\"", (int) n, p,
+                 rc->master);
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    *host = strdup(reply->element[0]->str);
+    *port = atoi(reply->element[1]->str);
+    freeReplyObject(reply);
+
+    if (*host == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* a connection to the node named, once it says it is the primary */
+
+static apikey_redis_t *
+apikey_redis_primary(apikey_redis_conf_t *rc, const char *host, int port,
+    char *err)
+{
+    redisReply      *reply, *role;
+    apikey_redis_t  *c;
+
+    c = apikey_redis_open(rc, host, port, NULL, err);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (apikey_redis_login(c, rc->user, rc->password, rc->db, err) != 0) {
+        goto failed;
+    }
+
+    reply = apikey_redis_command(c, err, "ROLE", NULL);
+    if (reply == NULL) {
+        goto failed;
+    }
+
+    role = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+            && reply->element[0]->type == REDIS_REPLY_STRING)
+           ? reply->element[0] : NULL;
+
+    if (role == NULL || strcmp(role->str, "master") != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "it is not a primary (ROLE %s)",
+                 role ? role->str : "?");
+        freeReplyObject(reply);
+        goto failed;
+    }
+
+    freeReplyObject(reply);
+
+    return c;
+
+failed:
+
+    apikey_redis_free(c);
 
     return NULL;
 }
