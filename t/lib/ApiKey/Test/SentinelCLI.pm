@@ -176,8 +176,8 @@ sub node_cmd {
 
 sub primary { return $_[0]->node_by_port($_[0]->master_port) }
 
-# SENTINEL FAILOVER by hand; returns once the sentinels name the other node
-# and it calls itself master
+# SENTINEL FAILOVER by hand; returns once every sentinel names the other
+# node and it calls itself master
 sub failover {
     my ($self) = @_;
     my $old = $self->master_port;
@@ -189,6 +189,16 @@ sub failover {
         return $new && $new != $old
             && $self->role($self->node_by_port($new)) eq 'master';
     }, 20) or croak 'no failover within 20 s';
+
+    # the others learn it from the new primary's hello channel
+    for my $i (0 .. $#{ $self->{sentinels} }) {
+        next if $self->{sentinels}[$i]{stopped};
+        wait_until(sub {
+            my $r = eval { $self->ask($i, 'SENTINEL',
+                'get-master-addr-by-name', $MASTER) };
+            return $r && $r->[1] == $new;
+        }, 10) or croak "sentinel $i does not name the new primary";
+    }
     return $new;
 }
 
