@@ -102,13 +102,13 @@ $(CLI): cli/apikey.c $(CLI_LIB_SRCS) $(CLI_HDRS) $(SHARED_SRCS) \
     $(SHARED_HDRS) | deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -Isrc -Icli -o $@ cli/apikey.c $(CLI_LIB_SRCS) \
-	    $(SHARED_SRCS) -lhiredis -lcrypto
+	    $(SHARED_SRCS) -lhiredis -lssl -lcrypto
 
 $(UNIT): $(UNIT_SRCS) t/unit/apikey_unit.h $(CLI_LIB_SRCS) $(CLI_HDRS) \
     $(SHARED_SRCS) $(SHARED_HDRS) $(HASH_SRCS) | deps
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -Isrc -Icli -o $@ $(UNIT_SRCS) $(CLI_LIB_SRCS) \
-	    $(SHARED_SRCS) $(HASH_SRCS) -lhiredis -lcrypto
+	    $(SHARED_SRCS) $(HASH_SRCS) -lhiredis -lssl -lcrypto
 
 $(UNIT_NGX): $(UNIT_NGX_SRCS) src/ngx_http_apikey_wait.h \
     | $(NGX_BUILD)/objs/Makefile

@@ -72,7 +72,7 @@ apikey_setup(apikey_cli_t *cli)
     err = cli->store.err;
     addr = cli->redis.addr;
 
-    if (addr == NULL) {
+    if (addr == NULL && cli->redis.sentinels == NULL) {
         addr = getenv("APIKEY_REDIS");
 
         if (addr == NULL || addr[0] == '\0') {
@@ -80,8 +80,35 @@ apikey_setup(apikey_cli_t *cli)
         }
     }
 
-    if (apikey_redis_addr(&cli->redis, addr, err) != 0) {
-        return apikey_usage_error("%s", err);
+    if (cli->redis.sentinels == NULL) {
+
+        if (apikey_redis_addr(&cli->redis, addr, err) != 0) {
+            return apikey_usage_error("%s", err);
+        }
+
+        if (cli->redis.db_in_addr && (cli->options & APIKEY_O(DB))) {
+            return apikey_usage_error(
+                       "--db and a database in the address exclude each "
+                       "other");
+        }
+
+        if ((cli->options & APIKEY_TLS_FILES) && !cli->redis.tls) {
+            return apikey_usage_error(
+                       "the --tls-* options need rediss:// or --tls");
+        }
+
+        if (cli->redis.tls && cli->redis.path) {
+            return apikey_usage_error("TLS needs a host, not unix:");
+        }
+    }
+
+    if (cli->sentinel_password_file
+        && apikey_file_read(cli->sentinel_password_file,
+                            &cli->redis.sentinel_password,
+                            &cli->redis.sentinel_password_len, err)
+           != 0)
+    {
+        return apikey_fail("--sentinel-password-file: %s", err);
     }
 
     if (cli->password_file
@@ -123,18 +150,14 @@ apikey_setup(apikey_cli_t *cli)
 static void
 apikey_cleanup(apikey_cli_t *cli)
 {
-    if (cli->store.ctx) {
-        redisFree(cli->store.ctx);
-    }
+    apikey_redis_free(cli->store.ctx);
 
     if (cli->md) {
         EVP_MD_free(cli->md);
     }
 
     apikey_file_free(cli->secret, cli->secret_len);
-    apikey_file_free(cli->redis.password, cli->redis.password_len);
+    apikey_redis_conf_free(&cli->redis);
 
     free(cli->scopes);
-    free(cli->redis.host);
-    free(cli->redis.path);
 }

@@ -35,6 +35,15 @@ enum {
     APIKEY_OPT_PASSWORD_FILE,
     APIKEY_OPT_REDIS_PREFIX,
     APIKEY_OPT_HASH_SECRET_FILE,
+    APIKEY_OPT_TLS,
+    APIKEY_OPT_TLS_CA,
+    APIKEY_OPT_TLS_CERT,
+    APIKEY_OPT_TLS_KEY,
+    APIKEY_OPT_TLS_NAME,
+    APIKEY_OPT_SENTINEL,
+    APIKEY_OPT_SENTINEL_MASTER,
+    APIKEY_OPT_SENTINEL_USER,
+    APIKEY_OPT_SENTINEL_PASSWORD_FILE,
     APIKEY_OPT_HELP,
     APIKEY_OPT_NAME,
     APIKEY_OPT_SCOPE,
@@ -49,6 +58,14 @@ enum {
 
 #define APIKEY_O(opt)            (1U << APIKEY_OPT_ ## opt)
 
+#define APIKEY_TLS_FILES                                                     \
+    (APIKEY_O(TLS_CA) | APIKEY_O(TLS_CERT) | APIKEY_O(TLS_KEY)               \
+     | APIKEY_O(TLS_NAME))
+
+#define APIKEY_SENTINELS                                                     \
+    (APIKEY_O(SENTINEL) | APIKEY_O(SENTINEL_MASTER)                          \
+     | APIKEY_O(SENTINEL_USER) | APIKEY_O(SENTINEL_PASSWORD_FILE))
+
 #define APIKEY_EXPIRY                                                        \
     (APIKEY_O(EXPIRES_IN) | APIKEY_O(EXPIRES_AT) | APIKEY_O(NO_EXPIRY))
 
@@ -56,6 +73,7 @@ enum {
 typedef struct {
     apikey_redis_conf_t    redis;
     const char            *password_file;
+    const char            *sentinel_password_file;
     const char            *secret_file;
     char                  *secret;
     size_t                 secret_len;

@@ -29,7 +29,8 @@
 #define APIKEY_GLOBAL                                                        \
     (APIKEY_O(REDIS) | APIKEY_O(DB) | APIKEY_O(USER)                         \
      | APIKEY_O(PASSWORD_FILE) | APIKEY_O(REDIS_PREFIX)                      \
-     | APIKEY_O(HASH_SECRET_FILE) | APIKEY_O(HELP))
+     | APIKEY_O(HASH_SECRET_FILE) | APIKEY_O(TLS) | APIKEY_TLS_FILES         \
+     | APIKEY_SENTINELS | APIKEY_O(HELP))
 
 
 static int apikey_option(apikey_cli_t *cli, int opt, const char *value);
@@ -44,6 +45,16 @@ static struct option  apikey_long_options[] = {
     { "password-file", required_argument, NULL, APIKEY_V(PASSWORD_FILE) },
     { "redis-prefix", required_argument, NULL, APIKEY_V(REDIS_PREFIX) },
     { "hash-secret-file", required_argument, NULL, APIKEY_V(HASH_SECRET_FILE) },
+    { "tls", no_argument, NULL, APIKEY_V(TLS) },
+    { "tls-ca", required_argument, NULL, APIKEY_V(TLS_CA) },
+    { "tls-cert", required_argument, NULL, APIKEY_V(TLS_CERT) },
+    { "tls-key", required_argument, NULL, APIKEY_V(TLS_KEY) },
+    { "tls-name", required_argument, NULL, APIKEY_V(TLS_NAME) },
+    { "sentinel", required_argument, NULL, APIKEY_V(SENTINEL) },
+    { "sentinel-master", required_argument, NULL, APIKEY_V(SENTINEL_MASTER) },
+    { "sentinel-user", required_argument, NULL, APIKEY_V(SENTINEL_USER) },
+    { "sentinel-password-file", required_argument, NULL,
+      APIKEY_V(SENTINEL_PASSWORD_FILE) },
     { "help", no_argument, NULL, APIKEY_V(HELP) },
     { "name", required_argument, NULL, APIKEY_V(NAME) },
     { "scope", required_argument, NULL, APIKEY_V(SCOPE) },
@@ -214,13 +225,28 @@ apikey_usage(FILE *f)
 "  verify [--scope S]... [--org ORG] [--json] KEY|-\n"
 "\n"
 "options (as the module's directives):\n"
-"  --redis ADDR             host:port, [v6addr]:port or unix:/path\n"
+"  --redis ADDR             host:port, [v6addr]:port, unix:/path or\n"
+"                           rediss://host:port[/db] (TLS)\n"
 "                           (default: $APIKEY_REDIS or 127.0.0.1:6379)\n"
 "  --db N                   Redis database number (default 0)\n"
 "  --user NAME              Redis ACL user (needs --password-file)\n"
 "  --password-file PATH     Redis password, one trailing newline stripped\n"
 "  --redis-prefix P         prefix of every Redis key (default apikey:)\n"
 "  --hash-secret-file PATH  as apikey_hash_secret_file: HMAC-SHA256 hashes\n"
+"\n"
+"TLS (rediss://host:port[/db], or --tls; to the sentinels too):\n"
+"  --tls                    TLS to the address, or to the sentinels and\n"
+"                           the primary they name\n"
+"  --tls-ca PATH            CA certificates (default: the system's)\n"
+"  --tls-cert PATH          client certificate, with --tls-key PATH\n"
+"  --tls-key PATH           its private key\n"
+"  --tls-name NAME          name to verify (default: the host as written)\n"
+"\n"
+"Sentinel (instead of --redis):\n"
+"  --sentinel ADDR[,ADDR]   sentinels, asked in order (port 26379 default)\n"
+"  --sentinel-master NAME   the name the sentinels monitor the primary by\n"
+"  --sentinel-user NAME     the sentinels' ACL user\n"
+"  --sentinel-password-file PATH  the sentinels' password\n"
 "\n"
 "DUR is like 90m, 12h, 30d or 2s; TIME is RFC 3339, like\n"
 "2030-01-31T12:00:00Z.  A key is printed once, by create and rotate.\n"
@@ -232,6 +258,7 @@ apikey_usage(FILE *f)
 static int
 apikey_option(apikey_cli_t *cli, int opt, const char *value)
 {
+    char     err[APIKEY_ERR_LEN];
     int64_t  n;
 
     switch (opt) {
@@ -275,6 +302,58 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
 
     case APIKEY_OPT_HASH_SECRET_FILE:
         cli->secret_file = value;
+        break;
+
+    case APIKEY_OPT_TLS:
+        cli->redis.tls = 1;
+        break;
+
+    case APIKEY_OPT_TLS_CA:
+        cli->redis.tls_ca = value;
+        break;
+
+    case APIKEY_OPT_TLS_CERT:
+        cli->redis.tls_cert = value;
+        break;
+
+    case APIKEY_OPT_TLS_KEY:
+        cli->redis.tls_key = value;
+        break;
+
+    case APIKEY_OPT_TLS_NAME:
+        if (value[0] == '\0' || !apikey_word_valid(value)) {
+            return apikey_usage_error("invalid --tls-name \"%s\"", value);
+        }
+
+        cli->redis.tls_name = value;
+        break;
+
+    case APIKEY_OPT_SENTINEL:
+        if (apikey_redis_sentinels(&cli->redis, value, err) != 0) {
+            return apikey_usage_error("%s", err);
+        }
+
+        break;
+
+    case APIKEY_OPT_SENTINEL_MASTER:
+        if (value[0] == '\0' || !apikey_word_valid(value)) {
+            return apikey_usage_error("invalid --sentinel-master \"%s\"",
+                                      value);
+        }
+
+        cli->redis.master = value;
+        break;
+
+    case APIKEY_OPT_SENTINEL_USER:
+        if (!apikey_word_valid(value)) {
+            return apikey_usage_error("invalid --sentinel-user");
+        }
+
+        cli->redis.sentinel_user = value;
+        break;
+
+    case APIKEY_OPT_SENTINEL_PASSWORD_FILE:
+        cli->sentinel_password_file = value;
         break;
 
     case APIKEY_OPT_NAME:
@@ -458,6 +537,39 @@ apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
         && !(cli->options & APIKEY_O(PASSWORD_FILE)))
     {
         return apikey_usage_error("--user needs --password-file");
+    }
+
+    if ((cli->options & APIKEY_O(SENTINEL_USER))
+        && !(cli->options & APIKEY_O(SENTINEL_PASSWORD_FILE)))
+    {
+        return apikey_usage_error(
+                   "--sentinel-user needs --sentinel-password-file");
+    }
+
+    if (!(cli->options & APIKEY_O(TLS_CERT))
+        != !(cli->options & APIKEY_O(TLS_KEY)))
+    {
+        return apikey_usage_error("--tls-cert and --tls-key go together");
+    }
+
+    if (cli->options & APIKEY_SENTINELS) {
+
+        if (cli->options & APIKEY_O(REDIS)) {
+            return apikey_usage_error(
+                       "--redis and --sentinel exclude each other");
+        }
+
+        if (!(cli->options & APIKEY_O(SENTINEL))
+            || !(cli->options & APIKEY_O(SENTINEL_MASTER)))
+        {
+            return apikey_usage_error(
+                       "--sentinel and --sentinel-master go together");
+        }
+
+        if ((cli->options & APIKEY_TLS_FILES) && !cli->redis.tls) {
+            return apikey_usage_error(
+                       "the --tls-* options need --tls with --sentinel");
+        }
     }
 
     if (cmd->handler == apikey_create) {

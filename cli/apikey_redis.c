@@ -4,33 +4,71 @@
  */
 
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "apikey_redis.h"
 
 
 #define APIKEY_REDIS_ARGS       64
 #define APIKEY_FILE_MAX         65536
+#define APIKEY_SENTINEL_PORT    26379
 
 /* seconds; a list of many keys is one pipelined round trip per stage */
 #define APIKEY_CONNECT_TIMEOUT  3
 #define APIKEY_COMMAND_TIMEOUT  10
 
 
+static int apikey_redis_host_port(const char *addr, size_t len, char **host,
+    int *port);
+static apikey_redis_t *apikey_redis_sentinel(apikey_redis_conf_t *rc,
+    char *err);
+static int apikey_redis_ask(apikey_redis_conf_t *rc, const char *p, size_t n,
+    char **host, int *port, char *err);
+static apikey_redis_t *apikey_redis_primary(apikey_redis_conf_t *rc,
+    const char *host, int port, char *err);
+static apikey_redis_t *apikey_redis_open(apikey_redis_conf_t *rc,
+    const char *host, int port, const char *path, char *err);
+static int apikey_redis_socket(const char *host, int port, const char *path,
+    char *err);
+static int apikey_redis_timeout(int fd, int seconds);
+static int apikey_redis_ssl_ctx(apikey_redis_conf_t *rc, char *err);
+static int apikey_redis_readable(const char *option, const char *path,
+    char *err);
+static int apikey_redis_handshake(apikey_redis_conf_t *rc, apikey_redis_t *c,
+    const char *host, char *err);
+static void apikey_redis_ssl_error(char *err, const char *what);
+static int apikey_redis_login(apikey_redis_t *c, const char *user,
+    const char *password, int db, char *err);
+static void apikey_redis_io_error(apikey_redis_t *c, ssize_t n,
+    const char *what);
+
+
 int
 apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
 {
-    long         port;
+    long         db;
     char        *end;
     size_t       len;
-    const char  *colon;
+    const char  *p, *slash;
 
     rc->addr = addr;
     rc->host = NULL;
@@ -49,58 +87,160 @@ apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
         return rc->path ? 0 : -1;
     }
 
-    if (addr[0] == '[') {
-        colon = strchr(addr, ']');
+    p = addr;
+    len = strlen(addr);
 
-        if (colon == NULL || colon == addr + 1
-            || (colon[1] != '\0' && colon[1] != ':'))
-        {
-            goto invalid;
+    if (strncmp(addr, "rediss://", 9) == 0 || strncmp(addr, "redis://", 8)
+        == 0)
+    {
+        if (addr[5] == 's') {
+            rc->tls = 1;
         }
 
-        len = colon - addr - 1;
-        addr++;
-        colon = (colon[1] == ':') ? colon + 1 : NULL;
+        p = strstr(addr, "://") + 3;
 
-    } else {
-        colon = strrchr(addr, ':');
+        slash = strchr(p, '/');
 
-        if (colon && strchr(addr, ':') != colon) {
-            /* a bare IPv6 address is ambiguous: "[::1]:6379" */
-            goto invalid;
+        if (slash) {
+            errno = 0;
+            db = strtol(slash + 1, &end, 10);
+
+            if (slash[1] < '0' || slash[1] > '9' || *end != '\0'
+                || errno != 0 || db > 65535)
+            {
+                snprintf(err, APIKEY_ERR_LEN,
+                         "invalid Redis address \"%s\": the database after "
+                         "\"/\" must be a number from 0 to 65535", addr);
+                return -1;
+            }
+
+            rc->db = (int) db;
+            rc->db_in_addr = 1;
         }
 
-        len = colon ? (size_t) (colon - addr) : strlen(addr);
+        len = slash ? (size_t) (slash - p) : strlen(p);
     }
 
-    if (len == 0) {
-        goto invalid;
+    if (apikey_redis_host_port(p, len, &rc->host, &rc->port) != 0) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "invalid Redis address \"%s\" (host:port, [v6]:port, "
+                 "unix:/path or rediss://host:port/db)", rc->addr);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list, char *err)
+{
+    int          port;
+    char        *host;
+    const char  *p, *comma;
+
+    for (p = list; /* void */; p = comma + 1) {
+        comma = strchr(p, ',');
+
+        port = APIKEY_SENTINEL_PORT;
+
+        if (apikey_redis_host_port(p, comma ? (size_t) (comma - p)
+                                            : strlen(p), &host, &port)
+            != 0)
+        {
+            snprintf(err, APIKEY_ERR_LEN,
+                     "invalid --sentinel \"%s\" (host:port[,host:port...])",
+                     list);
+            return -1;
+        }
+
+        free(host);
+
+        if (comma == NULL) {
+            break;
+        }
+    }
+
+    rc->sentinels = list;
+
+    return 0;
+}
+
+
+/*
+ * "host:port", "host" or "[v6addr]:port", len bytes of it; *port is left
+ * as it is when the address has none.
+ */
+
+static int
+apikey_redis_host_port(const char *addr, size_t len, char **host, int *port)
+{
+    long         n;
+    char        *end, buf[8];
+    size_t       hlen, plen;
+    const char  *colon, *last, *p;
+
+    last = addr + len;
+
+    if (len > 0 && addr[0] == '[') {
+        colon = memchr(addr, ']', len);
+
+        if (colon == NULL || colon == addr + 1
+            || (colon + 1 != last && colon[1] != ':'))
+        {
+            return -1;
+        }
+
+        hlen = colon - addr - 1;
+        addr++;
+        colon = (colon + 1 != last) ? colon + 1 : NULL;
+
+    } else {
+        colon = NULL;
+
+        for (p = addr; p < last; p++) {
+            if (*p == ':') {
+                if (colon) {
+                    /* a bare IPv6 address is ambiguous: "[::1]:6379" */
+                    return -1;
+                }
+
+                colon = p;
+            }
+        }
+
+        hlen = colon ? (size_t) (colon - addr) : len;
+    }
+
+    if (hlen == 0) {
+        return -1;
     }
 
     if (colon) {
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
+        plen = last - colon - 1;
 
-        if (colon[1] < '0' || colon[1] > '9' || *end != '\0'
-            || errno != 0 || port < 1 || port > 65535)
-        {
-            goto invalid;
+        if (plen == 0 || plen >= sizeof(buf)) {
+            return -1;
         }
 
-        rc->port = (int) port;
+        memcpy(buf, colon + 1, plen);
+        buf[plen] = '\0';
+
+        errno = 0;
+        n = strtol(buf, &end, 10);
+
+        if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || errno != 0
+            || n < 1 || n > 65535)
+        {
+            return -1;
+        }
+
+        *port = (int) n;
     }
 
-    rc->host = strndup(addr, len);
+    *host = strndup(addr, hlen);
 
-    return rc->host ? 0 : -1;
-
-invalid:
-
-    snprintf(err, APIKEY_ERR_LEN,
-             "invalid Redis address \"%s\" (host:port, [v6]:port or "
-             "unix:/path)", rc->addr);
-
-    return -1;
+    return *host ? 0 : -1;
 }
 
 
@@ -172,80 +312,648 @@ apikey_file_free(char *data, size_t len)
 }
 
 
-redisContext *
+void
+apikey_redis_conf_free(apikey_redis_conf_t *rc)
+{
+    apikey_file_free(rc->password, rc->password_len);
+    apikey_file_free(rc->sentinel_password, rc->sentinel_password_len);
+
+    if (rc->ssl) {
+        SSL_CTX_free(rc->ssl);
+    }
+
+    free(rc->host);
+    free(rc->path);
+}
+
+
+apikey_redis_t *
 apikey_redis_connect(apikey_redis_conf_t *rc, char *err)
 {
-    char            db[32];
-    redisReply     *reply;
-    redisContext   *c;
-    struct timeval  tv;
+    char             what[APIKEY_ERR_LEN];
+    apikey_redis_t  *c;
 
-    tv.tv_sec = APIKEY_CONNECT_TIMEOUT;
-    tv.tv_usec = 0;
+    /* unreadable certificates are told as such, before any connection */
 
-    if (rc->path) {
-        c = redisConnectUnixWithTimeout(rc->path, tv);
-
-    } else {
-        c = redisConnectWithTimeout(rc->host, rc->port, tv);
+    if (rc->tls && apikey_redis_ssl_ctx(rc, err) != 0) {
+        return NULL;
     }
 
-    if (c == NULL || c->err) {
-        snprintf(err, APIKEY_ERR_LEN,
-                 "cannot connect to Redis at %s: %s", rc->addr,
-                 c ? c->errstr : "out of memory");
-        goto failed;
+    if (rc->sentinels) {
+        return apikey_redis_sentinel(rc, err);
     }
 
-    tv.tv_sec = APIKEY_COMMAND_TIMEOUT;
+    c = apikey_redis_open(rc, rc->host, rc->port, rc->path, what);
 
-    if (redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(err, APIKEY_ERR_LEN,
-                 "cannot set a timeout on the Redis connection");
-        goto failed;
+    if (c == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "cannot connect to Redis at %s: %.400s",
+                 rc->addr, what);
+        return NULL;
     }
 
-    if (rc->password) {
-        if (rc->user) {
-            reply = apikey_redis_command(c, err, "AUTH",
-                                         rc->user, rc->password,
-                                         NULL);
-        } else {
-            reply = apikey_redis_command(c, err, "AUTH", rc->password, NULL);
-        }
+    /* a refused AUTH or SELECT is told as Redis said it */
 
-        if (reply == NULL) {
-            goto failed;
-        }
-
-        freeReplyObject(reply);
-    }
-
-    if (rc->db) {
-        snprintf(db, sizeof(db), "%d", rc->db);
-
-        reply = apikey_redis_command(c, err, "SELECT", db, NULL);
-        if (reply == NULL) {
-            goto failed;
-        }
-
-        freeReplyObject(reply);
+    if (apikey_redis_login(c, rc->user, rc->password, rc->db, err) != 0) {
+        apikey_redis_free(c);
+        return NULL;
     }
 
     return c;
+}
 
-failed:
 
-    if (c) {
-        redisFree(c);
+/*
+ * The sentinels are asked in the order given; the first that names a
+ * primary which calls itself one wins.  A node that the sentinels name
+ * but that is not (yet, or any more) a primary is not written to: another
+ * sentinel may know better.
+ */
+
+static apikey_redis_t *
+apikey_redis_sentinel(apikey_redis_conf_t *rc, char *err)
+{
+    int              port;
+    char            *host, what[APIKEY_ERR_LEN];
+    size_t           n;
+    const char      *p, *comma;
+    apikey_redis_t  *c;
+
+    snprintf(err, APIKEY_ERR_LEN, "no sentinel in \"%s\"", rc->sentinels);
+
+    for (p = rc->sentinels; p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        n = comma ? (size_t) (comma - p) : strlen(p);
+
+        if (apikey_redis_ask(rc, p, n, &host, &port, err) != 0) {
+            continue;
+        }
+
+        c = apikey_redis_primary(rc, host, port, what);
+
+        if (c == NULL) {
+            snprintf(err, APIKEY_ERR_LEN,
+                     "the primary %s%s%s:%d named by sentinel %.*s: %.400s",
+                     strchr(host, ':') ? "[" : "", host,
+                     strchr(host, ':') ? "]" : "", port, (int) n, p, what);
+        }
+
+        free(host);
+
+        if (c) {
+            return c;
+        }
     }
 
     return NULL;
 }
 
 
+/* the primary's address from the sentinel of n bytes at p */
+
+static int
+apikey_redis_ask(apikey_redis_conf_t *rc, const char *p, size_t n,
+    char **host, int *port, char *err)
+{
+    char             what[APIKEY_ERR_LEN];
+    redisReply      *reply;
+    apikey_redis_t  *s;
+
+    *port = APIKEY_SENTINEL_PORT;
+
+    if (apikey_redis_host_port(p, n, host, port) != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        return -1;
+    }
+
+    s = apikey_redis_open(rc, *host, *port, NULL, what);
+    free(*host);
+
+    if (s == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "cannot connect to sentinel %.*s: "
+                 "%.400s", (int) n, p, what);
+        return -1;
+    }
+
+    if (apikey_redis_login(s, rc->sentinel_user, rc->sentinel_password, 0,
+                           what)
+        != 0)
+    {
+        reply = NULL;
+
+    } else {
+        reply = apikey_redis_command(s, what, "SENTINEL",
+                                     "get-master-addr-by-name", rc->master,
+                                     NULL);
+    }
+
+    apikey_redis_free(s);
+
+    if (reply == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "sentinel %.*s: %.400s", (int) n, p,
+                 what);
+        return -1;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "sentinel %.*s knows no master named \"%s\"", (int) n, p,
+                 rc->master);
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    *host = strdup(reply->element[0]->str);
+    *port = atoi(reply->element[1]->str);
+    freeReplyObject(reply);
+
+    if (*host == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* a connection to the node named, once it says it is the primary */
+
+static apikey_redis_t *
+apikey_redis_primary(apikey_redis_conf_t *rc, const char *host, int port,
+    char *err)
+{
+    redisReply      *reply, *role;
+    apikey_redis_t  *c;
+
+    c = apikey_redis_open(rc, host, port, NULL, err);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (apikey_redis_login(c, rc->user, rc->password, rc->db, err) != 0) {
+        goto failed;
+    }
+
+    reply = apikey_redis_command(c, err, "ROLE", NULL);
+    if (reply == NULL) {
+        goto failed;
+    }
+
+    role = (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+            && reply->element[0]->type == REDIS_REPLY_STRING)
+           ? reply->element[0] : NULL;
+
+    if (role == NULL || strcmp(role->str, "master") != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "it is not a primary (ROLE %s)",
+                 role ? role->str : "?");
+        freeReplyObject(reply);
+        goto failed;
+    }
+
+    freeReplyObject(reply);
+
+    return c;
+
+failed:
+
+    apikey_redis_free(c);
+
+    return NULL;
+}
+
+
+static apikey_redis_t *
+apikey_redis_open(apikey_redis_conf_t *rc, const char *host, int port,
+    const char *path, char *err)
+{
+    int              fd;
+    apikey_redis_t  *c;
+
+    fd = apikey_redis_socket(host, port, path, err);
+    if (fd == -1) {
+        return NULL;
+    }
+
+    c = apikey_redis_fd(fd, err);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+
+    if (rc->tls && apikey_redis_handshake(rc, c, host, err) != 0) {
+        apikey_redis_free(c);
+        return NULL;
+    }
+
+    if (apikey_redis_timeout(fd, APIKEY_COMMAND_TIMEOUT) != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "cannot set a timeout: %s",
+                 strerror(errno));
+        apikey_redis_free(c);
+        return NULL;
+    }
+
+    return c;
+}
+
+
+/* a blocking socket, connected within APIKEY_CONNECT_TIMEOUT */
+
+static int
+apikey_redis_socket(const char *host, int port, const char *path, char *err)
+{
+    int                 fd, rc, e, one;
+    char                service[8];
+    socklen_t           len;
+    struct pollfd       pfd;
+    struct addrinfo     hints, *res, *ai;
+    struct sockaddr_un  sun;
+
+    res = NULL;
+
+    if (path) {
+        if (strlen(path) >= sizeof(sun.sun_path)) {
+            snprintf(err, APIKEY_ERR_LEN, "socket path too long");
+            return -1;
+        }
+
+        memset(&sun, 0, sizeof(struct sockaddr_un));
+        sun.sun_family = AF_UNIX;
+        strcpy(sun.sun_path, path);
+
+    } else {
+        memset(&hints, 0, sizeof(struct addrinfo));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+
+        snprintf(service, sizeof(service), "%d", port);
+
+        rc = getaddrinfo(host, service, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, APIKEY_ERR_LEN, "%s", gai_strerror(rc));
+            return -1;
+        }
+    }
+
+    e = 0;
+    fd = -1;
+
+    for (ai = res; path || ai; ai = ai->ai_next) {
+        fd = socket(path ? AF_UNIX : ai->ai_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd == -1) {
+            e = errno;
+            break;
+        }
+
+        if (path) {
+            rc = connect(fd, (struct sockaddr *) &sun, sizeof(sun));
+
+        } else {
+            rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        }
+
+        if (rc != 0 && errno == EINPROGRESS) {
+            pfd.fd = fd;
+            pfd.events = POLLOUT;
+
+            rc = poll(&pfd, 1, APIKEY_CONNECT_TIMEOUT * 1000);
+
+            if (rc == 1) {
+                len = sizeof(int);
+                rc = getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+                rc = (rc == 0 && e == 0) ? 0 : -1;
+                errno = e ? e : errno;
+
+            } else {
+                errno = (rc == 0) ? ETIMEDOUT : errno;
+                rc = -1;
+            }
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        e = errno;
+        close(fd);
+        fd = -1;
+
+        if (path) {
+            break;
+        }
+    }
+
+    if (res) {
+        freeaddrinfo(res);
+    }
+
+    if (fd == -1) {
+        snprintf(err, APIKEY_ERR_LEN, "%s", strerror(e ? e : ECONNREFUSED));
+        return -1;
+    }
+
+    one = 1;
+
+    if ((path == NULL
+         && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int)) != 0)
+        || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == -1
+        || apikey_redis_timeout(fd, APIKEY_CONNECT_TIMEOUT) != 0)
+    {
+        snprintf(err, APIKEY_ERR_LEN, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+static int
+apikey_redis_timeout(int fd, int seconds)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = seconds;
+    tv.tv_usec = 0;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* one context for every connection of a run, made at the first */
+
+static int
+apikey_redis_ssl_ctx(apikey_redis_conf_t *rc, char *err)
+{
+    SSL_CTX  *ssl;
+
+    if (rc->ssl) {
+        return 0;
+    }
+
+    /* OpenSSL would say only "system lib" of a file it cannot open */
+
+    if (apikey_redis_readable("--tls-ca", rc->tls_ca, err) != 0
+        || apikey_redis_readable("--tls-cert", rc->tls_cert, err) != 0
+        || apikey_redis_readable("--tls-key", rc->tls_key, err) != 0)
+    {
+        return -1;
+    }
+
+    ssl = SSL_CTX_new(TLS_client_method());
+    if (ssl == NULL) {
+        apikey_redis_ssl_error(err, "cannot make a TLS context");
+        return -1;
+    }
+
+    rc->ssl = ssl;
+
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+
+    if (rc->tls_ca) {
+        if (SSL_CTX_load_verify_locations(ssl, rc->tls_ca, NULL) != 1) {
+            apikey_redis_ssl_error(err, "--tls-ca: cannot load the CA "
+                                   "certificates");
+            return -1;
+        }
+
+    } else if (SSL_CTX_set_default_verify_paths(ssl) != 1) {
+        apikey_redis_ssl_error(err, "cannot load the system's CA "
+                               "certificates");
+        return -1;
+    }
+
+    if (rc->tls_cert) {
+        if (SSL_CTX_use_certificate_chain_file(ssl, rc->tls_cert) != 1) {
+            apikey_redis_ssl_error(err, "--tls-cert: cannot load the "
+                                   "certificate");
+            return -1;
+        }
+
+        if (SSL_CTX_use_PrivateKey_file(ssl, rc->tls_key, SSL_FILETYPE_PEM)
+            != 1)
+        {
+            apikey_redis_ssl_error(err, "--tls-key: cannot load the key");
+            return -1;
+        }
+
+        if (SSL_CTX_check_private_key(ssl) != 1) {
+            apikey_redis_ssl_error(err, "--tls-key does not match "
+                                   "--tls-cert");
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+apikey_redis_readable(const char *option, const char *path, char *err)
+{
+    if (path != NULL && access(path, R_OK) != 0) {
+        snprintf(err, APIKEY_ERR_LEN, "%s: cannot read \"%s\": %s", option,
+                 path, strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The certificate must name --tls-name, else the host as written: an IP
+ * address among its IP entries, a name among its DNS names.
+ */
+
+static int
+apikey_redis_handshake(apikey_redis_conf_t *rc, apikey_redis_t *c,
+    const char *host, char *err)
+{
+    int                  n;
+    long                 verify;
+    const char          *name;
+    unsigned char        ip[sizeof(struct in6_addr)];
+    X509_VERIFY_PARAM   *param;
+    struct sigaction     sa, old;
+
+    if (apikey_redis_ssl_ctx(rc, err) != 0) {
+        return -1;
+    }
+
+    c->ssl = SSL_new(rc->ssl);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        apikey_redis_ssl_error(err, "cannot make a TLS connection");
+        return -1;
+    }
+
+    c->anonymous = (rc->tls_cert == NULL);
+
+    name = rc->tls_name ? rc->tls_name : host;
+    param = SSL_get0_param(c->ssl);
+
+    if (inet_pton(AF_INET, name, ip) == 1
+        || inet_pton(AF_INET6, name, ip) == 1)
+    {
+        n = X509_VERIFY_PARAM_set1_ip_asc(param, name);
+
+    } else {
+        n = SSL_set_tlsext_host_name(c->ssl, name)
+            && SSL_set1_host(c->ssl, name);
+    }
+
+    if (n != 1) {
+        apikey_redis_ssl_error(err, "cannot set the name to verify");
+        return -1;
+    }
+
+    /* a peer gone while we write must be an error, not SIGPIPE */
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old);
+
+    n = SSL_connect(c->ssl);
+
+    sigaction(SIGPIPE, &old, NULL);
+
+    if (n == 1) {
+        return 0;
+    }
+
+    verify = SSL_get_verify_result(c->ssl);
+
+    if (verify != X509_V_OK) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "TLS handshake: certificate verify failed (%s, checked "
+                 "against \"%s\")", X509_verify_cert_error_string(verify),
+                 name);
+
+    } else if (ERR_peek_error() == 0) {
+        snprintf(err, APIKEY_ERR_LEN, "TLS handshake: %s",
+                 errno == EAGAIN ? "timed out"
+                 : errno ? strerror(errno) : "connection closed");
+
+    } else {
+        apikey_redis_ssl_error(err, "TLS handshake");
+    }
+
+    return -1;
+}
+
+
+static void
+apikey_redis_ssl_error(char *err, const char *what)
+{
+    char           reason[256];
+    unsigned long  e;
+
+    e = ERR_peek_last_error();
+    ERR_clear_error();
+
+    if (e == 0) {
+        snprintf(err, APIKEY_ERR_LEN, "%s", what);
+        return;
+    }
+
+    ERR_error_string_n(e, reason, sizeof(reason));
+
+    snprintf(err, APIKEY_ERR_LEN, "%s: %s", what, reason);
+}
+
+
+static int
+apikey_redis_login(apikey_redis_t *c, const char *user, const char *password,
+    int db, char *err)
+{
+    char         n[32];
+    redisReply  *reply;
+
+    if (password) {
+        if (user) {
+            reply = apikey_redis_command(c, err, "AUTH", user, password,
+                                         NULL);
+        } else {
+            reply = apikey_redis_command(c, err, "AUTH", password, NULL);
+        }
+
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    if (db) {
+        snprintf(n, sizeof(n), "%d", db);
+
+        reply = apikey_redis_command(c, err, "SELECT", n, NULL);
+        if (reply == NULL) {
+            return -1;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return 0;
+}
+
+
+apikey_redis_t *
+apikey_redis_fd(int fd, char *err)
+{
+    apikey_redis_t  *c;
+
+    c = calloc(1, sizeof(apikey_redis_t));
+    if (c == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        return NULL;
+    }
+
+    c->reader = redisReaderCreate();
+    if (c->reader == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "out of memory");
+        free(c);
+        return NULL;
+    }
+
+    c->fd = fd;
+
+    return c;
+}
+
+
+void
+apikey_redis_free(apikey_redis_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+
+    /* no close_notify: the server needs none, and it could raise SIGPIPE */
+
+    if (c->ssl) {
+        SSL_free(c->ssl);
+    }
+
+    close(c->fd);
+    redisReaderFree(c->reader);
+    free(c->out);
+    free(c);
+}
+
+
 int
-apikey_redis_append(redisContext *c, ...)
+apikey_redis_append(apikey_redis_t *c, ...)
 {
     int      rc;
     va_list  args;
@@ -258,16 +966,155 @@ apikey_redis_append(redisContext *c, ...)
 }
 
 
-redisReply *
-apikey_redis_read(redisContext *c, char *err)
+int
+apikey_redis_vappend(apikey_redis_t *c, va_list args)
 {
+    int          argc, len;
+    char        *cmd, *out;
+    size_t       size, argvlen[APIKEY_REDIS_ARGS];
+    const char  *argv[APIKEY_REDIS_ARGS], *arg;
+
+    if (c->err) {
+        return -1;
+    }
+
+    for (argc = 0; (arg = va_arg(args, const char *)) != NULL; argc++) {
+
+        if (argc == APIKEY_REDIS_ARGS) {
+            return -1;
+        }
+
+        argv[argc] = arg;
+        argvlen[argc] = strlen(arg);
+    }
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        return -1;
+    }
+
+    /* a list pipelines thousands of commands: no copy per command */
+
+    if (c->out_len + len > c->out_size) {
+        size = c->out_size ? c->out_size : 4096;
+
+        while (size < c->out_len + len) {
+            size *= 2;
+        }
+
+        out = realloc(c->out, size);
+        if (out == NULL) {
+            redisFreeCommand(cmd);
+            return -1;
+        }
+
+        c->out = out;
+        c->out_size = size;
+    }
+
+    memcpy(c->out + c->out_len, cmd, len);
+    redisFreeCommand(cmd);
+
+    c->out_len += len;
+
+    return 0;
+}
+
+
+int
+apikey_redis_flush(apikey_redis_t *c)
+{
+    size_t            sent;
+    ssize_t           n;
+    struct sigaction  sa, old;
+
+    if (c->err) {
+        return -1;
+    }
+
+    /* called before every reply is read: most find nothing to send */
+
+    if (c->out_len == 0) {
+        return 0;
+    }
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old);
+
+    for (sent = 0; sent < c->out_len; sent += n) {
+
+        if (c->ssl) {
+            n = SSL_write(c->ssl, c->out + sent, c->out_len - sent);
+
+        } else {
+            n = send(c->fd, c->out + sent, c->out_len - sent, MSG_NOSIGNAL);
+        }
+
+        if (n <= 0) {
+            if (n < 0 && c->ssl == NULL && errno == EINTR) {
+                n = 0;
+                continue;
+            }
+
+            apikey_redis_io_error(c, n, "write");
+            break;
+        }
+    }
+
+    sigaction(SIGPIPE, &old, NULL);
+
+    c->out_len = 0;
+
+    return c->err ? -1 : 0;
+}
+
+
+redisReply *
+apikey_redis_read(apikey_redis_t *c, char *err)
+{
+    char         buf[16384];
     void        *p;
+    ssize_t      n;
     redisReply  *reply;
 
-    if (redisGetReply(c, &p) != REDIS_OK || p == NULL) {
-        snprintf(err, APIKEY_ERR_LEN, "Redis: %s",
-                 c->err ? c->errstr : "no reply");
-        return NULL;
+    if (apikey_redis_flush(c) != 0) {
+        goto failed;
+    }
+
+    for ( ;; ) {
+        if (redisReaderGetReply(c->reader, &p) != REDIS_OK) {
+            c->err = 1;
+            snprintf(c->errstr, APIKEY_ERR_LEN, "protocol error: %s",
+                     c->reader->errstr);
+            goto failed;
+        }
+
+        if (p != NULL) {
+            break;
+        }
+
+        if (c->ssl) {
+            n = SSL_read(c->ssl, buf, sizeof(buf));
+
+        } else {
+            n = recv(c->fd, buf, sizeof(buf), 0);
+        }
+
+        if (n <= 0) {
+            if (n < 0 && c->ssl == NULL && errno == EINTR) {
+                continue;
+            }
+
+            apikey_redis_io_error(c, n, "read");
+            goto failed;
+        }
+
+        if (redisReaderFeed(c->reader, buf, n) != REDIS_OK) {
+            c->err = 1;
+            snprintf(c->errstr, APIKEY_ERR_LEN, "out of memory");
+            goto failed;
+        }
     }
 
     reply = p;
@@ -280,11 +1127,17 @@ apikey_redis_read(redisContext *c, char *err)
     }
 
     return reply;
+
+failed:
+
+    snprintf(err, APIKEY_ERR_LEN, "Redis: %.400s", c->errstr);
+
+    return NULL;
 }
 
 
 redisReply *
-apikey_redis_command(redisContext *c, char *err, ...)
+apikey_redis_command(apikey_redis_t *c, char *err, ...)
 {
     int      rc;
     va_list  args;
@@ -294,7 +1147,7 @@ apikey_redis_command(redisContext *c, char *err, ...)
     va_end(args);
 
     if (rc != 0) {
-        snprintf(err, APIKEY_ERR_LEN, "Redis: %s",
+        snprintf(err, APIKEY_ERR_LEN, "Redis: %.400s",
                  c->err ? c->errstr : "cannot format a command");
         return NULL;
     }
@@ -303,26 +1156,36 @@ apikey_redis_command(redisContext *c, char *err, ...)
 }
 
 
-int
-apikey_redis_vappend(redisContext *c, va_list args)
+/* n is what read(), write() or their TLS forms returned */
+
+static void
+apikey_redis_io_error(apikey_redis_t *c, ssize_t n, const char *what)
 {
-    int          argc;
-    size_t       argvlen[APIKEY_REDIS_ARGS];
-    const char  *argv[APIKEY_REDIS_ARGS], *arg;
+    int  e;
 
-    for (argc = 0; (arg = va_arg(args, const char *)) != NULL; argc++) {
+    e = errno;
+    c->err = 1;
 
-        if (argc == APIKEY_REDIS_ARGS) {
-            return -1;
-        }
+    if (c->ssl && SSL_get_error(c->ssl, (int) n) == SSL_ERROR_SSL) {
+        apikey_redis_ssl_error(c->errstr, what);
 
-        argv[argc] = arg;
-        argvlen[argc] = strlen(arg);
+    } else if (n == 0 || e == 0) {
+        snprintf(c->errstr, APIKEY_ERR_LEN, "Server closed the connection");
+
+    } else if (e == EAGAIN || e == EWOULDBLOCK) {
+        snprintf(c->errstr, APIKEY_ERR_LEN, "%s timed out", what);
+
+    } else if (c->anonymous && (e == ECONNRESET || e == EPIPE)) {
+
+        /*
+         * In TLS 1.3 a server refuses a client without a certificate after
+         * the handshake, and its alert is lost when the reset comes first.
+         */
+
+        snprintf(c->errstr, APIKEY_ERR_LEN, "%s (does the server require a "
+                 "client certificate? --tls-cert, --tls-key)", strerror(e));
+
+    } else {
+        snprintf(c->errstr, APIKEY_ERR_LEN, "%s", strerror(e));
     }
-
-    if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK) {
-        return -1;
-    }
-
-    return 0;
 }

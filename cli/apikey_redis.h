@@ -3,8 +3,10 @@
  * Copyright (C) the ngx_http_apikey_module authors
  *
  * The apikey tool's Redis connection: address parsing, secrets read from
- * files, a synchronous hiredis context with timeouts, AUTH and SELECT, and
- * pipelined commands.
+ * files, one blocking connection with timeouts over TCP, a unix socket or
+ * TLS (OpenSSL: hiredis 0.14 has none, so hiredis only formats commands
+ * and parses replies), the primary found through Sentinel, AUTH and
+ * SELECT, and pipelined commands.
  */
 
 
@@ -15,6 +17,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 #include <hiredis/hiredis.h>
 
 
@@ -23,22 +27,58 @@
 
 
 typedef struct {
-    const char  *addr;        /* as given, for messages */
-    char        *host;        /* NULL for a unix socket */
-    char        *path;
-    int          port;
-    int          db;
-    const char  *user;
-    char        *password;
-    size_t       password_len;
+    const char    *addr;        /* as given, for messages */
+    char          *host;        /* NULL for a unix socket */
+    char          *path;
+    int            port;
+    int            db;
+    unsigned       db_in_addr:1;
+    unsigned       tls:1;
+    const char    *user;
+    char          *password;
+    size_t         password_len;
+
+    /* TLS, to the data nodes and the sentinels alike */
+    const char    *tls_ca;      /* NULL: the system's CAs */
+    const char    *tls_cert;
+    const char    *tls_key;
+    const char    *tls_name;    /* NULL: the host as written */
+    SSL_CTX       *ssl;
+
+    const char    *sentinels;   /* "host:port,host:port", or NULL */
+    const char    *master;
+    const char    *sentinel_user;
+    char          *sentinel_password;
+    size_t         sentinel_password_len;
 } apikey_redis_conf_t;
 
 
+typedef struct {
+    int            fd;
+    SSL           *ssl;
+    redisReader   *reader;
+    char          *out;         /* formatted, not yet sent */
+    size_t         out_len;
+    size_t         out_size;
+    int            err;         /* an I/O or protocol error: unusable */
+    unsigned       anonymous:1; /* TLS without a client certificate */
+    char           errstr[APIKEY_ERR_LEN];
+} apikey_redis_t;
+
+
 /*
- * Parses "host:port", "host", "[v6addr]:port" or "unix:/path" into rc.
+ * Parses "host:port", "host", "[v6addr]:port", "unix:/path" or
+ * "redis[s]://host[:port][/db]" (rediss: TLS) into rc.
  * Returns 0, or -1 with a message in err.
  */
 int apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err);
+
+/*
+ * Checks "host:port[,host:port...]" (port 26379 if left out) and keeps it
+ * in rc.  Returns 0, or -1 with a message in err.
+ */
+int apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list,
+    char *err);
 
 /*
  * Reads a whole file into a malloc()ed buffer with a NUL after it, one
@@ -50,25 +90,36 @@ int apikey_file_read(const char *path, char **data, size_t *len, char *err);
 /* frees and wipes what apikey_file_read() returned */
 void apikey_file_free(char *data, size_t len);
 
+/* frees what apikey_redis_addr() and the connections kept in rc */
+void apikey_redis_conf_free(apikey_redis_conf_t *rc);
+
 /*
- * Connects with a timeout, sends AUTH and SELECT as configured.
- * Returns the context, or NULL with a message in err.
+ * Connects to the address, or to the primary that the sentinels name
+ * (confirmed by ROLE), with timeouts, TLS, AUTH and SELECT as configured.
+ * Returns the connection, or NULL with a message in err.
  */
-redisContext *apikey_redis_connect(
-    apikey_redis_conf_t *rc, char *err);
+apikey_redis_t *apikey_redis_connect(apikey_redis_conf_t *rc, char *err);
+
+/* a connection on a socket already connected, as a plain one */
+apikey_redis_t *apikey_redis_fd(int fd, char *err);
+
+void apikey_redis_free(apikey_redis_t *c);
 
 /* queues one command; the arguments are strings ending with NULL */
-int apikey_redis_append(redisContext *c, ...);
-int apikey_redis_vappend(redisContext *c, va_list args);
+int apikey_redis_append(apikey_redis_t *c, ...);
+int apikey_redis_vappend(apikey_redis_t *c, va_list args);
+
+/* sends what was queued; returns 0, or -1 with c->err set */
+int apikey_redis_flush(apikey_redis_t *c);
 
 /*
- * Reads the next reply.  A Redis error reply is freed and returned as
- * NULL with its text in err, as is an I/O error.
+ * Sends what was queued and reads the next reply.  A Redis error reply is
+ * freed and returned as NULL with its text in err, as is an I/O error.
  */
-redisReply *apikey_redis_read(redisContext *c, char *err);
+redisReply *apikey_redis_read(apikey_redis_t *c, char *err);
 
 /* appends one command and reads its reply */
-redisReply *apikey_redis_command(redisContext *c, char *err, ...);
+redisReply *apikey_redis_command(apikey_redis_t *c, char *err, ...);
 
 
 #endif /* _APIKEY_REDIS_H_INCLUDED_ */

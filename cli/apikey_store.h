@@ -27,7 +27,7 @@
 
 
 typedef struct {
-    redisContext          *ctx;
+    apikey_redis_t        *ctx;
     const char            *prefix;
     char                   err[APIKEY_ERR_LEN];
 } apikey_store_t;

@@ -16,7 +16,7 @@ static int apikey_tx_send(apikey_tx_t *tx, const char *command);
 
 
 void
-apikey_tx_begin(apikey_tx_t *tx, redisContext *ctx, char *err)
+apikey_tx_begin(apikey_tx_t *tx, apikey_redis_t *ctx, char *err)
 {
     memset(tx, 0, sizeof(apikey_tx_t));
 

@@ -17,6 +17,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "apikey_redis.h"
+
 
 /* what apikey_tx_exec() returns */
 #define APIKEY_TX_DONE      0     /* every command ran without an error */
@@ -26,16 +28,16 @@
 
 
 typedef struct {
-    redisContext  *ctx;
-    char          *err;           /* APIKEY_ERR_LEN bytes */
-    redisReply    *reply;         /* EXEC's */
-    size_t         n;             /* commands queued */
-    unsigned       failed:1;
+    apikey_redis_t  *ctx;
+    char            *err;         /* APIKEY_ERR_LEN bytes */
+    redisReply      *reply;       /* EXEC's */
+    size_t           n;           /* commands queued */
+    unsigned         failed:1;
 } apikey_tx_t;
 
 
 /* sends MULTI (pipelined, as every command up to EXEC) */
-void apikey_tx_begin(apikey_tx_t *tx, redisContext *ctx, char *err);
+void apikey_tx_begin(apikey_tx_t *tx, apikey_redis_t *ctx, char *err);
 
 /* queues one command, strings up to NULL; returns its index */
 size_t apikey_tx_queue(apikey_tx_t *tx, ...);

@@ -251,6 +251,62 @@ ngx_http_apikey_unit_addr(void)
     ngx_http_apikey_unit_ok(
         apikey_redis_addr(&rc, "unix:", err) == -1,
         "unix: needs a path");
+
+    memset(&rc, 0, sizeof(rc));
+
+    if (ngx_http_apikey_unit_ok(
+            apikey_redis_addr(&rc, "rediss://redis.local:6380/2", err) == 0,
+            "rediss://host:port/db"))
+    {
+        ngx_http_apikey_unit_ok(rc.tls, "rediss: is TLS");
+        ngx_http_apikey_unit_is_str(rc.host, "redis.local", "rediss: host");
+        ngx_http_apikey_unit_is_int(rc.port, 6380, "rediss: port");
+        ngx_http_apikey_unit_is_int(rc.db, 2, "rediss: db");
+        ngx_http_apikey_unit_ok(rc.db_in_addr, "rediss: the db is told");
+        free(rc.host);
+    }
+
+    memset(&rc, 0, sizeof(rc));
+
+    if (ngx_http_apikey_unit_ok(
+            apikey_redis_addr(&rc, "rediss://[::1]", err) == 0,
+            "rediss://[v6]"))
+    {
+        ngx_http_apikey_unit_is_str(rc.host, "::1", "rediss://[v6] host");
+        ngx_http_apikey_unit_is_int(rc.port, 6379, "the default port");
+        ngx_http_apikey_unit_ok(!rc.db_in_addr, "no db");
+        free(rc.host);
+    }
+
+    memset(&rc, 0, sizeof(rc));
+
+    if (ngx_http_apikey_unit_ok(
+            apikey_redis_addr(&rc, "redis://h:7000", err) == 0,
+            "redis://host:port"))
+    {
+        ngx_http_apikey_unit_ok(!rc.tls, "redis: is not TLS");
+        free(rc.host);
+    }
+
+    ngx_http_apikey_unit_ok(
+        apikey_redis_addr(&rc, "rediss://h:1/x", err) == -1,
+        "a db must be a number");
+    ngx_http_apikey_unit_ok(
+        apikey_redis_addr(&rc, "rediss://h:1/65536", err) == -1,
+        "db 65536 is refused");
+    ngx_http_apikey_unit_ok(
+        apikey_redis_addr(&rc, "rediss:///0", err) == -1,
+        "rediss: needs a host");
+
+    ngx_http_apikey_unit_ok(
+        apikey_redis_sentinels(&rc, "10.0.0.1:26379,s2,[::1]:5000", err)
+        == 0, "a list of sentinels");
+    ngx_http_apikey_unit_ok(
+        apikey_redis_sentinels(&rc, "10.0.0.1:26379,", err) == -1,
+        "an empty sentinel is refused");
+    ngx_http_apikey_unit_ok(
+        apikey_redis_sentinels(&rc, "s1:0", err) == -1,
+        "a sentinel's port 0 is refused");
 }
 
 

@@ -28,9 +28,9 @@
 
 
 typedef struct {
-    int            fd[2];
-    redisContext  *ctx;
-    char           sent[16384];
+    int              fd[2];
+    apikey_redis_t  *ctx;
+    char             sent[16384];
 } ngx_http_apikey_unit_redis_t;
 
 
@@ -235,10 +235,10 @@ ngx_http_apikey_unit_redis_open(ngx_http_apikey_unit_redis_t *r,
         return -1;
     }
 
-    r->ctx = redisConnectFd(r->fd[0]);
+    r->ctx = apikey_redis_fd(r->fd[0], r->sent);
 
-    if (r->ctx == NULL || r->ctx->err) {
-        ngx_http_apikey_unit_ok(0, "a hiredis context on a socket");
+    if (r->ctx == NULL) {
+        ngx_http_apikey_unit_ok(0, "a connection on a socket");
         return -1;
     }
 
@@ -247,29 +247,24 @@ ngx_http_apikey_unit_redis_open(ngx_http_apikey_unit_redis_t *r,
     tv.tv_sec = 2;
     tv.tv_usec = 0;
 
-    redisSetTimeout(r->ctx, tv);
+    setsockopt(r->fd[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 
     return 0;
 }
 
 
 /*
- * hiredis writes its buffer only when it must wait for a reply, and the
- * replies here were there before the commands: what is still buffered was
- * sent all the same, as far as the tool can tell.
+ * The connection writes what was queued only when it must wait for a
+ * reply, and the replies here were there before the commands: what is
+ * still queued was sent all the same, as far as the tool can tell.
  */
 
 static const char *
 ngx_http_apikey_unit_redis_sent(ngx_http_apikey_unit_redis_t *r)
 {
-    int      done;
     ssize_t  n;
 
-    done = 0;
-
-    while (!done && redisBufferWrite(r->ctx, &done) == REDIS_OK) {
-        /* void */
-    }
+    apikey_redis_flush(r->ctx);
 
     shutdown(r->fd[0], SHUT_WR);
 
@@ -283,7 +278,7 @@ ngx_http_apikey_unit_redis_sent(ngx_http_apikey_unit_redis_t *r)
 static void
 ngx_http_apikey_unit_redis_close(ngx_http_apikey_unit_redis_t *r)
 {
-    redisFree(r->ctx);
+    apikey_redis_free(r->ctx);
     close(r->fd[1]);
 }
 
