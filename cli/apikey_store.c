@@ -19,8 +19,6 @@ static const char *apikey_store_name(apikey_store_t *store, char *buf,
     const char *kind, const char *value);
 static int apikey_store_claim_id(apikey_store_t *store,
     apikey_record_t *rec);
-static void apikey_store_last_used_reply(apikey_record_t *rec,
-    redisReply *reply);
 static int apikey_store_list_stale(apikey_store_list_t *list, const char *id);
 
 
@@ -118,9 +116,9 @@ apikey_store_load(apikey_store_t *store, const char *id,
         return -1;
     }
 
-    if (apikey_record_parse(rec, reply) != 0 || strcmp(rec->id, id) != 0) {
+    if (ngx_http_apikey_object_parse(rec, reply) != 0 || strcmp(rec->id, id) != 0) {
         freeReplyObject(reply);
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         goto none;
     }
 
@@ -129,7 +127,7 @@ apikey_store_load(apikey_store_t *store, const char *id,
     memcpy(rec->hash, hash, sizeof(hash));
 
     if (apikey_store_last_used(store, rec) != 0) {
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         return -1;
     }
 
@@ -156,7 +154,7 @@ apikey_store_last_used(apikey_store_t *store, apikey_record_t *rec)
         return -1;
     }
 
-    apikey_store_last_used_reply(rec, reply);
+    ngx_http_apikey_object_last_used(rec, reply);
     freeReplyObject(reply);
 
     return 0;
@@ -265,7 +263,7 @@ apikey_store_list(apikey_store_t *store, const char *org,
 
         rec = &list->recs[list->nrecs];
 
-        if (apikey_record_parse(rec, reply) != 0) {
+        if (ngx_http_apikey_object_parse(rec, reply) != 0) {
             freeReplyObject(reply);
             freeReplyObject(used);
 
@@ -279,14 +277,14 @@ apikey_store_list(apikey_store_t *store, const char *org,
 
         freeReplyObject(reply);
 
-        apikey_store_last_used_reply(rec, used);
+        ngx_http_apikey_object_last_used(rec, used);
         freeReplyObject(used);
 
         if (strcmp(rec->id, ids->element[i]->str) != 0
             || (org && (rec->org == NULL || strcmp(rec->org, org) != 0)))
         {
             /* not this index's key: leave it to whoever wrote it */
-            apikey_record_free(rec);
+            ngx_http_apikey_object_free(rec);
             continue;
         }
 
@@ -357,7 +355,7 @@ apikey_store_list_free(apikey_store_list_t *list)
 
     if (list->recs) {
         for (i = 0; i < list->nrecs; i++) {
-            apikey_record_free(&list->recs[i]);
+            ngx_http_apikey_object_free(&list->recs[i]);
         }
 
         free(list->recs);
@@ -604,25 +602,6 @@ apikey_store_name(apikey_store_t *store, char *buf, const char *kind,
     snprintf(buf, APIKEY_STORE_NAME_LEN, "%s%s%s", store->prefix, kind, value);
 
     return buf;
-}
-
-
-static void
-apikey_store_last_used_reply(apikey_record_t *rec, redisReply *reply)
-{
-    int64_t  t;
-
-    if (reply->type != REDIS_REPLY_STRING) {
-        return;
-    }
-
-    t = apikey_number(reply->str);
-
-    /* a last_used_at field in the record, from older writers, may be newer */
-
-    if (t > rec->last_used_at) {
-        rec->last_used_at = t;
-    }
 }
 
 
