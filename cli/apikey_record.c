@@ -25,18 +25,10 @@ apikey_record_id(void)
         return NULL;
     }
 
-    memcpy(id, APIKEY_ID_PREFIX, sizeof(APIKEY_ID_PREFIX) - 1);
-
-    if (ngx_http_apikey_key_random((unsigned char *) id
-                                   + sizeof(APIKEY_ID_PREFIX) - 1,
-                                   APIKEY_ID_RANDOM_LEN)
-        != 0)
-    {
+    if (ngx_http_apikey_object_id(id) != 0) {
         free(id);
         return NULL;
     }
-
-    id[APIKEY_ID_LEN] = '\0';
 
     return id;
 }

@@ -22,13 +22,8 @@
 #include "apikey_text.h"
 
 
-/* a record stays readable this long past its expiry or revocation */
-#define APIKEY_KEEP           (7 * 86400)
-
-#define APIKEY_ID_PREFIX      "k_"
-#define APIKEY_ID_RANDOM_LEN  12
-#define APIKEY_ID_LEN                                                        \
-    (sizeof(APIKEY_ID_PREFIX) - 1 + APIKEY_ID_RANDOM_LEN)
+#define APIKEY_KEEP           NGX_HTTP_APIKEY_OBJECT_KEEP
+#define APIKEY_ID_LEN         NGX_HTTP_APIKEY_OBJECT_ID_LEN
 
 
 /* the record is the shared key object (ngx_http_apikey_object.h) */

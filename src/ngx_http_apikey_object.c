@@ -61,8 +61,6 @@ static const ngx_http_apikey_field_t  ngx_http_apikey_fields[] = {
 
 static int ngx_http_apikey_object_set(ngx_http_apikey_object_t *obj,
     const ngx_http_apikey_field_t *f, const char *value, size_t len);
-static void ngx_http_apikey_json_scopes(const char *scopes,
-    ngx_http_apikey_json_out_pt out, void *data);
 static void ngx_http_apikey_json_time(int64_t t,
     ngx_http_apikey_json_out_pt out, void *data);
 static size_t ngx_http_apikey_utf8_len(const unsigned char *p,
@@ -155,6 +153,28 @@ ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj)
 }
 
 
+int
+ngx_http_apikey_object_id(char *buf)
+{
+    size_t  n;
+
+    n = sizeof(NGX_HTTP_APIKEY_OBJECT_ID_PREFIX) - 1;
+
+    memcpy(buf, NGX_HTTP_APIKEY_OBJECT_ID_PREFIX, n);
+
+    if (ngx_http_apikey_key_random((unsigned char *) buf + n,
+                                   NGX_HTTP_APIKEY_OBJECT_ID_RANDOM_LEN)
+        != 0)
+    {
+        return -1;
+    }
+
+    buf[NGX_HTTP_APIKEY_OBJECT_ID_LEN] = '\0';
+
+    return 0;
+}
+
+
 void
 ngx_http_apikey_object_last_used(ngx_http_apikey_object_t *obj,
     redisReply *reply)
@@ -228,7 +248,7 @@ ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
         switch (f->type) {
 
         case NGX_HTTP_APIKEY_FIELD_SCOPES:
-            ngx_http_apikey_json_scopes(obj->scopes, out, data);
+            ngx_http_apikey_object_scopes_json(obj->scopes, out, data);
             break;
 
         case NGX_HTTP_APIKEY_FIELD_TIME:
@@ -475,8 +495,8 @@ ngx_http_apikey_object_policy_key(const ngx_http_apikey_object_t *obj,
 }
 
 
-static void
-ngx_http_apikey_json_scopes(const char *scopes,
+void
+ngx_http_apikey_object_scopes_json(const char *scopes,
     ngx_http_apikey_json_out_pt out, void *data)
 {
     int                   first;

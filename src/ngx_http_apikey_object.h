@@ -23,6 +23,16 @@
 #include "ngx_http_apikey_policy.h"
 
 
+/* an id: "k_" and 12 base62 characters */
+#define NGX_HTTP_APIKEY_OBJECT_ID_PREFIX      "k_"
+#define NGX_HTTP_APIKEY_OBJECT_ID_RANDOM_LEN  12
+#define NGX_HTTP_APIKEY_OBJECT_ID_LEN                                        \
+    (sizeof(NGX_HTTP_APIKEY_OBJECT_ID_PREFIX) - 1                            \
+     + NGX_HTTP_APIKEY_OBJECT_ID_RANDOM_LEN)
+
+/* a record stays readable this long past its expiry or revocation */
+#define NGX_HTTP_APIKEY_OBJECT_KEEP           (7 * 86400)
+
 /* what a name may be, in bytes */
 #define NGX_HTTP_APIKEY_OBJECT_NAME_MAX  1024
 
@@ -59,6 +69,12 @@ int ngx_http_apikey_object_parse(ngx_http_apikey_object_t *obj,
 
 void ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj);
 
+/*
+ * Writes a new random id and a NUL into buf (NGX_HTTP_APIKEY_OBJECT_ID_LEN
+ * + 1 bytes).  Returns 0, or -1 if RAND_bytes() failed.
+ */
+int ngx_http_apikey_object_id(char *buf);
+
 /* the last use, kept apart from the record (an HGET reply) */
 void ngx_http_apikey_object_last_used(ngx_http_apikey_object_t *obj,
     redisReply *reply);
@@ -78,6 +94,10 @@ const char *ngx_http_apikey_object_state(const ngx_http_apikey_object_t *obj,
 void ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
     const char *key, int64_t now, ngx_http_apikey_json_out_pt out,
     void *data);
+
+/* space-separated scopes as a JSON array of strings */
+void ngx_http_apikey_object_scopes_json(const char *scopes,
+    ngx_http_apikey_json_out_pt out, void *data);
 
 /* s as a JSON string with its quotes; invalid UTF-8 becomes U+FFFD */
 void ngx_http_apikey_json_string(const char *s, size_t len,
