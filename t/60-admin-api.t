@@ -345,6 +345,7 @@ subtest 'methods: 405 with Allow; unknown paths 404' => sub {
 };
 
 subtest 'bad input: 400, 413, 415, and nothing changes' => sub {
+    my @made_here;
     my $k = create(undef, name => 'Untouched', org => 'acme');
     my $before = keyspace();
     my %bad = (
@@ -412,12 +413,18 @@ subtest 'bad input: 400, 413, 415, and nothing changes' => sub {
             'Content-Type' => $type), 415, 'unsupported_media_type',
             'the body must be application/json', "Content-Type: $type");
     }
+    my $big = admin('POST', '/admin/keys/',
+        '{"name":"Padded"' . (' ' x 40000) . '}');
+    is($big->status, 201, 'a body nginx kept in a file (40 KB) is read');
+    push @made_here, json($big);
     my $res = admin('POST', '/admin/keys/', '{"name":"charset"}',
         'Content-Type' => 'application/json; charset=utf-8');
     is($res->status, 201, 'application/json; charset=utf-8 is JSON');
-    my $made = json($res);
-    $redis->cmd('DEL', key_hash($made->{key}), "apikey:id:$made->{id}");
-    $redis->cmd('SREM', 'apikey:ids', $made->{id});
+    push @made_here, json($res);
+    for my $made (@made_here) {
+        $redis->cmd('DEL', key_hash($made->{key}), "apikey:id:$made->{id}");
+        $redis->cmd('SREM', 'apikey:ids', $made->{id});
+    }
     is_deeply(keyspace(), $before, 'nothing else changed in Redis');
 };
 
