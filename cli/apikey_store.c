@@ -11,6 +11,9 @@
 #include "apikey_store.h"
 
 
+/* HSET, the record's name, and its fields */
+#define APIKEY_STORE_HSET_ARGS   (2 + 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX)
+
 /* an id drawn is taken once in 62^12: three in a row mean a broken RNG */
 #define APIKEY_STORE_ID_TRIES    3
 
@@ -116,7 +119,9 @@ apikey_store_load(apikey_store_t *store, const char *id,
         return -1;
     }
 
-    if (ngx_http_apikey_object_parse(rec, reply) != 0 || strcmp(rec->id, id) != 0) {
+    if (ngx_http_apikey_object_parse(rec, reply) != 0
+        || strcmp(rec->id, id) != 0)
+    {
         freeReplyObject(reply);
         ngx_http_apikey_object_free(rec);
         goto none;
@@ -480,24 +485,26 @@ size_t
 apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec)
 {
-    size_t  i;
-    char    name[APIKEY_STORE_NAME_LEN];
-    char    expires[32], created[32];
+    size_t                           i;
+    char                             name[APIKEY_STORE_NAME_LEN];
+    size_t                           argvlen[APIKEY_STORE_HSET_ARGS];
+    const char                      *argv[APIKEY_STORE_HSET_ARGS];
+    ngx_http_apikey_object_fields_t  fields;
 
-    snprintf(expires, sizeof(expires), "%lld", (long long) rec->expires_at);
-    snprintf(created, sizeof(created), "%lld", (long long) rec->created_at);
+    /* the fields the admin API writes too: one list, in the key object */
 
-    i = apikey_tx_queue(tx, "HSET",
-                        apikey_store_record_name(store, name, rec->hash),
-                        "id", rec->id,
-                        "name", rec->name ? rec->name : "",
-                        "org", rec->org ? rec->org : "",
-                        "scopes", rec->scopes ? rec->scopes : "",
-                        "expires_at", expires,
-                        "created_at", created,
-                        "hint", rec->hint,
-                        "prefix", rec->prefix,
-                        NULL);
+    ngx_http_apikey_object_fields(rec, &fields);
+
+    argv[0] = "HSET";
+    argv[1] = apikey_store_record_name(store, name, rec->hash);
+
+    memcpy(&argv[2], fields.argv, fields.n * sizeof(char *));
+
+    for (i = 0; i < 2 + fields.n; i++) {
+        argvlen[i] = i < 2 ? strlen(argv[i]) : fields.argvlen[i - 2];
+    }
+
+    i = apikey_tx_queue_argv(tx, (int) (2 + fields.n), argv, argvlen);
 
     if (rec->expires_at) {
         apikey_store_queue_keep(store, tx, rec, rec->expires_at);

@@ -95,7 +95,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_apikey_object_t         obj;
     ngx_http_apikey_fuzz_buf_t       out;
     ngx_http_apikey_admin_edit_t     edit;
-    ngx_http_apikey_admin_fields_t   fields;
+    ngx_http_apikey_object_fields_t  fields;
 
     if (size == 0) {
         return 0;
@@ -151,11 +151,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     obj.org = edit.org ? strdup(edit.org) : NULL;
     obj.created_at = NGX_HTTP_APIKEY_FUZZ_NOW;
 
-    ngx_http_apikey_admin_body_apply(&edit, &obj,
-                                     kind == NGX_HTTP_APIKEY_ADMIN_CREATE,
-                                     &fields);
+    ngx_http_apikey_admin_body_apply(&edit, &obj, &fields);
 
-    if (fields.n % 2 || fields.n > 2 * NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX) {
+    if (kind == NGX_HTTP_APIKEY_ADMIN_CREATE) {
+        ngx_http_apikey_object_fields(&obj, &fields);
+    }
+
+    if (fields.n % 2 || fields.n > 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX) {
         abort();
     }
 

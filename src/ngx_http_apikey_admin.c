@@ -154,11 +154,13 @@ static ngx_int_t ngx_http_apikey_admin_claimed(
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_written(
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_revoked(
+    ngx_http_apikey_admin_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_admin_scopes_answer(
     ngx_http_apikey_admin_ctx_t *ctx);
 
 static void ngx_http_apikey_admin_record(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_object_t *obj, ngx_http_apikey_admin_fields_t *fields);
+    ngx_http_apikey_object_t *obj, ngx_http_apikey_object_fields_t *fields);
 static void ngx_http_apikey_admin_keep(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_object_t *obj, int64_t until);
 static void ngx_http_apikey_admin_command(ngx_http_apikey_admin_ctx_t *ctx,
@@ -311,9 +313,6 @@ static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
     { ngx_string("*/rotate"), NGX_HTTP_POST,
       ngx_string("POST") }
 };
-
-
-static ngx_str_t  ngx_http_apikey_admin_ok = ngx_string("{\"ok\":true}");
 
 
 static ngx_int_t
@@ -922,9 +921,9 @@ ngx_http_apikey_admin_loaded(ngx_http_apikey_admin_ctx_t *ctx,
 static ngx_int_t
 ngx_http_apikey_admin_change(ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_http_apikey_admin_fields_t  fields;
+    ngx_http_apikey_object_fields_t  fields;
 
-    ngx_http_apikey_admin_body_apply(&ctx->edit, &ctx->obj, 0, &fields);
+    ngx_http_apikey_admin_body_apply(&ctx->edit, &ctx->obj, &fields);
 
     if (fields.n == 0) {
         return ngx_http_apikey_admin_object(ctx, &ctx->obj, NULL);
@@ -949,20 +948,14 @@ static ngx_int_t
 ngx_http_apikey_admin_revoke(ngx_http_apikey_admin_ctx_t *ctx)
 {
     int64_t                         until;
-    ngx_http_apikey_admin_fields_t  fields;
+    ngx_http_apikey_object_fields_t  fields;
 
     if (ctx->obj.revoked) {
-        ctx->out.len = 0;
-        ngx_http_apikey_admin_out(&ctx->out, (char *) ngx_http_apikey_admin_ok.data,
-                                  ngx_http_apikey_admin_ok.len);
-        return NGX_HTTP_OK;
+        return ngx_http_apikey_admin_revoked(ctx);
     }
 
-    fields.argv[0] = "revoked";
-    fields.argvlen[0] = sizeof("revoked") - 1;
-    fields.argv[1] = "1";
-    fields.argvlen[1] = 1;
-    fields.n = 2;
+    fields.n = 0;
+    ngx_http_apikey_object_field(&fields, "revoked", "1");
 
     until = ngx_time();
 
@@ -994,7 +987,7 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
     u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_str_t                        prefix;
     ngx_http_apikey_object_t        *obj;
-    ngx_http_apikey_admin_fields_t   fields;
+    ngx_http_apikey_object_fields_t   fields;
 
     obj = &ctx->made;
     prefix = ctx->conf->prefix;
@@ -1017,7 +1010,8 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
 
     } else {
         if (ctx->confined) {
-            obj->org = ngx_http_apikey_admin_strndup(ctx->org.data, ctx->org.len);
+            obj->org = ngx_http_apikey_admin_strndup(ctx->org.data,
+                                                     ctx->org.len);
 
         } else if (ctx->edit.org) {
             obj->org = strdup(ctx->edit.org);
@@ -1040,8 +1034,9 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_key_hex(digest, (u_char *) obj->hash);
     obj->hash[NGX_HTTP_APIKEY_HASH_HEX_LEN] = '\0';
 
-    obj->hint = ngx_http_apikey_admin_strndup(ctx->key + len - NGX_HTTP_APIKEY_KEY_HINT_LEN,
-                              NGX_HTTP_APIKEY_KEY_HINT_LEN);
+    obj->hint = ngx_http_apikey_admin_strndup(
+                    ctx->key + len - NGX_HTTP_APIKEY_KEY_HINT_LEN,
+                    NGX_HTTP_APIKEY_KEY_HINT_LEN);
     obj->prefix = ngx_http_apikey_admin_strndup(prefix.data, prefix.len);
     obj->id = malloc(NGX_HTTP_APIKEY_OBJECT_ID_LEN + 1);
     obj->created_at = ngx_time();
@@ -1052,7 +1047,7 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
 
     if (like == NULL) {
         /* the strings of the body become the record's */
-        ngx_http_apikey_admin_body_apply(&ctx->edit, obj, 1, &fields);
+        ngx_http_apikey_admin_body_apply(&ctx->edit, obj, &fields);
     }
 
     return ngx_http_apikey_admin_claim(ctx);
@@ -1105,8 +1100,7 @@ ngx_http_apikey_admin_claimed(ngx_http_apikey_admin_ctx_t *ctx,
 {
     int64_t                          until;
     ngx_http_apikey_object_t        *obj, *old;
-    ngx_http_apikey_admin_edit_t     none;
-    ngx_http_apikey_admin_fields_t   fields;
+    ngx_http_apikey_object_fields_t   fields;
 
     obj = &ctx->made;
 
@@ -1126,8 +1120,7 @@ ngx_http_apikey_admin_claimed(ngx_http_apikey_admin_ctx_t *ctx,
                                           NULL);
     }
 
-    ngx_memzero(&none, sizeof(ngx_http_apikey_admin_edit_t));
-    ngx_http_apikey_admin_body_apply(&none, obj, 1, &fields);
+    ngx_http_apikey_object_fields(obj, &fields);
 
     ngx_http_apikey_admin_command2(ctx, "MULTI", NULL, NULL, 0);
     ngx_http_apikey_admin_command2(ctx, "SADD",
@@ -1153,33 +1146,21 @@ ngx_http_apikey_admin_claimed(ngx_http_apikey_admin_ctx_t *ctx,
     if (ctx->action == NGX_HTTP_APIKEY_ADMIN_RENEW) {
         old = &ctx->obj;
 
-        fields.argv[0] = "replaced_by";
-        fields.argvlen[0] = sizeof("replaced_by") - 1;
-        fields.argv[1] = obj->id;
-        fields.argvlen[1] = NGX_HTTP_APIKEY_OBJECT_ID_LEN;
+        fields.n = 0;
+        ngx_http_apikey_object_field(&fields, "replaced_by", obj->id);
 
         until = ngx_time() + ctx->edit.grace;
 
         if (ctx->edit.grace == 0) {
-            fields.argv[2] = "revoked";
-            fields.argvlen[2] = sizeof("revoked") - 1;
-            fields.argv[3] = "1";
-            fields.argvlen[3] = 1;
+            ngx_http_apikey_object_field(&fields, "revoked", "1");
 
         } else {
             if (old->expires_at && old->expires_at < until) {
                 until = old->expires_at;
             }
 
-            fields.argv[2] = "expires_at";
-            fields.argvlen[2] = sizeof("expires_at") - 1;
-            fields.argv[3] = fields.buf[0];
-            fields.argvlen[3] = ngx_sprintf((u_char *) fields.buf[0], "%L",
-                                            until)
-                                - (u_char *) fields.buf[0];
+            ngx_http_apikey_object_field_number(&fields, "expires_at", until);
         }
-
-        fields.n = 4;
 
         ngx_http_apikey_admin_record(ctx, old, &fields);
         ngx_http_apikey_admin_keep(ctx, old, until);
@@ -1242,10 +1223,7 @@ ngx_http_apikey_admin_written(ngx_http_apikey_admin_ctx_t *ctx,
     default:
         ngx_http_apikey_admin_audit(ctx, "revoke", &ctx->obj);
 
-        ctx->out.len = 0;
-        ngx_http_apikey_admin_out(&ctx->out, (char *) ngx_http_apikey_admin_ok.data,
-                                  ngx_http_apikey_admin_ok.len);
-        return NGX_HTTP_OK;
+        return ngx_http_apikey_admin_revoked(ctx);
     }
 
     if (ngx_http_apikey_admin_object(ctx, &ctx->made, (char *) ctx->key)
@@ -1255,6 +1233,18 @@ ngx_http_apikey_admin_written(ngx_http_apikey_admin_ctx_t *ctx,
     }
 
     return NGX_HTTP_CREATED;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_revoked(ngx_http_apikey_admin_ctx_t *ctx)
+{
+    static ngx_str_t  ok = ngx_string("{\"ok\":true}");
+
+    ctx->out.len = 0;
+    ngx_http_apikey_admin_out(&ctx->out, (char *) ok.data, ok.len);
+
+    return ctx->out.failed ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_HTTP_OK;
 }
 
 
@@ -1499,7 +1489,8 @@ ngx_http_apikey_admin_scopes_answer(ngx_http_apikey_admin_ctx_t *ctx)
     ngx_http_apikey_object_t  obj;
 
     ctx->out.len = 0;
-    ngx_http_apikey_admin_out(&ctx->out, "{\"scopes\":", sizeof("{\"scopes\":") - 1);
+    ngx_http_apikey_admin_out(&ctx->out, "{\"scopes\":",
+                              sizeof("{\"scopes\":") - 1);
 
     if (!ctx->capped && !ctx->by_key) {
         ngx_http_apikey_admin_out(&ctx->out, "null}", 5);
@@ -1510,9 +1501,10 @@ ngx_http_apikey_admin_scopes_answer(ngx_http_apikey_admin_ctx_t *ctx)
 
     ngx_memzero(&obj, sizeof(ngx_http_apikey_object_t));
 
-    obj.scopes = ctx->capped ? ngx_http_apikey_admin_strndup(ctx->cap.data, ctx->cap.len)
-                             : ngx_http_apikey_admin_strndup(ctx->key_cap.data,
-                                             ctx->key_cap.len);
+    obj.scopes = ctx->capped
+                 ? ngx_http_apikey_admin_strndup(ctx->cap.data, ctx->cap.len)
+                 : ngx_http_apikey_admin_strndup(ctx->key_cap.data,
+                                                 ctx->key_cap.len);
     if (obj.scopes == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1531,11 +1523,11 @@ ngx_http_apikey_admin_scopes_answer(ngx_http_apikey_admin_ctx_t *ctx)
 
 static void
 ngx_http_apikey_admin_record(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_object_t *obj, ngx_http_apikey_admin_fields_t *fields)
+    ngx_http_apikey_object_t *obj, ngx_http_apikey_object_fields_t *fields)
 {
-    size_t       argvlen[2 + 2 * NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX];
+    size_t       argvlen[2 + 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX];
     ngx_str_t   *name;
-    const char  *argv[2 + 2 * NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX];
+    const char  *argv[2 + 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX];
 
     name = ngx_http_apikey_admin_name(ctx, "", obj->hash,
                                       NGX_HTTP_APIKEY_HASH_HEX_LEN);

@@ -46,8 +46,6 @@ static int ngx_http_apikey_admin_grace(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_fail(ngx_http_apikey_admin_edit_t *edit,
     const char *fmt, const char *field);
-static void ngx_http_apikey_admin_field(ngx_http_apikey_admin_fields_t *f,
-    const char *name, const char *value);
 
 
 /* a new field of the admin API is one more row here */
@@ -192,8 +190,7 @@ ngx_http_apikey_admin_body_free(ngx_http_apikey_admin_edit_t *edit)
 
 void
 ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
-    ngx_http_apikey_object_t *obj, int create,
-    ngx_http_apikey_admin_fields_t *fields)
+    ngx_http_apikey_object_t *obj, ngx_http_apikey_object_fields_t *fields)
 {
     fields->n = 0;
 
@@ -201,46 +198,20 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
         free(obj->name);
         obj->name = edit->name;
         edit->name = NULL;
+        ngx_http_apikey_object_field(fields, "name", obj->name);
     }
 
     if (edit->has_scopes) {
         free(obj->scopes);
         obj->scopes = edit->scopes;
         edit->scopes = NULL;
+        ngx_http_apikey_object_field(fields, "scopes", obj->scopes);
     }
 
     if (edit->has_expiry) {
         obj->expires_at = edit->expires_at;
-    }
-
-    if (create) {
-        ngx_http_apikey_admin_field(fields, "id", obj->id);
-    }
-
-    if (create || edit->has_name) {
-        ngx_http_apikey_admin_field(fields, "name", obj->name);
-    }
-
-    if (create) {
-        ngx_http_apikey_admin_field(fields, "org", obj->org);
-    }
-
-    if (create || edit->has_scopes) {
-        ngx_http_apikey_admin_field(fields, "scopes", obj->scopes);
-    }
-
-    if (create || edit->has_expiry) {
-        snprintf(fields->buf[0], sizeof(fields->buf[0]), "%lld",
-                 (long long) obj->expires_at);
-        ngx_http_apikey_admin_field(fields, "expires_at", fields->buf[0]);
-    }
-
-    if (create) {
-        snprintf(fields->buf[1], sizeof(fields->buf[1]), "%lld",
-                 (long long) obj->created_at);
-        ngx_http_apikey_admin_field(fields, "created_at", fields->buf[1]);
-        ngx_http_apikey_admin_field(fields, "hint", obj->hint);
-        ngx_http_apikey_admin_field(fields, "prefix", obj->prefix);
+        ngx_http_apikey_object_field_number(fields, "expires_at",
+                                            obj->expires_at);
     }
 }
 
@@ -472,21 +443,4 @@ ngx_http_apikey_admin_fail(ngx_http_apikey_admin_edit_t *edit,
     snprintf(edit->err, sizeof(edit->err), fmt, field);
 
     return -1;
-}
-
-
-static void
-ngx_http_apikey_admin_field(ngx_http_apikey_admin_fields_t *f,
-    const char *name, const char *value)
-{
-    if (value == NULL) {
-        value = "";
-    }
-
-    f->argv[f->n] = name;
-    f->argvlen[f->n] = strlen(name);
-    f->argv[f->n + 1] = value;
-    f->argvlen[f->n + 1] = strlen(value);
-
-    f->n += 2;
 }

@@ -29,9 +29,6 @@
 #define NGX_HTTP_APIKEY_ADMIN_UPDATE        1
 #define NGX_HTTP_APIKEY_ADMIN_ROTATE        2
 
-/* a record's fields one change writes at most, as name/value pairs */
-#define NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX    16
-
 
 typedef struct {
     char      *name;                     /* malloc()ed, or NULL */
@@ -49,15 +46,6 @@ typedef struct {
 } ngx_http_apikey_admin_edit_t;
 
 
-/* the name/value pairs of an HSET, pointing into the object and buf */
-typedef struct {
-    const char  *argv[2 * NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX];
-    size_t       argvlen[2 * NGX_HTTP_APIKEY_ADMIN_FIELDS_MAX];
-    size_t       n;
-    char         buf[4][32];
-} ngx_http_apikey_admin_fields_t;
-
-
 /*
  * Reads a body of the kind given; now is for the expiry.  Returns 0, or
  * -1 with a description for the client in edit->err (never the body's
@@ -70,12 +58,10 @@ void ngx_http_apikey_admin_body_free(ngx_http_apikey_admin_edit_t *edit);
 
 /*
  * Applies the change to obj (whose strings become the edit's; the edit
- * gives them up) and lists the record fields to write: all of a new
- * record (create), or those changed.
+ * gives them up) and lists the record fields it changed.
  */
 void ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
-    ngx_http_apikey_object_t *obj, int create,
-    ngx_http_apikey_admin_fields_t *fields);
+    ngx_http_apikey_object_t *obj, ngx_http_apikey_object_fields_t *fields);
 
 /*
  * The first of the space-separated scopes that cap does not grant, its

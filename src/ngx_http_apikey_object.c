@@ -4,6 +4,7 @@
  */
 
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,26 +34,27 @@ typedef struct {
     const char                    *name;
     ngx_http_apikey_field_type_e   type;
     size_t                         offset;
+    unsigned                       created:1;   /* written by a creator */
 } ngx_http_apikey_field_t;
 
 
-#define ngx_http_apikey_field(name, type)                                    \
+#define ngx_http_apikey_field(name, type, created)                           \
     { #name, NGX_HTTP_APIKEY_FIELD_##type,                                   \
-      offsetof(ngx_http_apikey_object_t, name) }
+      offsetof(ngx_http_apikey_object_t, name), created }
 
 static const ngx_http_apikey_field_t  ngx_http_apikey_fields[] = {
-    ngx_http_apikey_field(id, STRING),
-    ngx_http_apikey_field(name, NAME),
-    ngx_http_apikey_field(org, STRING),
-    ngx_http_apikey_field(hint, STRING),
-    ngx_http_apikey_field(scopes, SCOPES),
-    ngx_http_apikey_field(created_at, TIME),
-    ngx_http_apikey_field(expires_at, EXPIRY),
-    ngx_http_apikey_field(last_used_at, TIME),
-    { "state", NGX_HTTP_APIKEY_FIELD_STATE, 0 },
-    ngx_http_apikey_field(replaced_by, STRING),
-    ngx_http_apikey_field(prefix, HIDDEN),
-    { "revoked", NGX_HTTP_APIKEY_FIELD_REVOKED, 0 }
+    ngx_http_apikey_field(id, STRING, 1),
+    ngx_http_apikey_field(name, NAME, 1),
+    ngx_http_apikey_field(org, STRING, 1),
+    ngx_http_apikey_field(hint, STRING, 1),
+    ngx_http_apikey_field(scopes, SCOPES, 1),
+    ngx_http_apikey_field(created_at, TIME, 1),
+    ngx_http_apikey_field(expires_at, EXPIRY, 1),
+    ngx_http_apikey_field(last_used_at, TIME, 0),
+    { "state", NGX_HTTP_APIKEY_FIELD_STATE, 0, 0 },
+    ngx_http_apikey_field(replaced_by, STRING, 0),
+    ngx_http_apikey_field(prefix, HIDDEN, 1),
+    { "revoked", NGX_HTTP_APIKEY_FIELD_REVOKED, 0, 0 }
 };
 
 #define NGX_HTTP_APIKEY_NFIELDS                                              \
@@ -150,6 +152,71 @@ ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj)
             break;
         }
     }
+}
+
+
+void
+ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
+    ngx_http_apikey_object_fields_t *fields)
+{
+    size_t                          k;
+    const ngx_http_apikey_field_t  *f;
+
+    fields->n = 0;
+
+    for (k = 0; k < NGX_HTTP_APIKEY_NFIELDS; k++) {
+        f = &ngx_http_apikey_fields[k];
+
+        if (!f->created) {
+            continue;
+        }
+
+        if (f->type == NGX_HTTP_APIKEY_FIELD_TIME
+            || f->type == NGX_HTTP_APIKEY_FIELD_EXPIRY)
+        {
+            ngx_http_apikey_object_field_number(fields, f->name,
+                *(const int64_t *) ((const char *) obj + f->offset));
+            continue;
+        }
+
+        ngx_http_apikey_object_field(fields, f->name,
+            *(char *const *) ((const char *) obj + f->offset));
+    }
+}
+
+
+void
+ngx_http_apikey_object_field(ngx_http_apikey_object_fields_t *fields,
+    const char *name, const char *value)
+{
+    if (fields->n == 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX) {
+        return;
+    }
+
+    if (value == NULL) {
+        value = "";
+    }
+
+    fields->argv[fields->n] = name;
+    fields->argvlen[fields->n] = strlen(name);
+    fields->argv[fields->n + 1] = value;
+    fields->argvlen[fields->n + 1] = strlen(value);
+
+    fields->n += 2;
+}
+
+
+void
+ngx_http_apikey_object_field_number(ngx_http_apikey_object_fields_t *fields,
+    const char *name, int64_t n)
+{
+    char  *buf;
+
+    buf = fields->buf[fields->n / 2 % NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX];
+
+    snprintf(buf, sizeof(fields->buf[0]), "%lld", (long long) n);
+
+    ngx_http_apikey_object_field(fields, name, buf);
 }
 
 

@@ -54,6 +54,19 @@ typedef struct {
 } ngx_http_apikey_object_t;
 
 
+/* a record's fields one write sets at most */
+#define NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX     16
+
+
+/* field/value pairs of an HSET, pointing into an object and buf */
+typedef struct {
+    const char  *argv[2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX];
+    size_t       argvlen[2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX];
+    size_t       n;
+    char         buf[NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX][24];
+} ngx_http_apikey_object_fields_t;
+
+
 /* where JSON goes: a FILE for the tool, a buffer for the module */
 typedef void (*ngx_http_apikey_json_out_pt)(void *data, const char *p,
     size_t len);
@@ -74,6 +87,22 @@ void ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj);
  * + 1 bytes).  Returns 0, or -1 if RAND_bytes() failed.
  */
 int ngx_http_apikey_object_id(char *buf);
+
+/*
+ * The fields a new record is written with, by the tool and the admin API
+ * alike: every field of the table that its creator writes (docs/redis-
+ * schema.md); "revoked" and "replaced_by" come later, from other writes.
+ */
+void ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
+    ngx_http_apikey_object_fields_t *fields);
+
+/* one more pair; value NULL is written "" */
+void ngx_http_apikey_object_field(ngx_http_apikey_object_fields_t *fields,
+    const char *name, const char *value);
+
+/* one more pair of a number */
+void ngx_http_apikey_object_field_number(
+    ngx_http_apikey_object_fields_t *fields, const char *name, int64_t n);
 
 /* the last use, kept apart from the record (an HGET reply) */
 void ngx_http_apikey_object_last_used(ngx_http_apikey_object_t *obj,
