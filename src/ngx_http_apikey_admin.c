@@ -1486,7 +1486,8 @@ ngx_http_apikey_admin_listed(ngx_http_apikey_admin_ctx_t *ctx,
 static ngx_int_t
 ngx_http_apikey_admin_scopes_answer(ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_http_apikey_object_t  obj;
+    u_char     *scopes;
+    ngx_str_t  *cap;
 
     ctx->out.len = 0;
     ngx_http_apikey_admin_out(&ctx->out, "{\"scopes\":",
@@ -1497,21 +1498,19 @@ ngx_http_apikey_admin_scopes_answer(ngx_http_apikey_admin_ctx_t *ctx)
         return NGX_HTTP_OK;
     }
 
-    /* the one writer of scope arrays is the key object's: borrow it */
+    /* the one writer of scope arrays is the key object's */
 
-    ngx_memzero(&obj, sizeof(ngx_http_apikey_object_t));
+    cap = ctx->capped ? &ctx->cap : &ctx->key_cap;
 
-    obj.scopes = ctx->capped
-                 ? ngx_http_apikey_admin_strndup(ctx->cap.data, ctx->cap.len)
-                 : ngx_http_apikey_admin_strndup(ctx->key_cap.data,
-                                                 ctx->key_cap.len);
-    if (obj.scopes == NULL) {
+    scopes = ngx_pnalloc(ctx->request->pool, cap->len + 1);
+    if (scopes == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_apikey_object_scopes_json(obj.scopes, ngx_http_apikey_admin_out,
-                                       &ctx->out);
-    ngx_http_apikey_object_free(&obj);
+    *ngx_cpymem(scopes, cap->data, cap->len) = '\0';
+
+    ngx_http_apikey_object_scopes_json((char *) scopes,
+                                       ngx_http_apikey_admin_out, &ctx->out);
 
     ngx_http_apikey_admin_out(&ctx->out, "}", 1);
 
