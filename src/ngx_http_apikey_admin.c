@@ -160,12 +160,12 @@ static ngx_http_apikey_admin_error_t  ngx_http_apikey_admin_errors[] = {
 
 static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
     { ngx_string(""), NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST,
-      ngx_string("GET, POST") },
+      ngx_string("GET, HEAD, POST") },
     { ngx_string("scopes"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      ngx_string("GET") },
+      ngx_string("GET, HEAD") },
     { ngx_string("*"), NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_PATCH
                        |NGX_HTTP_DELETE,
-      ngx_string("GET, PATCH, DELETE") },
+      ngx_string("GET, HEAD, PATCH, DELETE") },
     { ngx_string("*/rotate"), NGX_HTTP_POST,
       ngx_string("POST") }
 };

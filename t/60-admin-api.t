@@ -323,9 +323,9 @@ subtest 'GET /scopes: what may be granted here' => sub {
 };
 
 subtest 'methods: 405 with Allow; unknown paths 404' => sub {
-    my %allow = ('/admin/keys/' => 'GET, POST',
-        '/admin/keys/scopes' => 'GET',
-        '/admin/keys/k_x' => 'GET, PATCH, DELETE',
+    my %allow = ('/admin/keys/' => 'GET, HEAD, POST',
+        '/admin/keys/scopes' => 'GET, HEAD',
+        '/admin/keys/k_x' => 'GET, HEAD, PATCH, DELETE',
         '/admin/keys/k_x/rotate' => 'POST');
     for my $path (sort keys %allow) {
         for my $m (qw(PUT DELETE POST PATCH GET)) {
