@@ -531,7 +531,7 @@ ngx_http_apikey_admin_revoked(ngx_http_apikey_admin_ctx_t *ctx)
 static ngx_int_t
 ngx_http_apikey_admin_list(ngx_http_apikey_admin_ctx_t *ctx)
 {
-    u_char       *p, off[NGX_INT_T_LEN], count[NGX_INT_T_LEN];
+    u_char       *p, off[NGX_INT_T_LEN + 1], count[NGX_INT_T_LEN + 1];
     u_char        pattern[NGX_HTTP_APIKEY_ADMIN_PATTERN_LEN];
     size_t        argvlen[11];
     ngx_str_t     org, *index;
@@ -592,8 +592,13 @@ ngx_http_apikey_admin_list(ngx_http_apikey_admin_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* every argument a C string: the lengths below are theirs */
+
     p = ngx_cpymem(pattern, ctx->alcf->prefix.data, ctx->alcf->prefix.len);
-    p = ngx_cpymem(p, "id:*", sizeof("id:*") - 1);
+    ngx_memcpy(p, "id:*", sizeof("id:*"));
+
+    *ngx_sprintf(off, "%ui", ctx->offset) = '\0';
+    *ngx_sprintf(count, "%d", NGX_HTTP_APIKEY_ADMIN_PAGE) = '\0';
 
     argv[0] = "SORT_RO";
     argv[1] = (char *) ctx->index.data;
@@ -610,11 +615,6 @@ ngx_http_apikey_admin_list(ngx_http_apikey_admin_ctx_t *ctx)
     for (i = 0; i < 11; i++) {
         argvlen[i] = ngx_strlen(argv[i]);
     }
-
-    argvlen[1] = ctx->index.len;
-    argvlen[5] = ngx_sprintf(off, "%ui", ctx->offset) - off;
-    argvlen[6] = ngx_sprintf(count, "%d", NGX_HTTP_APIKEY_ADMIN_PAGE) - count;
-    argvlen[10] = p - pattern;
 
     ngx_http_apikey_admin_command(ctx, 11, argv, argvlen);
 
