@@ -517,6 +517,15 @@ subtest 'API keys: refused by default, confined when allowed' => sub {
     ok(!grep({ $_->{org} ne 'acme' }
         @{ json(admin('GET', '/keyadmin/keys/', undef, @auth)) }),
         'its list is its org\'s');
+    my $self = create(undef, name => 'Rotates itself', org => 'acme',
+        scopes => ['admin:keys']);
+    my $res2 = admin('POST', "/keyadmin/keys/$self->{id}/rotate", '{}',
+        Authorization => "Bearer $self->{key}");
+    is($res2->status, 201, 'a key rotates itself');
+    is(json($res2)->{org}, 'acme', '... the new key of its org');
+    is(admin('GET', '/keyadmin/keys/', undef,
+        Authorization => "Bearer $self->{key}")->status, 401,
+        '... and without a grace its next request is refused');
     my $m = $nginx->mark;
     is(admin('DELETE', "/keyadmin/keys/$adm->{id}", undef, @auth)->status,
         200, 'it revokes itself');
