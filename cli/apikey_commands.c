@@ -20,7 +20,7 @@
 #include "apikey_record.h"
 #include "apikey_store.h"
 #include "apikey_text.h"
-#include "apikey_time.h"
+#include "ngx_http_apikey_time.h"
 #include "apikey_tx.h"
 
 
@@ -125,7 +125,7 @@ apikey_create(apikey_cli_t *cli)
 done:
 
     OPENSSL_cleanse(key, sizeof(key));
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&rec);
 
     return rc;
 }
@@ -167,7 +167,7 @@ apikey_show(apikey_cli_t *cli)
     }
 
     apikey_print_record(cli, &rec, NULL);
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&rec);
 
     return APIKEY_OK;
 }
@@ -231,7 +231,7 @@ apikey_update(apikey_cli_t *cli)
             apikey_print_record(cli, &rec, NULL);
         }
 
-        apikey_record_free(&rec);
+        ngx_http_apikey_object_free(&rec);
 
         if (done == APIKEY_TX_DONE) {
             return APIKEY_OK;
@@ -278,7 +278,7 @@ apikey_revoke(apikey_cli_t *cli)
         apikey_tx_end(&tx);
 
         if (done != APIKEY_TX_DONE) {
-            apikey_record_free(&rec);
+            ngx_http_apikey_object_free(&rec);
             return apikey_fail("%s", done == APIKEY_TX_CHANGED
                                ? "the key changed while revoking it, try "
                                  "again"
@@ -295,7 +295,7 @@ apikey_revoke(apikey_cli_t *cli)
         printf(was ? "%s was already revoked\n" : "%s revoked\n", rec.id);
     }
 
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&rec);
 
     return APIKEY_OK;
 }
@@ -315,7 +315,7 @@ apikey_rotate(apikey_cli_t *cli)
     size_t           i;
     int64_t          until;
     char             expires[32];
-    char             at[APIKEY_TIME_LEN];
+    char             at[NGX_HTTP_APIKEY_TIME_LEN];
     const char      *prefix;
     apikey_tx_t      tx;
     unsigned char    key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
@@ -396,7 +396,7 @@ apikey_rotate(apikey_cli_t *cli)
             fprintf(stderr, "%s is revoked.\n", old.id);
 
         } else {
-            apikey_time_format(until, at);
+            ngx_http_apikey_time_format(until, at);
             fprintf(stderr, "%s keeps working until %s.\n", old.id, at);
         }
     }
@@ -404,8 +404,8 @@ apikey_rotate(apikey_cli_t *cli)
 done:
 
     OPENSSL_cleanse(key, sizeof(key));
-    apikey_record_free(&old);
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&old);
+    ngx_http_apikey_object_free(&rec);
 
     return rc;
 }
@@ -481,7 +481,7 @@ apikey_verify(apikey_cli_t *cli)
         goto failed;
     }
 
-    if (apikey_record_parse(&rec, reply) == 0) {
+    if (ngx_http_apikey_object_parse(&rec, reply) == 0) {
         found = &rec;
     }
 
@@ -542,7 +542,7 @@ done:
         apikey_table_free(&table);
     }
 
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&rec);
 
     return APIKEY_OK;
 
@@ -553,7 +553,7 @@ failed:
         free(line);
     }
 
-    apikey_record_free(&rec);
+    ngx_http_apikey_object_free(&rec);
 
     return APIKEY_ERROR;
 }
@@ -629,7 +629,7 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
         || (like->org && rec->org == NULL) || rec->scopes == NULL)
     {
         OPENSSL_cleanse(key, n);
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         return apikey_fail("out of memory");
     }
 
@@ -637,7 +637,7 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
 
     if (apikey_store_index(&cli->store, rec) != 0) {
         OPENSSL_cleanse(key, n);
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         return apikey_fail("%s", cli->store.err);
     }
 

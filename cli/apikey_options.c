@@ -17,7 +17,7 @@
 #include "apikey_options.h"
 #include "apikey_record.h"
 #include "apikey_text.h"
-#include "apikey_time.h"
+#include "ngx_http_apikey_time.h"
 
 
 #define APIKEY_NAME_MAX          1024
@@ -268,7 +268,7 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
         break;
 
     case APIKEY_OPT_DB:
-        n = apikey_number(value);
+        n = ngx_http_apikey_object_number(value);
 
         if (n < 0 || n > 65535) {
             return apikey_usage_error("invalid --db \"%s\"", value);
@@ -382,7 +382,7 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
         break;
 
     case APIKEY_OPT_EXPIRES_IN:
-        if (apikey_duration_parse(value, &n) != 0 || n == 0) {
+        if (ngx_http_apikey_duration_parse(value, &n) != 0 || n == 0) {
             return apikey_usage_error(
                        "invalid --expires-in \"%s\" (like 90m, 12h, 30d)",
                        value);
@@ -392,7 +392,7 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
         break;
 
     case APIKEY_OPT_EXPIRES_AT:
-        if (apikey_time_parse(value, &n) != 0) {
+        if (ngx_http_apikey_time_parse(value, &n) != 0) {
             return apikey_usage_error(
                        "invalid --expires-at \"%s\" (RFC 3339, like "
                        "2030-01-31T12:00:00Z)", value);
@@ -415,7 +415,7 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
         break;
 
     case APIKEY_OPT_GRACE:
-        if (apikey_duration_parse(value, &n) != 0) {
+        if (ngx_http_apikey_duration_parse(value, &n) != 0) {
             return apikey_usage_error(
                        "invalid --grace \"%s\" (like 0, 90m, 12h, 7d)",
                        value);

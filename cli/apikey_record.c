@@ -8,124 +8,11 @@
 #include <string.h>
 
 #include "apikey_record.h"
-#include "apikey_time.h"
+#include "ngx_http_apikey_time.h"
 
 
-static void apikey_record_key(apikey_record_t *rec,
-    ngx_http_apikey_policy_key_t *key);
-static char **apikey_record_field(
-    apikey_record_t *rec, const char *name, size_t len);
-static void apikey_record_json_time(FILE *f, const char *name, int64_t t);
+static void apikey_record_json_out(void *data, const char *p, size_t len);
 static const char *apikey_record_time(int64_t t, const char *none, char *buf);
-
-
-int
-apikey_record_parse(apikey_record_t *rec, redisReply *reply)
-{
-    size_t       i;
-    char       **field;
-    int64_t      n;
-    redisReply  *name, *value;
-
-    memset(rec, 0, sizeof(apikey_record_t));
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
-        return -1;
-    }
-
-    for (i = 0; i < reply->elements; i += 2) {
-        name = reply->element[i];
-        value = reply->element[i + 1];
-
-        if (name->type != REDIS_REPLY_STRING
-            || value->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
-        if (name->len == sizeof("revoked") - 1
-            && memcmp(name->str, "revoked", name->len) == 0)
-        {
-            rec->revoked = ngx_http_apikey_policy_revoked(
-                               (const unsigned char *) value->str,
-                               value->len);
-            continue;
-        }
-
-        if (name->len == sizeof("expires_at") - 1
-            && memcmp(name->str, "expires_at", name->len) == 0)
-        {
-            n = value->len ? apikey_number(value->str) : 0;
-
-            if (n < 0) {
-                /* the module refuses such a key; show it as "invalid" */
-                rec->bad_expiry = 1;
-                n = 0;
-            }
-
-            rec->expires_at = n;
-            continue;
-        }
-
-        if (name->len == sizeof("created_at") - 1
-            && memcmp(name->str, "created_at", name->len) == 0)
-        {
-            n = apikey_number(value->str);
-            rec->created_at = n > 0 ? n : 0;
-            continue;
-        }
-
-        if (name->len == sizeof("last_used_at") - 1
-            && memcmp(name->str, "last_used_at", name->len) == 0)
-        {
-            n = apikey_number(value->str);
-            rec->last_used_at = n > 0 ? n : 0;
-            continue;
-        }
-
-        field = apikey_record_field(rec, name->str, name->len);
-
-        if (field == NULL || value->len == 0) {
-            continue;
-        }
-
-        free(*field);
-
-        *field = strndup(value->str, value->len);
-        if (*field == NULL) {
-            apikey_record_free(rec);
-            return -1;
-        }
-    }
-
-    if (rec->id == NULL) {
-        apikey_record_free(rec);
-        return -1;
-    }
-
-    return 0;
-}
-
-
-void
-apikey_record_free(apikey_record_t *rec)
-{
-    free(rec->id);
-    free(rec->name);
-    free(rec->org);
-    free(rec->scopes);
-    free(rec->hint);
-    free(rec->prefix);
-    free(rec->replaced_by);
-
-    rec->id = NULL;
-    rec->name = NULL;
-    rec->org = NULL;
-    rec->scopes = NULL;
-    rec->hint = NULL;
-    rec->prefix = NULL;
-    rec->replaced_by = NULL;
-}
 
 
 char *
@@ -138,43 +25,12 @@ apikey_record_id(void)
         return NULL;
     }
 
-    memcpy(id, APIKEY_ID_PREFIX, sizeof(APIKEY_ID_PREFIX) - 1);
-
-    if (ngx_http_apikey_key_random((unsigned char *) id
-                                   + sizeof(APIKEY_ID_PREFIX) - 1,
-                                   APIKEY_ID_RANDOM_LEN)
-        != 0)
-    {
+    if (ngx_http_apikey_object_id(id) != 0) {
         free(id);
         return NULL;
     }
 
-    id[APIKEY_ID_LEN] = '\0';
-
     return id;
-}
-
-
-const char *
-apikey_record_state(apikey_record_t *rec, int64_t now)
-{
-    ngx_http_apikey_policy_key_t   key;
-    ngx_http_apikey_policy_need_t  none;
-
-    apikey_record_key(rec, &key);
-    memset(&none, 0, sizeof(ngx_http_apikey_policy_need_t));
-
-    switch (ngx_http_apikey_policy_check(&key, &none, now)) {
-
-    case NGX_HTTP_APIKEY_REVOKED:
-        return "revoked";
-
-    case NGX_HTTP_APIKEY_EXPIRED:
-        return "expired";
-
-    default:
-        return "active";
-    }
 }
 
 
@@ -191,7 +47,7 @@ apikey_record_verdict(apikey_record_t *rec,
         return NGX_HTTP_APIKEY_INVALID;
     }
 
-    apikey_record_key(rec, &key);
+    ngx_http_apikey_object_policy_key(rec, &key);
 
     need.org = (const unsigned char *) org;
     need.org_len = org ? strlen(org) : 0;
@@ -202,78 +58,10 @@ apikey_record_verdict(apikey_record_t *rec,
 }
 
 
-int64_t
-apikey_number(const char *s)
-{
-    int64_t  n;
-
-    if (s == NULL || *s == '\0') {
-        return -1;
-    }
-
-    for (n = 0; *s; s++) {
-
-        if (*s < '0' || *s > '9' || n > (INT64_MAX - 9) / 10) {
-            return -1;
-        }
-
-        n = n * 10 + (*s - '0');
-    }
-
-    return n;
-}
-
-
 void
 apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
 {
-    int                   first;
-    size_t                len;
-    const unsigned char  *p, *last, *scope;
-
-    fputs("{\"id\":", f);
-    apikey_json_string(f, rec->id);
-
-    if (key) {
-        fputs(",\"key\":", f);
-        apikey_json_string(f, key);
-    }
-
-    fputs(",\"name\":", f);
-    apikey_json_string(f, rec->name ? rec->name : "");
-    fputs(",\"org\":", f);
-    apikey_json_string(f, rec->org);
-    fputs(",\"hint\":", f);
-    apikey_json_string(f, rec->hint);
-
-    fputs(",\"scopes\":[", f);
-
-    p = (const unsigned char *) rec->scopes;
-    last = p ? p + strlen(rec->scopes) : NULL;
-
-    for (first = 1;
-         (scope = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
-         first = 0)
-    {
-        if (!first) {
-            putc(',', f);
-        }
-
-        apikey_json_string_n(f, (const char *) scope, len);
-    }
-
-    putc(']', f);
-
-    apikey_record_json_time(f, "created_at", rec->created_at);
-    apikey_record_json_time(f, "expires_at", rec->expires_at);
-    apikey_record_json_time(f, "last_used_at", rec->last_used_at);
-
-    fputs(",\"state\":", f);
-    apikey_json_string(f, apikey_record_state(rec, now));
-    fputs(",\"replaced_by\":", f);
-    apikey_json_string(f, rec->replaced_by);
-
-    putc('}', f);
+    ngx_http_apikey_object_json(rec, key, now, apikey_record_json_out, f);
 }
 
 
@@ -281,9 +69,9 @@ int
 apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
 {
     size_t       i;
-    char         created[APIKEY_TIME_LEN];
-    char         expires[APIKEY_TIME_LEN];
-    char         used[APIKEY_TIME_LEN];
+    char         created[NGX_HTTP_APIKEY_TIME_LEN];
+    char         expires[NGX_HTTP_APIKEY_TIME_LEN];
+    char         used[NGX_HTTP_APIKEY_TIME_LEN];
     const char  *rows[][2] = {
         { "id", rec->id },
         { "name", rec->name },
@@ -296,7 +84,7 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
                                         "never", expires) },
         { "last used", apikey_record_time(rec->last_used_at,
                                           "never", used) },
-        { "state", apikey_record_state(rec, now) },
+        { "state", ngx_http_apikey_object_state(rec, now) },
         { "replaced by", rec->replaced_by }
     };
 
@@ -330,9 +118,9 @@ apikey_record_list_header(apikey_table_t *t)
 int
 apikey_record_list_row(apikey_table_t *t, apikey_record_t *rec, int64_t now)
 {
-    char         created[APIKEY_TIME_LEN];
-    char         expires[APIKEY_TIME_LEN];
-    char         used[APIKEY_TIME_LEN];
+    char         created[NGX_HTTP_APIKEY_TIME_LEN];
+    char         expires[NGX_HTTP_APIKEY_TIME_LEN];
+    char         used[NGX_HTTP_APIKEY_TIME_LEN];
     const char  *row[9];
 
     row[0] = rec->id;
@@ -343,69 +131,9 @@ apikey_record_list_row(apikey_table_t *t, apikey_record_t *rec, int64_t now)
     row[5] = apikey_record_time(rec->created_at, "-", created);
     row[6] = apikey_record_time(rec->expires_at, "never", expires);
     row[7] = apikey_record_time(rec->last_used_at, "never", used);
-    row[8] = apikey_record_state(rec, now);
+    row[8] = ngx_http_apikey_object_state(rec, now);
 
     return apikey_table_add(t, row);
-}
-
-
-/* what of the record the shared policy reads */
-
-static void
-apikey_record_key(apikey_record_t *rec, ngx_http_apikey_policy_key_t *key)
-{
-    key->org = (const unsigned char *) rec->org;
-    key->org_len = rec->org ? strlen(rec->org) : 0;
-    key->scopes = (const unsigned char *) rec->scopes;
-    key->scopes_len = rec->scopes ? strlen(rec->scopes) : 0;
-    key->expires_at = rec->expires_at;
-    key->revoked = rec->revoked;
-}
-
-
-static char **
-apikey_record_field(apikey_record_t *rec, const char *name, size_t len)
-{
-    size_t  i;
-    struct {
-        const char   *name;
-        char        **field;
-    } fields[] = {
-        { "id", &rec->id },
-        { "name", &rec->name },
-        { "org", &rec->org },
-        { "scopes", &rec->scopes },
-        { "hint", &rec->hint },
-        { "prefix", &rec->prefix },
-        { "replaced_by", &rec->replaced_by }
-    };
-
-    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        if (strlen(fields[i].name) == len
-            && memcmp(fields[i].name, name, len) == 0)
-        {
-            return fields[i].field;
-        }
-    }
-
-    return NULL;
-}
-
-
-static void
-apikey_record_json_time(FILE *f, const char *name, int64_t t)
-{
-    char  buf[APIKEY_TIME_LEN];
-
-    fprintf(f, ",\"%s\":", name);
-
-    if (t == 0) {
-        fputs("null", f);
-        return;
-    }
-
-    apikey_time_format(t, buf);
-    fprintf(f, "\"%s\"", buf);
 }
 
 
@@ -416,7 +144,14 @@ apikey_record_time(int64_t t, const char *none, char *buf)
         return none;
     }
 
-    apikey_time_format(t, buf);
+    ngx_http_apikey_time_format(t, buf);
 
     return buf;
+}
+
+
+static void
+apikey_record_json_out(void *data, const char *p, size_t len)
+{
+    fwrite(p, 1, len, data);
 }

@@ -18,49 +18,20 @@
 
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_object.h"
 #include "apikey_text.h"
 
 
-/* a record stays readable this long past its expiry or revocation */
-#define APIKEY_KEEP           (7 * 86400)
-
-#define APIKEY_ID_PREFIX      "k_"
-#define APIKEY_ID_RANDOM_LEN  12
-#define APIKEY_ID_LEN                                                        \
-    (sizeof(APIKEY_ID_PREFIX) - 1 + APIKEY_ID_RANDOM_LEN)
+#define APIKEY_KEEP           NGX_HTTP_APIKEY_OBJECT_KEEP
+#define APIKEY_ID_LEN         NGX_HTTP_APIKEY_OBJECT_ID_LEN
 
 
-typedef struct {
-    char      hash[NGX_HTTP_APIKEY_HASH_HEX_LEN + 1];
-    char     *id;
-    char     *name;
-    char     *org;
-    char     *scopes;
-    char     *hint;
-    char     *prefix;
-    char     *replaced_by;
-    int64_t   created_at;
-    int64_t   expires_at;
-    int64_t   last_used_at;
-    unsigned  revoked:1;
-    unsigned  bad_expiry:1;
-} apikey_record_t;
+/* the record is the shared key object (ngx_http_apikey_object.h) */
+typedef ngx_http_apikey_object_t  apikey_record_t;
 
-
-/*
- * Fills rec from an HGETALL reply.  Returns 0, or -1 if the reply is not
- * a key record (empty, or without an id) or memory ran out.
- */
-int apikey_record_parse(apikey_record_t *rec, redisReply *reply);
-
-void apikey_record_free(apikey_record_t *rec);
 
 /* a new random id, "k_" and 12 base62 characters, malloc()ed; NULL on error */
 char *apikey_record_id(void);
-
-/* "active", "expired" or "revoked" */
-const char *apikey_record_state(
-    apikey_record_t *rec, int64_t now);
 
 /*
  * What the module answers for this record, by the shared policy:
@@ -71,10 +42,7 @@ ngx_http_apikey_status_e apikey_record_verdict(
     apikey_record_t *rec, int64_t now, const char *scopes,
     const char *org);
 
-/* an unsigned decimal, or -1 */
-int64_t apikey_number(const char *s);
-
-/* one JSON object; key is printed only when not NULL (create, rotate) */
+/* the key object as JSON; key is printed only when not NULL (create, rotate) */
 void apikey_record_json(FILE *f,
     apikey_record_t *rec, const char *key, int64_t now);
 

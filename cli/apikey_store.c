@@ -11,6 +11,9 @@
 #include "apikey_store.h"
 
 
+/* HSET, the record's name, and its fields */
+#define APIKEY_STORE_HSET_ARGS   (2 + 2 * NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX)
+
 /* an id drawn is taken once in 62^12: three in a row mean a broken RNG */
 #define APIKEY_STORE_ID_TRIES    3
 
@@ -19,8 +22,6 @@ static const char *apikey_store_name(apikey_store_t *store, char *buf,
     const char *kind, const char *value);
 static int apikey_store_claim_id(apikey_store_t *store,
     apikey_record_t *rec);
-static void apikey_store_last_used_reply(apikey_record_t *rec,
-    redisReply *reply);
 static int apikey_store_list_stale(apikey_store_list_t *list, const char *id);
 
 
@@ -118,9 +119,11 @@ apikey_store_load(apikey_store_t *store, const char *id,
         return -1;
     }
 
-    if (apikey_record_parse(rec, reply) != 0 || strcmp(rec->id, id) != 0) {
+    if (ngx_http_apikey_object_parse(rec, reply) != 0
+        || strcmp(rec->id, id) != 0)
+    {
         freeReplyObject(reply);
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         goto none;
     }
 
@@ -129,7 +132,7 @@ apikey_store_load(apikey_store_t *store, const char *id,
     memcpy(rec->hash, hash, sizeof(hash));
 
     if (apikey_store_last_used(store, rec) != 0) {
-        apikey_record_free(rec);
+        ngx_http_apikey_object_free(rec);
         return -1;
     }
 
@@ -156,7 +159,7 @@ apikey_store_last_used(apikey_store_t *store, apikey_record_t *rec)
         return -1;
     }
 
-    apikey_store_last_used_reply(rec, reply);
+    ngx_http_apikey_object_last_used(rec, reply);
     freeReplyObject(reply);
 
     return 0;
@@ -265,7 +268,7 @@ apikey_store_list(apikey_store_t *store, const char *org,
 
         rec = &list->recs[list->nrecs];
 
-        if (apikey_record_parse(rec, reply) != 0) {
+        if (ngx_http_apikey_object_parse(rec, reply) != 0) {
             freeReplyObject(reply);
             freeReplyObject(used);
 
@@ -279,14 +282,14 @@ apikey_store_list(apikey_store_t *store, const char *org,
 
         freeReplyObject(reply);
 
-        apikey_store_last_used_reply(rec, used);
+        ngx_http_apikey_object_last_used(rec, used);
         freeReplyObject(used);
 
         if (strcmp(rec->id, ids->element[i]->str) != 0
             || (org && (rec->org == NULL || strcmp(rec->org, org) != 0)))
         {
             /* not this index's key: leave it to whoever wrote it */
-            apikey_record_free(rec);
+            ngx_http_apikey_object_free(rec);
             continue;
         }
 
@@ -357,7 +360,7 @@ apikey_store_list_free(apikey_store_list_t *list)
 
     if (list->recs) {
         for (i = 0; i < list->nrecs; i++) {
-            apikey_record_free(&list->recs[i]);
+            ngx_http_apikey_object_free(&list->recs[i]);
         }
 
         free(list->recs);
@@ -482,24 +485,26 @@ size_t
 apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec)
 {
-    size_t  i;
-    char    name[APIKEY_STORE_NAME_LEN];
-    char    expires[32], created[32];
+    size_t                           i;
+    char                             name[APIKEY_STORE_NAME_LEN];
+    size_t                           argvlen[APIKEY_STORE_HSET_ARGS];
+    const char                      *argv[APIKEY_STORE_HSET_ARGS];
+    ngx_http_apikey_object_fields_t  fields;
 
-    snprintf(expires, sizeof(expires), "%lld", (long long) rec->expires_at);
-    snprintf(created, sizeof(created), "%lld", (long long) rec->created_at);
+    /* the fields the admin API writes too: one list, in the key object */
 
-    i = apikey_tx_queue(tx, "HSET",
-                        apikey_store_record_name(store, name, rec->hash),
-                        "id", rec->id,
-                        "name", rec->name ? rec->name : "",
-                        "org", rec->org ? rec->org : "",
-                        "scopes", rec->scopes ? rec->scopes : "",
-                        "expires_at", expires,
-                        "created_at", created,
-                        "hint", rec->hint,
-                        "prefix", rec->prefix,
-                        NULL);
+    ngx_http_apikey_object_fields(rec, &fields);
+
+    argv[0] = "HSET";
+    argv[1] = apikey_store_record_name(store, name, rec->hash);
+
+    memcpy(&argv[2], fields.argv, fields.n * sizeof(char *));
+
+    for (i = 0; i < 2 + fields.n; i++) {
+        argvlen[i] = i < 2 ? strlen(argv[i]) : fields.argvlen[i - 2];
+    }
+
+    i = apikey_tx_queue_argv(tx, (int) (2 + fields.n), argv, argvlen);
 
     if (rec->expires_at) {
         apikey_store_queue_keep(store, tx, rec, rec->expires_at);
@@ -604,25 +609,6 @@ apikey_store_name(apikey_store_t *store, char *buf, const char *kind,
     snprintf(buf, APIKEY_STORE_NAME_LEN, "%s%s%s", store->prefix, kind, value);
 
     return buf;
-}
-
-
-static void
-apikey_store_last_used_reply(apikey_record_t *rec, redisReply *reply)
-{
-    int64_t  t;
-
-    if (reply->type != REDIS_REPLY_STRING) {
-        return;
-    }
-
-    t = apikey_number(reply->str);
-
-    /* a last_used_at field in the record, from older writers, may be newer */
-
-    if (t > rec->last_used_at) {
-        rec->last_used_at = t;
-    }
 }
 
 

@@ -10,52 +10,25 @@
 
 #include <openssl/crypto.h>
 
+#include "ngx_http_apikey_object.h"
 #include "apikey_text.h"
 
 
-static size_t apikey_utf8_len(const unsigned char *p);
+static void apikey_json_out(void *data, const char *p, size_t len);
 static size_t apikey_text_width(const char *s);
 
 
 int
 apikey_text_valid(const char *s)
 {
-    size_t                n;
-    const unsigned char  *p;
-
-    p = (const unsigned char *) s;
-
-    while (*p) {
-
-        if (*p < 0x20 || *p == 0x7f) {
-            return 0;
-        }
-
-        n = apikey_utf8_len(p);
-
-        if (n == 0) {
-            return 0;
-        }
-
-        p += n;
-    }
-
-    return 1;
+    return ngx_http_apikey_object_text_valid(s, strlen(s));
 }
 
 
 int
 apikey_word_valid(const char *s)
 {
-    size_t  i;
-
-    for (i = 0; s[i]; i++) {
-        if (s[i] <= 0x20 || s[i] >= 0x7f) {
-            return 0;
-        }
-    }
-
-    return i > 0 && i < 256;
+    return ngx_http_apikey_object_word_valid(s, strlen(s));
 }
 
 
@@ -67,69 +40,7 @@ apikey_json_string(FILE *f, const char *s)
         return;
     }
 
-    apikey_json_string_n(f, s, strlen(s));
-}
-
-
-void
-apikey_json_string_n(FILE *f, const char *s, size_t len)
-{
-    size_t                n;
-    const unsigned char  *p, *last;
-
-    p = (const unsigned char *) s;
-    last = p + len;
-
-    putc('"', f);
-
-    while (p < last) {
-
-        switch (*p) {
-
-        case '"':
-            fputs("\\\"", f);
-            p++;
-            continue;
-
-        case '\\':
-            fputs("\\\\", f);
-            p++;
-            continue;
-
-        case '\n':
-            fputs("\\n", f);
-            p++;
-            continue;
-
-        case '\r':
-            fputs("\\r", f);
-            p++;
-            continue;
-
-        case '\t':
-            fputs("\\t", f);
-            p++;
-            continue;
-        }
-
-        if (*p < 0x20 || *p == 0x7f) {
-            fprintf(f, "\\u%04x", *p++);
-            continue;
-        }
-
-        n = apikey_utf8_len(p);
-
-        if (n == 0 || n > (size_t) (last - p)) {
-            fputs("\\ufffd", f);
-            p++;
-            continue;
-        }
-
-        fwrite(p, 1, n, f);
-        p += n;
-    }
-
-    putc('"', f);
+    ngx_http_apikey_json_string(s, strlen(s), apikey_json_out, f);
 }
 
 
@@ -251,54 +162,6 @@ apikey_table_free(apikey_table_t *t)
 /* the length of the valid UTF-8 sequence at p, or 0 */
 
 static size_t
-apikey_utf8_len(const unsigned char *p)
-{
-    size_t    n, i;
-    uint32_t  u;
-
-    if (*p < 0x80) {
-        return 1;
-    }
-
-    if (*p >= 0xc2 && *p <= 0xdf) {
-        n = 2;
-        u = *p & 0x1f;
-
-    } else if (*p >= 0xe0 && *p <= 0xef) {
-        n = 3;
-        u = *p & 0x0f;
-
-    } else if (*p >= 0xf0 && *p <= 0xf4) {
-        n = 4;
-        u = *p & 0x07;
-
-    } else {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        u = (u << 6) | (p[i] & 0x3f);
-    }
-
-    /* overlong forms, surrogates, beyond U+10FFFF */
-
-    if ((n == 3 && u < 0x800)
-        || (n == 4 && u < 0x10000)
-        || (u >= 0xd800 && u <= 0xdfff)
-        || u > 0x10ffff)
-    {
-        return 0;
-    }
-
-    return n;
-}
-
-
-static size_t
 apikey_text_width(const char *s)
 {
     size_t  w;
@@ -310,4 +173,11 @@ apikey_text_width(const char *s)
     }
 
     return w;
+}
+
+
+static void
+apikey_json_out(void *data, const char *p, size_t len)
+{
+    fwrite(p, 1, len, data);
 }

@@ -39,7 +39,6 @@ int apikey_word_valid(const char *s);
  * invalid UTF-8 becomes U+FFFD.
  */
 void apikey_json_string(FILE *f, const char *s);
-void apikey_json_string_n(FILE *f, const char *s, size_t len);
 
 void apikey_table_init(apikey_table_t *t, size_t ncols);
 /* copies ncols strings; NULL or "" shows as "-"; returns 0 or -1 */

@@ -47,6 +47,18 @@ apikey_tx_queue(apikey_tx_t *tx, ...)
 }
 
 
+size_t
+apikey_tx_queue_argv(apikey_tx_t *tx, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    if (redisAppendCommandArgv(tx->ctx, argc, argv, argvlen) != REDIS_OK) {
+        tx->failed = 1;
+    }
+
+    return tx->n++;
+}
+
+
 int
 apikey_tx_exec(apikey_tx_t *tx)
 {

@@ -42,6 +42,10 @@ void apikey_tx_begin(apikey_tx_t *tx, apikey_redis_t *ctx, char *err);
 /* queues one command, strings up to NULL; returns its index */
 size_t apikey_tx_queue(apikey_tx_t *tx, ...);
 
+/* queues one command of argc arguments; returns its index */
+size_t apikey_tx_queue_argv(apikey_tx_t *tx, int argc, const char **argv,
+    const size_t *argvlen);
+
 /*
  * Reads what Redis said to each queued command, then sends EXEC, or
  * DISCARD if any was refused.  The message of a failure is in tx->err.

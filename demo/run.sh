@@ -174,6 +174,16 @@ http {
             proxy_pass http://127.0.0.1:$UP_PORT;
         }
 
+        # the admin API (docs/directives.md, apikey_admin): keys over HTTP,
+        # for this machine only in the demo
+        location /admin/keys/ {
+            allow 127.0.0.1;
+            deny all;
+
+            apikey_admin on;
+            apikey_admin_scopes read:people write:people;
+        }
+
         location = / {
             default_type text/plain;
             return 200 "apikey demo: try /api/people and /api/w/acme/projects\n";
@@ -305,6 +315,14 @@ say ""
 say "  APIKEY_REDIS=$REDIS build/apikey list"
 say "  APIKEY_REDIS=$REDIS build/apikey revoke <id>    # next request: 401"
 say "  APIKEY_REDIS=$REDIS build/apikey create --name \"My key\" --scope read:people"
+say ""
+say "Or over HTTP, with the admin API (the console's API):"
+say ""
+say "  curl $BASE/admin/keys/"
+say "  curl -X POST -H 'Content-Type: application/json' \\"
+say "       -d '{\"name\": \"My key\", \"scopes\": [\"read:people\"], \"expires_in_days\": 30}' \\"
+say "       $BASE/admin/keys/"
+say "  curl -X DELETE $BASE/admin/keys/<id>                  # next request: 401"
 say ""
 say "Press Ctrl-C to stop nginx and Redis."
 

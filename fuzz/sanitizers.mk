@@ -43,7 +43,7 @@ FUZZ_CFLAGS    := -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_INCS      := $(addprefix -I $(NGX_BUILD)/, src/core src/event \
                   src/event/modules src/os/unix objs src/http \
                   src/http/modules src/http/v2) -I src
-FUZZ_TARGETS   := token key record
+FUZZ_TARGETS   := token key record admin
 FUZZ_HDRS      := $(wildcard src/ngx_http_apikey*.h)
 
 # $(call apikey_need,package ...): installs the Debian packages missing
@@ -138,6 +138,15 @@ $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
     src/ngx_http_apikey_key.h | $(FUZZ_BUILD)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_key.c \
 	    src/ngx_http_apikey_key.c -lcrypto
+
+$(FUZZ_BUILD)/fuzz_admin: fuzz/fuzz_admin.c src/ngx_http_apikey_admin_body.c \
+    src/ngx_http_apikey_object.c src/ngx_http_apikey_policy.c \
+    src/ngx_http_apikey_time.c src/ngx_http_apikey_key.c $(FUZZ_HDRS) \
+    | $(FUZZ_BUILD)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_admin.c \
+	    src/ngx_http_apikey_admin_body.c src/ngx_http_apikey_object.c \
+	    src/ngx_http_apikey_policy.c src/ngx_http_apikey_time.c \
+	    src/ngx_http_apikey_key.c -ljansson -lcrypto
 
 fuzz: fuzz-build
 	@rc=0; \

@@ -125,3 +125,18 @@ write_seeds('record',
     'auth-ok-then-record' => "\xff" . resp_status('OK')
         . rec('k_1', (undef) x 5),
 );
+
+# the admin API's bodies: the first byte is the kind (0 create, 1 update,
+# 2 rotate)
+write_seeds('admin',
+    'create'    => "\x00" . '{"name":"Nightly Score Export","scopes":'
+        . '["read:people","write:*"],"org":"acme","expires_in_days":30}',
+    'create-at' => "\x00" . '{"name":"x","expires_at":'
+        . '"2030-01-01T00:00:00Z"}',
+    'update'    => "\x01" . '{"name":"y","scopes":[],"expires_at":null}',
+    'rotate'    => "\x02" . '{"grace_seconds":3600}',
+    'control'   => "\x00" . '{"name":"a\u0007b"}',
+    'org-patch' => "\x01" . '{"org":"x"}',
+    'utf8'      => "\x00" . qq({"name":"\xc3\xa9t\xc3\xa9",)
+        . '"expires_in_days":0}',
+);

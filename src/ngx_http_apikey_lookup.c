@@ -111,6 +111,21 @@ ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle,
 }
 
 
+ngx_int_t
+ngx_http_apikey_lookup_digest(ngx_http_apikey_loc_conf_t *alcf,
+    u_char *token, size_t len, u_char *digest)
+{
+    if (ngx_http_apikey_hasher_digest(ngx_http_apikey_hashers[alcf->hasher],
+                                      token, len, digest)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* the HMAC secrets must not outlive the worker in OpenSSL's memory */
 
 void

@@ -27,6 +27,9 @@ void ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf);
 void ngx_http_apikey_lookup_exit_process(ngx_cycle_t *cycle);
+/* the record name's hash of a new key, as a lookup of it will hash it */
+ngx_int_t ngx_http_apikey_lookup_digest(ngx_http_apikey_loc_conf_t *alcf,
+    u_char *token, size_t len, u_char *digest);
 ngx_int_t ngx_http_apikey_lookup_command(ngx_conf_t *cf,
     ngx_http_apikey_source_t *source);
 

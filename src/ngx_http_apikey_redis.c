@@ -1037,6 +1037,7 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
     }
 
     cmd->query = q;
+    cmd->skip = q->replies > 1 ? q->replies - 1 : 0;
     cmd->nonce_len = ngx_min(q->nonce.len, NGX_HTTP_APIKEY_REDIS_NONCE_MAX);
     ngx_memcpy(cmd->nonce, q->nonce.data, cmd->nonce_len);
 
@@ -1226,6 +1227,7 @@ ngx_http_apikey_redis_push(ngx_http_apikey_redis_conn_t *conn, u_char *data,
     cmd->conn = conn;
     cmd->query = NULL;
     cmd->deadline = ngx_current_msec + timeout;
+    cmd->skip = 0;
     cmd->nonce_len = 0;
 
     if (conn->npending++ == 0) {
@@ -1315,6 +1317,12 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
 
     cmd = ngx_queue_data(ngx_queue_head(&conn->pending),
                          ngx_http_apikey_redis_cmd_t, queue);
+
+    if (cmd->skip) {
+        cmd->skip--;
+        freeReplyObject(reply);
+        return NGX_OK;
+    }
 
     if (cmd->nonce_len) {
 

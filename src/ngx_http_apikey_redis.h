@@ -206,6 +206,7 @@ struct ngx_http_apikey_redis_cmd_s {
     ngx_http_apikey_redis_conn_t      *conn;
     ngx_http_apikey_redis_query_t     *query;
     ngx_msec_t                         deadline;
+    ngx_uint_t                         skip;        /* replies to drop */
     size_t                             nonce_len;
     u_char                             nonce[NGX_HTTP_APIKEY_REDIS_NONCE_MAX];
 };
@@ -218,6 +219,13 @@ struct ngx_http_apikey_redis_query_s {
     ngx_uint_t                         pipeline;
 
     ngx_str_t                          command;
+
+    /*
+     * How many replies the command brings, if more than one: a sequence
+     * such as MULTI ... EXEC, whose last reply speaks for all; the
+     * handler gets that one.
+     */
+    ngx_uint_t                         replies;
 
     /*
      * If set, the command ends with PING <nonce>, whose echo must follow

@@ -79,7 +79,7 @@ ngx_http_apikey_unit_verdict(void)
         ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "expired", "expires_at == now is expired");
     ngx_http_apikey_unit_is_str(
-        apikey_record_state(&rec, 1000), "expired",
+        ngx_http_apikey_object_state(&rec, 1000), "expired",
         "the state of an expired key");
     ngx_http_apikey_unit_is_str(
         ngx_http_apikey_unit_verdict_of(&rec, 999, NULL, NULL),
@@ -90,13 +90,13 @@ ngx_http_apikey_unit_verdict(void)
         ngx_http_apikey_unit_verdict_of(&rec, 1000, NULL, NULL),
         "revoked", "revoked wins over expired");
     ngx_http_apikey_unit_is_str(
-        apikey_record_state(&rec, 1000), "revoked",
+        ngx_http_apikey_object_state(&rec, 1000), "revoked",
         "the state of a revoked key");
 
     rec.revoked = 0;
     rec.expires_at = 0;
     ngx_http_apikey_unit_is_str(
-        apikey_record_state(&rec, 1000), "active",
+        ngx_http_apikey_object_state(&rec, 1000), "active",
         "the state of a plain key");
 
     rec.bad_expiry = 1;
@@ -338,7 +338,7 @@ ngx_http_apikey_unit_parse(void)
     reply.element = element;
 
     if (ngx_http_apikey_unit_ok(
-            apikey_record_parse(&rec, &reply) == 0,
+            ngx_http_apikey_object_parse(&rec, &reply) == 0,
             "an HGETALL reply is a record"))
     {
         ngx_http_apikey_unit_is_str(rec.id, "k_abc", "record id");
@@ -351,7 +351,7 @@ ngx_http_apikey_unit_parse(void)
         ngx_http_apikey_unit_is_int(rec.last_used_at, 0,
                                     "an empty last_used_at is never");
         ngx_http_apikey_unit_ok(rec.revoked, "revoked \"1\" is revoked");
-        apikey_record_free(&rec);
+        ngx_http_apikey_object_free(&rec);
     }
 
     elements[9].str = "yes";
@@ -360,7 +360,7 @@ ngx_http_apikey_unit_parse(void)
     elements[7].len = 4;
 
     if (ngx_http_apikey_unit_ok(
-            apikey_record_parse(&rec, &reply) == 0,
+            ngx_http_apikey_object_parse(&rec, &reply) == 0,
             "a record with odd values still parses"))
     {
         ngx_http_apikey_unit_ok(rec.revoked,
@@ -368,18 +368,18 @@ ngx_http_apikey_unit_parse(void)
                                 "module");
         ngx_http_apikey_unit_ok(rec.bad_expiry,
                                 "a non-numeric expires_at is noticed");
-        apikey_record_free(&rec);
+        ngx_http_apikey_object_free(&rec);
     }
 
     elements[1].len = 0;
 
     ngx_http_apikey_unit_ok(
-        apikey_record_parse(&rec, &reply) == -1,
+        ngx_http_apikey_object_parse(&rec, &reply) == -1,
         "a record with an empty id is not a key");
 
     reply.elements = 0;
 
     ngx_http_apikey_unit_ok(
-        apikey_record_parse(&rec, &reply) == -1,
+        ngx_http_apikey_object_parse(&rec, &reply) == -1,
         "an empty reply is not a key");
 }

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "apikey_time.h"
+#include "ngx_http_apikey_time.h"
 #include "apikey_unit.h"
 
 
@@ -60,7 +60,7 @@ ngx_http_apikey_unit_duration(void)
         snprintf(name, sizeof(name), "duration \"%s\"", good[i].s);
 
         if (ngx_http_apikey_unit_ok(
-                apikey_duration_parse(good[i].s, &sec) == 0,
+                ngx_http_apikey_duration_parse(good[i].s, &sec) == 0,
                 name))
         {
             ngx_http_apikey_unit_is_int(sec, good[i].sec, name);
@@ -70,7 +70,7 @@ ngx_http_apikey_unit_duration(void)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(name, sizeof(name), "duration \"%s\" is refused", bad[i]);
         ngx_http_apikey_unit_ok(
-            apikey_duration_parse(bad[i], &sec) == -1, name);
+            ngx_http_apikey_duration_parse(bad[i], &sec) == -1, name);
     }
 }
 
@@ -120,7 +120,7 @@ ngx_http_apikey_unit_rfc3339(void)
         snprintf(name, sizeof(name), "time \"%s\"", good[i].s);
 
         if (ngx_http_apikey_unit_ok(
-                apikey_time_parse(good[i].s, &t) == 0, name))
+                ngx_http_apikey_time_parse(good[i].s, &t) == 0, name))
         {
             ngx_http_apikey_unit_is_int(t, good[i].t, name);
         }
@@ -129,7 +129,7 @@ ngx_http_apikey_unit_rfc3339(void)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(name, sizeof(name), "time \"%s\" is refused", bad[i]);
         ngx_http_apikey_unit_ok(
-            apikey_time_parse(bad[i], &t) == -1, name);
+            ngx_http_apikey_time_parse(bad[i], &t) == -1, name);
     }
 }
 
@@ -138,21 +138,21 @@ static void
 ngx_http_apikey_unit_format(void)
 {
     int64_t  t, back;
-    char     buf[APIKEY_TIME_LEN];
+    char     buf[NGX_HTTP_APIKEY_TIME_LEN];
     int      ok;
 
-    apikey_time_format(0, buf);
+    ngx_http_apikey_time_format(0, buf);
     ngx_http_apikey_unit_is_str(buf, "1970-01-01T00:00:00Z", "format 0");
 
-    apikey_time_format(1748779200, buf);
+    ngx_http_apikey_time_format(1748779200, buf);
     ngx_http_apikey_unit_is_str(buf, "2025-06-01T12:00:00Z",
                                 "format a time in 2025");
 
-    apikey_time_format(951868799, buf);
+    ngx_http_apikey_time_format(951868799, buf);
     ngx_http_apikey_unit_is_str(buf, "2000-02-29T23:59:59Z",
                                 "format a leap day");
 
-    apikey_time_format(253402300799LL, buf);
+    ngx_http_apikey_time_format(253402300799LL, buf);
     ngx_http_apikey_unit_is_str(buf, "9999-12-31T23:59:59Z",
                                 "format the last second of 9999");
 
@@ -161,9 +161,9 @@ ngx_http_apikey_unit_format(void)
     ok = 1;
 
     for (t = 0; t < 12622780800LL; t += 1000003) {
-        apikey_time_format(t, buf);
+        ngx_http_apikey_time_format(t, buf);
 
-        if (apikey_time_parse(buf, &back) != 0 || back != t) {
+        if (ngx_http_apikey_time_parse(buf, &back) != 0 || back != t) {
             ok = 0;
             printf("     round trip failed at %lld (%s)\n", (long long) t,
                    buf);

@@ -6,15 +6,15 @@
 
 #include <stdio.h>
 
-#include "apikey_time.h"
+#include "ngx_http_apikey_time.h"
 
 
-static int apikey_time_digits(const char **pp, int n);
-static int64_t apikey_time_days(int64_t y, int m, int d);
+static int ngx_http_apikey_time_digits(const char **pp, int n);
+static int64_t ngx_http_apikey_time_days(int64_t y, int m, int d);
 
 
 int
-apikey_duration_parse(const char *s, int64_t *sec)
+ngx_http_apikey_duration_parse(const char *s, int64_t *sec)
 {
     int64_t  n, total, unit;
 
@@ -35,7 +35,7 @@ apikey_duration_parse(const char *s, int64_t *sec)
         while (*s >= '0' && *s <= '9') {
             n = n * 10 + (*s++ - '0');
 
-            if (n > APIKEY_TIME_MAX) {
+            if (n > NGX_HTTP_APIKEY_TIME_MAX) {
                 return -1;
             }
         }
@@ -80,7 +80,7 @@ apikey_duration_parse(const char *s, int64_t *sec)
             return -1;
         }
 
-        if (n > (APIKEY_TIME_MAX - total) / unit) {
+        if (n > (NGX_HTTP_APIKEY_TIME_MAX - total) / unit) {
             return -1;
         }
 
@@ -94,7 +94,7 @@ apikey_duration_parse(const char *s, int64_t *sec)
 
 
 int
-apikey_time_parse(const char *s, int64_t *t)
+ngx_http_apikey_time_parse(const char *s, int64_t *t)
 {
     int      year, month, day, hour, min, sec, mday, off, sign;
     int64_t  v;
@@ -102,19 +102,19 @@ apikey_time_parse(const char *s, int64_t *t)
     static const int  days[] = { 31, 28, 31, 30, 31, 30,
                                  31, 31, 30, 31, 30, 31 };
 
-    year = apikey_time_digits(&s, 4);
+    year = ngx_http_apikey_time_digits(&s, 4);
 
     if (year < 1970 || *s++ != '-') {
         return -1;
     }
 
-    month = apikey_time_digits(&s, 2);
+    month = ngx_http_apikey_time_digits(&s, 2);
 
     if (month < 1 || month > 12 || *s++ != '-') {
         return -1;
     }
 
-    day = apikey_time_digits(&s, 2);
+    day = ngx_http_apikey_time_digits(&s, 2);
 
     mday = days[month - 1];
 
@@ -145,13 +145,13 @@ apikey_time_parse(const char *s, int64_t *t)
 
     s++;
 
-    hour = apikey_time_digits(&s, 2);
+    hour = ngx_http_apikey_time_digits(&s, 2);
 
     if (hour < 0 || hour > 23 || *s++ != ':') {
         return -1;
     }
 
-    min = apikey_time_digits(&s, 2);
+    min = ngx_http_apikey_time_digits(&s, 2);
 
     if (min < 0 || min > 59 || *s++ != ':') {
         return -1;
@@ -159,7 +159,7 @@ apikey_time_parse(const char *s, int64_t *t)
 
     /* 60 is a leap second */
 
-    sec = apikey_time_digits(&s, 2);
+    sec = ngx_http_apikey_time_digits(&s, 2);
 
     if (sec < 0 || sec > 60) {
         return -1;
@@ -188,13 +188,13 @@ apikey_time_parse(const char *s, int64_t *t)
     case '-':
         sign = (*s++ == '-') ? -1 : 1;
 
-        off = apikey_time_digits(&s, 2);
+        off = ngx_http_apikey_time_digits(&s, 2);
 
         if (off < 0 || off > 23 || *s++ != ':') {
             return -1;
         }
 
-        v = apikey_time_digits(&s, 2);
+        v = ngx_http_apikey_time_digits(&s, 2);
 
         if (v < 0 || v > 59) {
             return -1;
@@ -213,10 +213,10 @@ apikey_time_parse(const char *s, int64_t *t)
 
 done:
 
-    v = apikey_time_days(year, month, day) * 86400
+    v = ngx_http_apikey_time_days(year, month, day) * 86400
         + hour * 3600 + min * 60 + sec - off;
 
-    if (v < 0 || v > APIKEY_TIME_MAX) {
+    if (v < 0 || v > NGX_HTTP_APIKEY_TIME_MAX) {
         return -1;
     }
 
@@ -227,7 +227,7 @@ done:
 
 
 void
-apikey_time_format(int64_t t, char *buf)
+ngx_http_apikey_time_format(int64_t t, char *buf)
 {
     int64_t  days, secs, z, era, doe, yoe, doy, mp, y, m, d;
 
@@ -235,8 +235,8 @@ apikey_time_format(int64_t t, char *buf)
         t = 0;
     }
 
-    if (t > APIKEY_TIME_MAX) {
-        t = APIKEY_TIME_MAX;
+    if (t > NGX_HTTP_APIKEY_TIME_MAX) {
+        t = NGX_HTTP_APIKEY_TIME_MAX;
     }
 
     days = t / 86400;
@@ -257,7 +257,7 @@ apikey_time_format(int64_t t, char *buf)
 
     /* the remainders only tell the compiler the widths */
 
-    snprintf(buf, APIKEY_TIME_LEN,
+    snprintf(buf, NGX_HTTP_APIKEY_TIME_LEN,
              "%04u-%02u-%02uT%02u:%02u:%02uZ",
              (unsigned) (y % 10000), (unsigned) (m % 100),
              (unsigned) (d % 100), (unsigned) (secs / 3600 % 100),
@@ -266,7 +266,7 @@ apikey_time_format(int64_t t, char *buf)
 
 
 static int
-apikey_time_digits(const char **pp, int n)
+ngx_http_apikey_time_digits(const char **pp, int n)
 {
     int          v;
     const char  *p;
@@ -291,7 +291,7 @@ apikey_time_digits(const char **pp, int n)
 /* days_from_civil() by Howard Hinnant: days since 1970-01-01 */
 
 static int64_t
-apikey_time_days(int64_t y, int m, int d)
+ngx_http_apikey_time_days(int64_t y, int m, int d)
 {
     int64_t  era, yoe, doy, doe;
 
