@@ -53,13 +53,13 @@ async function status(key) {
 }
 
 
-// The page has loaded its keys (the status line says how many).
+// The page has loaded its keys: the status line says how many, or that
+// they could not be loaded.
 async function listed(page) {
-    await page.waitForFunction(() => {
-        const s = document.getElementById('keys-status').textContent;
-        return /^(No keys|\d+ keys?)\.$/.test(s)
-            || !document.getElementById('message').hidden;
-    }, { timeout: WAIT });
+    const done = /^(No keys|\d+ keys?|The keys could not be loaded)\.$/;
+    await page.waitForFunction((re) => new RegExp(re).test(
+        document.getElementById('keys-status').textContent),
+        { timeout: WAIT }, done.source);
 }
 
 
