@@ -41,7 +41,8 @@
             headers: { Accept: 'application/json' },
             credentials: 'same-origin',
             cache: 'no-store',
-            redirect: 'error'
+            /* a sign-in page in place of the API is an answer to show */
+            redirect: 'manual'
         };
 
         if (body !== undefined) {
@@ -50,6 +51,12 @@
         }
 
         return fetch(api + path, opts).then(function (res) {
+            if (res.type === 'opaqueredirect') {
+                throw new Error('The admin API sent this page elsewhere:'
+                                + ' your session may have ended. Reload'
+                                + ' the page to sign in again.');
+            }
+
             return res.text().then(function (text) {
                 var data = null;
 
@@ -310,6 +317,9 @@
             el('th', { scope: 'row', 'data-label': 'Name',
                        'class': 'name' }, name),
             el('td', { 'data-label': 'Key' }, el('code', null, hint)),
+            el('td', { 'data-label': 'Org' },
+               k.org === null || k.org === undefined
+               ? el('span', { 'class': 'none' }, '—') : String(k.org)),
             scopeCell,
             el('td', { 'data-label': 'Created' }, when(k.created_at, '—')),
             el('td', { 'data-label': 'Expires' }, when(k.expires_at,
@@ -321,10 +331,15 @@
                   state === 'unknown' ? String(k.state) : state)),
             actions);
 
-        if (state !== 'revoked') {
+        /* as the apikey tool: only an active key that was not rotated yet
+         * can be rotated, and any key not revoked yet revoked */
+        if (state === 'active' && !k.replaced_by) {
             actions.appendChild(actionButton('Rotate', name, function (b) {
                 confirmRotate(k, name, hint, b);
             }));
+        }
+
+        if (state !== 'revoked') {
             actions.appendChild(actionButton('Revoke', name, function (b) {
                 confirmRevoke(k, name, hint, b);
             }));
@@ -540,6 +555,10 @@
 
         /* a browser's form restore must not bring a key back */
         $('new-key-value').value = '';
+
+        /* an expiry in the past is refused: offer tomorrow on */
+        $('expiry-date').min = new Date(Date.now() + 86400000)
+                               .toISOString().slice(0, 10);
 
         syncExpiry();
         loadScopes();

@@ -3,6 +3,7 @@
 // with
 //
 //   CONSOLE_URL   the page (http://127.0.0.1:PORT/admin/console/)
+//   OPEN_URL      the page beside an admin API without apikey_admin_scopes
 //   API_URL       a location with `apikey on`, to try the keys made here
 //   OUT_DIR       where screenshots go (the test's temporary directory)
 //   CHROMIUM      the browser (Debian's /usr/bin/chromium)
@@ -18,6 +19,7 @@ const path = require('path');
 const puppeteer = require('puppeteer-core');
 
 const CONSOLE_URL = process.env.CONSOLE_URL;
+const OPEN_URL = process.env.OPEN_URL;
 const API_URL = process.env.API_URL;
 const OUT_DIR = process.env.OUT_DIR;
 const FACTOR = Number(process.env.TIME_FACTOR) || 1;
@@ -376,6 +378,32 @@ async function main() {
         report(narrow.buttons, 'every key\'s buttons fit the screen');
         is(narrow.rows, 'block', 'each key is shown as a card');
         await screenshot(page, 'narrow');
+
+        // a location that does not cap the scopes: they are typed
+
+        await page.setViewport({ width: 1200, height: 900 });
+        await page.goto(OPEN_URL, { waitUntil: 'load', timeout: WAIT });
+        await listed(page);
+        await page.waitForSelector('#scopes-free:not([hidden])',
+            { timeout: WAIT });
+        is(await page.$$eval('#scopes-choices input', (l) => l.length), 0,
+            'without apikey_admin_scopes there is nothing to tick');
+        is(await page.$eval('label[for="scopes-text"]',
+            (l) => l.textContent), 'Scopes, separated by spaces',
+            'but a field to type them in');
+        await page.type('#name', 'Typed scopes');
+        await page.type('#scopes-text', ' read:people  write:people ');
+        await page.click('#create-key');
+        await page.waitForSelector('#new-key:not([hidden])',
+            { timeout: WAIT });
+        const typed = await page.$eval('#new-key-value', (i) => i.value);
+        report(/^ak_/.test(typed), 'the key has the default prefix');
+        await page.click('#new-key-done');
+        await listed(page);
+        const t = await row(page, 'Typed scopes');
+        is(t && t.scopes, 'read:people write:people',
+            'the key has the scopes typed');
+        is(await status(typed), 200, 'and works');
 
         report(offsite.length === 0, 'nothing is fetched from another'
             + ' origin', offsite.join('\n'));
