@@ -232,6 +232,9 @@ async function main() {
                 .map((i) => i.value).join(' '));
         report(!everything.includes(key),
             'after a reload the key is nowhere on the page');
+        report(!(await page.evaluate(() => JSON.stringify(localStorage)
+            + JSON.stringify(sessionStorage) + document.cookie))
+            .includes(key), 'nor in what the page could have stored');
         report(await row(page, 'Console test key'),
             'and the key is still listed');
 
