@@ -59,15 +59,24 @@
 
             return res.text().then(function (text) {
                 var data = null;
+                var json = true;
 
                 try {
                     data = text === '' ? null : JSON.parse(text);
                 } catch (e) {
-                    data = null;
+                    json = false;
                 }
 
                 if (!res.ok) {
                     throw apiError(res, data);
+                }
+
+                /* a page in place of the API: the meta tag points wrong,
+                 * or the location is not "apikey_admin on" */
+                if (!json) {
+                    throw new Error('The answer from ' + api + ' is not the'
+                                    + ' admin API\'s (HTTP ' + res.status
+                                    + ', not JSON).');
                 }
 
                 return data;
