@@ -3,10 +3,13 @@
 #   make          the dynamic module (build/ngx_http_apikey_module.so)
 #                 and the CLI (build/apikey)
 #   make test     unit tests and the t/ suite
+#   make test-browser  the console page in headless Chromium
+#                 (t/61-console-browser.t; installs chromium, puppeteer-core)
 #   make run      a private Redis + nginx on loopback with demo keys
 #   make bench    the module against its peers (docs/benchmarks.md;
 #                 BENCH_SECONDS=600, see bench/bench.pl)
-#   make install  module, modules-available snippet, CLI and its man page
+#   make install  module, modules-available snippet, CLI and its man page,
+#                 the console page
 #   make deb      Debian packages in build/deb (docs/packaging.md);
 #                 make test-deb installs, uses and purges them
 #   make test-asan, make test-valgrind, make fuzz: see fuzz/sanitizers.mk
@@ -37,6 +40,17 @@ DEPS         := gcc make perl nginx nginx-dev libhiredis-dev libssl-dev \
 DEB_DEPS     := $(DEPS) build-essential debhelper dpkg-dev fakeroot lintian
 DEB_DIR      := $(BUILD)/deb
 
+# and those the browser test needs (node and npm, when not installed yet,
+# come from Debian too); puppeteer-core is installed from npm into
+# BROWSER_DIR, at the versions of t/browser/package-lock.json, and drives
+# Debian's chromium: it never downloads a browser.
+BROWSER_DEPS := chromium
+BROWSER_DIR  := $(BUILD)/browser
+PUPPETEER    := $(BROWSER_DIR)/node_modules/puppeteer-core/package.json
+
+CONSOLE_DIR  ?= $(PREFIX)/share/ngx_http_apikey_module/console
+CONSOLE_FILES := console/index.html console/console.css console/console.js
+
 MODULE       := $(BUILD)/ngx_http_apikey_module.so
 CLI          := $(BUILD)/apikey
 UNIT         := $(BUILD)/apikey_unit
@@ -62,7 +76,7 @@ UNIT_NGX     := $(BUILD)/apikey_unit_wait
 UNIT_NGX_SRCS := t/unit/ngx/apikey_unit_wait.c src/ngx_http_apikey_wait.c
 
 .PHONY: all module cli deps test unit prove run bench install clean deb \
-        test-deb
+        test-deb browser-deps test-browser
 
 all: module cli
 
@@ -126,6 +140,23 @@ prove: all
 
 test: deps all unit prove
 
+browser-deps:
+	@$(call apikey_need,$(BROWSER_DEPS))
+	@if ! command -v npm >/dev/null; then \
+	    $(call apikey_need,nodejs npm); \
+	fi
+
+$(PUPPETEER): t/browser/package.json t/browser/package-lock.json \
+    | browser-deps
+	mkdir -p $(BROWSER_DIR)
+	cp t/browser/package.json t/browser/package-lock.json $(BROWSER_DIR)/
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix $(BROWSER_DIR) \
+	    --ignore-scripts --no-audit --no-fund
+	touch $@
+
+test-browser: deps all $(PUPPETEER)
+	prove -v -I t/lib t/61-console-browser.t
+
 run: deps all
 	bash demo/run.sh
 
@@ -143,6 +174,8 @@ install: all
 	install -D -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/apikey
 	install -D -m 0644 docs/apikey.1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/apikey.1
+	install -d $(DESTDIR)$(CONSOLE_DIR)
+	install -m 0644 $(CONSOLE_FILES) $(DESTDIR)$(CONSOLE_DIR)/
 
 # Built from a copy of the tracked files (uncommitted changes included) in
 # build/deb/src: dpkg-buildpackage writes into the parent directory and

@@ -2,7 +2,8 @@
 #
 # make run: a private Redis and nginx on 127.0.0.1, in ./.run, protecting a
 # small demo API with the apikey module; two demo keys made with the apikey
-# tool, and curl commands that show 200, 401 and 403.  Ctrl-C stops it all.
+# tool, curl commands that show 200, 401 and 403, and the key console
+# (console/) over the module's admin API.  Ctrl-C stops it all.
 #
 # Ports: APIKEY_DEMO_PORT (nginx, default 8080 or the next free one),
 # APIKEY_DEMO_REDIS_PORT (default 6390 or the next free one).  Nothing
@@ -174,8 +175,9 @@ http {
             proxy_pass http://127.0.0.1:$UP_PORT;
         }
 
-        # the admin API (docs/directives.md, apikey_admin): keys over HTTP,
-        # for this machine only in the demo
+        # the admin API the console calls; a real site protects it as it
+        # protects its other staff pages (auth_request to its session
+        # check, auth_basic, mTLS): here, only this machine may use it
         location /admin/keys/ {
             allow 127.0.0.1;
             deny all;
@@ -184,9 +186,22 @@ http {
             apikey_admin_scopes read:people write:people;
         }
 
+        location /admin/console/ {
+            allow 127.0.0.1;
+            deny all;
+
+            alias $ROOT/console/;
+
+            types {
+                text/html               html;
+                text/css                css;
+                application/javascript  js;
+            }
+        }
+
         location = / {
             default_type text/plain;
-            return 200 "apikey demo: try /api/people and /api/w/acme/projects\n";
+            return 200 "apikey demo: try /api/people and /api/w/acme/projects, or the console at /admin/console/\n";
         }
     }
 
@@ -310,7 +325,11 @@ try 200 "its own organisation" \
 try 403 "another organisation" \
     -H 'Authorization: Bearer $READER' "$BASE/api/w/globex/projects"
 
-say "Manage the keys with the tool (APIKEY_REDIS=$REDIS):"
+say "Manage the keys in the console, in a browser on this machine:"
+say ""
+say "  $BASE/admin/console/"
+say ""
+say "or with the tool (APIKEY_REDIS=$REDIS):"
 say ""
 say "  APIKEY_REDIS=$REDIS build/apikey list"
 say "  APIKEY_REDIS=$REDIS build/apikey revoke <id>    # next request: 401"

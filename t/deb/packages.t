@@ -86,7 +86,9 @@ for my $pkg (@PACKAGES) {
 }
 my %has = map { $_ => 1 } map { @$_ } values %files;
 ok($has{$_}, "the packages hold $_")
-    for $SO, $SNIPPET, $CLI, '/usr/share/man/man1/apikey.1.gz';
+    for $SO, $SNIPPET, $CLI, '/usr/share/man/man1/apikey.1.gz',
+        map { "/usr/share/ngx_http_apikey_module/console/$_" }
+            qw(index.html console.css console.js);
 
 is(readlink($LINK), $SNIPPET, "postinst links $LINK to the snippet");
 open(my $fh, '<', $SNIPPET) or die "$SNIPPET: $!";

@@ -30,7 +30,8 @@ package ApiKey::Test;
 #                               apikey_redis_timeout is scaled too (see
 #                               ApiKey::Test::Nginx::_slow_defaults)
 #   APIKEY_TEST_LIFETIME        seconds any child may live (300)
-#   APIKEY_TEST_KEEP            keep the temporary directory
+#   APIKEY_TEST_KEEP            keep the temporary directory (a failed
+#                               test keeps it anyway)
 
 use strict;
 use warnings;

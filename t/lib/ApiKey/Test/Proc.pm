@@ -18,6 +18,7 @@ use Exporter 'import';
 use Carp qw(croak);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Path ();
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
@@ -47,12 +48,13 @@ sub project_root {
 
 
 # One temporary directory per test file, removed at the end unless
-# APIKEY_TEST_KEEP is set.  World-readable so that nginx workers running as
-# nobody can reach sockets and temp paths inside it.
+# APIKEY_TEST_KEEP is set or the test failed (its logs and screenshots are
+# what a reader of the failure needs; see stop_all).  World-readable so
+# that nginx workers running as nobody can reach sockets and temp paths
+# inside it.
 sub test_dir {
     return $dir if defined $dir;
-    $dir = tempdir('apikey-t-XXXXXX', TMPDIR => 1,
-        CLEANUP => !$ENV{APIKEY_TEST_KEEP});
+    $dir = tempdir('apikey-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
     chmod 0755, $dir;
     _watchdog();
     print {$watchdog_fh} "D$dir\n" unless $ENV{APIKEY_TEST_KEEP};
@@ -273,14 +275,21 @@ sub stop_child {
 }
 
 sub stop_all {
+    my ($failed) = @_;
     return unless $$ == $owner;
     stop_child($_) for reverse @{[ @children ]};
     if ($watchdog_fh) {
-        # File::Temp removes the directory after this END block
+        # the directory is removed here, or kept, not by the watchdog
         print {$watchdog_fh} "d\n";
         close $watchdog_fh;
         waitpid($watchdog_pid, 0);
         undef $watchdog_fh;
+    }
+    return if !defined $dir || $ENV{APIKEY_TEST_KEEP};
+    if ($failed) {
+        print STDERR "# the test failed: its directory is kept: $dir\n";
+    } else {
+        File::Path::rmtree($dir);
     }
 }
 
@@ -288,9 +297,14 @@ sub stop_all {
 # A test that dies, or is interrupted, still cleans up.
 $SIG{INT} = $SIG{TERM} = $SIG{HUP} = sub { exit 130 };
 
+# Test::Builder's own END block, which turns failures into the exit
+# status, runs after this one: a failure is seen as a test that died ($?)
+# or one that is no longer passing.
 END {
+    my $failed = $? != 0
+        || (Test::Builder->can('new') && !Test::Builder->new->is_passing);
     local $?;
-    stop_all();
+    stop_all($failed);
 }
 
 
