@@ -969,14 +969,9 @@ apikey_redis_append(apikey_redis_t *c, ...)
 int
 apikey_redis_vappend(apikey_redis_t *c, va_list args)
 {
-    int          argc, len;
-    char        *cmd, *out;
-    size_t       size, argvlen[APIKEY_REDIS_ARGS];
+    int          argc;
+    size_t       argvlen[APIKEY_REDIS_ARGS];
     const char  *argv[APIKEY_REDIS_ARGS], *arg;
-
-    if (c->err) {
-        return -1;
-    }
 
     for (argc = 0; (arg = va_arg(args, const char *)) != NULL; argc++) {
 
@@ -986,6 +981,22 @@ apikey_redis_vappend(apikey_redis_t *c, va_list args)
 
         argv[argc] = arg;
         argvlen[argc] = strlen(arg);
+    }
+
+    return apikey_redis_append_argv(c, argc, argv, argvlen);
+}
+
+
+int
+apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int     len;
+    char   *cmd, *out;
+    size_t  size;
+
+    if (c->err) {
+        return -1;
     }
 
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);

@@ -108,6 +108,8 @@ void apikey_redis_free(apikey_redis_t *c);
 /* queues one command; the arguments are strings ending with NULL */
 int apikey_redis_append(apikey_redis_t *c, ...);
 int apikey_redis_vappend(apikey_redis_t *c, va_list args);
+int apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
+    const size_t *argvlen);
 
 /* sends what was queued; returns 0, or -1 with c->err set */
 int apikey_redis_flush(apikey_redis_t *c);

@@ -51,7 +51,7 @@ size_t
 apikey_tx_queue_argv(apikey_tx_t *tx, int argc, const char **argv,
     const size_t *argvlen)
 {
-    if (redisAppendCommandArgv(tx->ctx, argc, argv, argvlen) != REDIS_OK) {
+    if (apikey_redis_append_argv(tx->ctx, argc, argv, argvlen) != 0) {
         tx->failed = 1;
     }
 
