@@ -16,6 +16,7 @@
 
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_rate.h"
 #include "ngx_http_apikey_redis.h"
 
 
@@ -26,6 +27,12 @@ typedef struct {
     ngx_str_t                        scopes;
     time_t                           expires_at;
     unsigned                         revoked:1;
+
+    /* the key's own rate limit: read only where apikey_rate_limit applies */
+    ngx_http_apikey_rate_t           rate;        /* requests 0: none */
+    uint32_t                         burst;
+    unsigned                         has_burst:1;
+    unsigned                         rate_invalid:1;
 } ngx_http_apikey_record_t;
 
 
@@ -34,6 +41,9 @@ typedef struct {
  * with the same pair share the lookup command, in-flight lookups and, in
  * the cache, entries and invalidations.
  */
+
+typedef struct ngx_http_apikey_rate_conf_s  ngx_http_apikey_rate_conf_t;
+
 
 typedef struct {
     ngx_http_apikey_redis_server_t  *server;
@@ -90,6 +100,8 @@ typedef struct {
     ngx_flag_t                       upstream_headers;
     ngx_flag_t                       hide_credentials;
     ngx_shm_zone_t                  *cache;        /* NULL: off */
+
+    ngx_http_apikey_rate_conf_t     *rate_limit;   /* NULL: none */
 
     ngx_http_apikey_source_t        *source;
 
