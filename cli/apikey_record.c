@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ngx_http_apikey_rate.h"
 #include "apikey_record.h"
 #include "apikey_time.h"
 
@@ -16,6 +17,7 @@ static void apikey_record_key(apikey_record_t *rec,
 static char **apikey_record_field(
     apikey_record_t *rec, const char *name, size_t len);
 static void apikey_record_json_time(FILE *f, const char *name, int64_t t);
+static void apikey_record_json_limit(FILE *f, apikey_record_t *rec);
 static const char *apikey_record_time(int64_t t, const char *none, char *buf);
 
 
@@ -117,6 +119,8 @@ apikey_record_free(apikey_record_t *rec)
     free(rec->hint);
     free(rec->prefix);
     free(rec->replaced_by);
+    free(rec->rate);
+    free(rec->burst);
 
     rec->id = NULL;
     rec->name = NULL;
@@ -125,6 +129,8 @@ apikey_record_free(apikey_record_t *rec)
     rec->hint = NULL;
     rec->prefix = NULL;
     rec->replaced_by = NULL;
+    rec->rate = NULL;
+    rec->burst = NULL;
 }
 
 
@@ -273,6 +279,8 @@ apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
     fputs(",\"replaced_by\":", f);
     apikey_json_string(f, rec->replaced_by);
 
+    apikey_record_json_limit(f, rec);
+
     putc('}', f);
 }
 
@@ -297,12 +305,20 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
         { "last used", apikey_record_time(rec->last_used_at,
                                           "never", used) },
         { "state", apikey_record_state(rec, now) },
-        { "replaced by", rec->replaced_by }
+        { "replaced by", rec->replaced_by },
+        { "rate", rec->rate },
+        { "burst", rec->burst }
     };
 
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 
-        if (rows[i][1] == NULL && strcmp(rows[i][0], "replaced by") == 0) {
+        /* the optional fields are shown when present */
+
+        if (rows[i][1] == NULL
+            && (strcmp(rows[i][0], "replaced by") == 0
+                || strcmp(rows[i][0], "rate") == 0
+                || strcmp(rows[i][0], "burst") == 0))
+        {
             continue;
         }
 
@@ -377,7 +393,9 @@ apikey_record_field(apikey_record_t *rec, const char *name, size_t len)
         { "scopes", &rec->scopes },
         { "hint", &rec->hint },
         { "prefix", &rec->prefix },
-        { "replaced_by", &rec->replaced_by }
+        { "replaced_by", &rec->replaced_by },
+        { "rate", &rec->rate },
+        { "burst", &rec->burst }
     };
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -406,6 +424,34 @@ apikey_record_json_time(FILE *f, const char *name, int64_t t)
 
     apikey_time_format(t, buf);
     fprintf(f, "\"%s\"", buf);
+}
+
+
+/*
+ * "rate" as written, "burst" a number: null when absent, and a malformed
+ * value (another writer's) as the string it is
+ */
+
+static void
+apikey_record_json_limit(FILE *f, apikey_record_t *rec)
+{
+    uint32_t  burst;
+
+    fputs(",\"rate\":", f);
+    apikey_json_string(f, rec->rate);
+
+    fputs(",\"burst\":", f);
+
+    if (rec->burst
+        && ngx_http_apikey_rate_burst((const unsigned char *) rec->burst,
+                                      strlen(rec->burst), &burst)
+           == 0)
+    {
+        fprintf(f, "%u", (unsigned) burst);
+        return;
+    }
+
+    apikey_json_string(f, rec->burst);
 }
 
 

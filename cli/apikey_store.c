@@ -501,6 +501,14 @@ apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
                         "prefix", rec->prefix,
                         NULL);
 
+    if (rec->rate) {
+        apikey_store_queue_field(store, tx, rec, "rate", rec->rate);
+    }
+
+    if (rec->burst) {
+        apikey_store_queue_field(store, tx, rec, "burst", rec->burst);
+    }
+
     if (rec->expires_at) {
         apikey_store_queue_keep(store, tx, rec, rec->expires_at);
     }

@@ -288,6 +288,44 @@ subtest 'a reload keeps the zone and its counts' => sub {
         'Retry-After close to a minute');
 };
 
+subtest 'the apikey tool writes rate and burst, nginx enforces them' => sub {
+    my $k = run_cli_json({ redis => $redis }, 'create', '--name', 'Plan',
+        '--rate', '1r/m', '--burst', '1');
+    is($k->{rate}, '1r/m', 'create --json: rate');
+    is($k->{burst}, 1, 'create --json: burst, a number');
+    is(seq('/api/x', $k->{key}, 3), '200 200 429', 'nginx: 1 + burst 1');
+
+    my $show = run_cli_json({ redis => $redis }, 'show', $k->{id});
+    is_deeply([@$show{qw(rate burst)}], ['1r/m', 1], 'show --json');
+    my $table = run_cli({ redis => $redis }, 'show', $k->{id});
+    like($table->{out}, qr/^rate\s+1r\/m$/m, 'show: a rate row');
+
+    my $rot = run_cli_json({ redis => $redis }, 'rotate', $k->{id});
+    is_deeply([@$rot{qw(rate burst)}], ['1r/m', 1],
+        'rotate: the new key keeps the limit');
+
+    my $up = run_cli_json({ redis => $redis }, 'update', $rot->{id},
+        '--rate', '6000r/m', '--burst', '');
+    is_deeply([@$up{qw(rate burst)}], ['6000r/m', undef],
+        'update --rate, --burst "" removes the burst');
+    my $res = get('/api/x', $rot->{key});
+    is($res->header('ratelimit-policy'), '"default";q=6000;w=60',
+        'nginx reads the updated rate');
+
+    my $r = run_cli({ redis => $redis }, 'update', $rot->{id},
+        '--rate', '5r/h');
+    is($r->{code}, 2, 'update --rate 5r/h: a usage error');
+    like($r->{err}, qr/invalid --rate "5r\/h"/, 'says why');
+
+    my $none = run_cli_json({ redis => $redis }, 'create', '--name', 'Free');
+    is_deeply([@$none{qw(rate burst)}], [undef, undef],
+        'no --rate: null in --json');
+    my $hgetall = { @{ $redis->cmd('HGETALL',
+        key_hash($none->{key})) } };
+    ok(!exists $hgetall->{rate} && !exists $hgetall->{burst},
+        'and no field in the record');
+};
+
 subtest 'nginx -t: the directives\' checks' => sub {
     my @bad = (
         ['apikey_rate_limit_zone keys;', qr/invalid zone "keys"/],
