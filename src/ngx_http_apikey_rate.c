@@ -17,7 +17,7 @@ int
 ngx_http_apikey_rate_parse(const unsigned char *value, size_t len,
     ngx_http_apikey_rate_t *rate)
 {
-    uint32_t  n;
+    uint32_t  n, period;
 
     /* the shortest rate is "1r/s" */
 
@@ -31,11 +31,11 @@ ngx_http_apikey_rate_parse(const unsigned char *value, size_t len,
     switch (value[len - 1]) {
 
     case 's':
-        rate->period = 1;
+        period = 1;
         break;
 
     case 'm':
-        rate->period = 60;
+        period = 60;
         break;
 
     default:
@@ -50,7 +50,10 @@ ngx_http_apikey_rate_parse(const unsigned char *value, size_t len,
         return -1;
     }
 
+    /* a refused value leaves *rate as it was */
+
     rate->requests = n;
+    rate->period = period;
 
     return 0;
 }

@@ -79,6 +79,13 @@ ngx_http_apikey_unit_rate_parse(void)
         snprintf(name, sizeof(name), "rate \"%s\"", rows[i].value);
         ngx_http_apikey_unit_is_int(rc, rows[i].rc, name);
 
+        if (rc != 0) {
+            snprintf(name, sizeof(name), "rate \"%s\" refused: *rate as it "
+                     "was", rows[i].value);
+            ngx_http_apikey_unit_ok(rate.requests == 0 && rate.period == 0,
+                                    name);
+        }
+
         if (rc == 0) {
             snprintf(name, sizeof(name), "rate \"%s\": requests",
                      rows[i].value);
