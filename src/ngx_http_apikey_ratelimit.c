@@ -64,7 +64,8 @@ static void ngx_http_apikey_ratelimit_delayed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_ratelimit_header_filter(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_ratelimit_header(ngx_http_request_t *r,
-    char *name, u_char *value, u_char *last);
+    char *name, ngx_str_t *value);
+static u_char *ngx_http_apikey_ratelimit_number(u_char *p, uint32_t n);
 static void ngx_http_apikey_ratelimit_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_apikey_ratelimit_init_zone(ngx_shm_zone_t *shm_zone,
@@ -416,10 +417,9 @@ ngx_http_apikey_ratelimit_delayed(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_apikey_ratelimit_header_filter(ngx_http_request_t *r)
 {
-    u_char                 buf[sizeof("\"default\";q=;w=")
-                               + 2 * NGX_INT32_LEN];
-    u_char                *p;
-    ngx_uint_t             status;
+    u_char                 *p;
+    ngx_str_t               value;
+    ngx_uint_t              status;
     ngx_http_apikey_ctx_t  *ctx;
 
     if (r != r->main) {
@@ -434,37 +434,56 @@ ngx_http_apikey_ratelimit_header_filter(ngx_http_request_t *r)
 
     status = r->headers_out.status;
 
-    if (status == NGX_HTTP_TOO_MANY_REQUESTS
-        && ctx->status == NGX_HTTP_APIKEY_RATE_LIMITED)
-    {
-        p = ngx_sprintf(buf, "%uD", ctx->rate_reset);
-
-        if (ngx_http_apikey_ratelimit_header(r, "Retry-After", buf, p)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (status < NGX_HTTP_OK
-               || status >= NGX_HTTP_SPECIAL_RESPONSE
-               || ctx->status != NGX_HTTP_APIKEY_OK)
+    if (!(status == NGX_HTTP_TOO_MANY_REQUESTS
+          && ctx->status == NGX_HTTP_APIKEY_RATE_LIMITED)
+        && (status < NGX_HTTP_OK
+            || status >= NGX_HTTP_SPECIAL_RESPONSE
+            || ctx->status != NGX_HTTP_APIKEY_OK))
     {
         return ngx_http_next_header_filter(r);
     }
 
-    p = ngx_sprintf(buf, "\"default\";q=%uD;w=%uD",
-                    ctx->rate_quota, ctx->rate_window);
+    /* one allocation for the three values; ngx_sprintf() costs more */
 
-    if (ngx_http_apikey_ratelimit_header(r, "RateLimit-Policy", buf, p)
+    p = ngx_pnalloc(r->pool, sizeof("\"default\";q=;w=\"default\";r=;t=") - 1
+                             + 5 * NGX_INT32_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (status == NGX_HTTP_TOO_MANY_REQUESTS) {
+        value.data = p;
+        p = ngx_http_apikey_ratelimit_number(p, ctx->rate_reset);
+        value.len = p - value.data;
+
+        if (ngx_http_apikey_ratelimit_header(r, "Retry-After", &value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    value.data = p;
+    p = ngx_cpymem(p, "\"default\";q=", sizeof("\"default\";q=") - 1);
+    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_quota);
+    p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
+    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_window);
+    value.len = p - value.data;
+
+    if (ngx_http_apikey_ratelimit_header(r, "RateLimit-Policy", &value)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(buf, "\"default\";r=%uD;t=%uD",
-                    ctx->rate_remaining, ctx->rate_reset);
+    value.data = p;
+    p = ngx_cpymem(p, "\"default\";r=", sizeof("\"default\";r=") - 1);
+    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_remaining);
+    p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
+    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_reset);
+    value.len = p - value.data;
 
-    if (ngx_http_apikey_ratelimit_header(r, "RateLimit", buf, p) != NGX_OK) {
+    if (ngx_http_apikey_ratelimit_header(r, "RateLimit", &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -474,7 +493,7 @@ ngx_http_apikey_ratelimit_header_filter(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_apikey_ratelimit_header(ngx_http_request_t *r, char *name,
-    u_char *value, u_char *last)
+    ngx_str_t *value)
 {
     ngx_table_elt_t  *h;
 
@@ -483,22 +502,32 @@ ngx_http_apikey_ratelimit_header(ngx_http_request_t *r, char *name,
         return NGX_ERROR;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, last - value);
-    if (h->value.data == NULL) {
-        h->hash = 0;
-        return NGX_ERROR;
-    }
-
     h->hash = 1;
     h->key.data = (u_char *) name;
     h->key.len = ngx_strlen(name);
-    h->value.len = ngx_cpymem(h->value.data, value, last - value)
-                   - h->value.data;
+    h->value = *value;
 #if (nginx_version >= 1023000)
     h->next = NULL;
 #endif
 
     return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_apikey_ratelimit_number(u_char *p, uint32_t n)
+{
+    u_char   digits[NGX_INT32_LEN];
+    u_char  *d;
+
+    d = digits + NGX_INT32_LEN;
+
+    do {
+        *--d = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, d, digits + NGX_INT32_LEN - d);
 }
 
 
