@@ -74,6 +74,14 @@ static ngx_int_t ngx_http_apikey_ratelimit_init_zone(ngx_shm_zone_t *shm_zone,
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
+/*
+ * The tag of the zones: not the module's, which apikey_cache_zone's carry,
+ * so that nginx tells the two apart, at startup and across a reload that
+ * gives one's name to the other.  The module stays loaded over a reload:
+ * the address, and the zone, stay the same.
+ */
+static u_char  ngx_http_apikey_ratelimit_tag;
+
 
 ngx_http_apikey_status_e
 ngx_http_apikey_ratelimit_check(ngx_http_request_t *r,
@@ -580,9 +588,8 @@ ngx_http_apikey_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* the module's tag, as for the cache: a reload finds the zone again */
-
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_apikey_module);
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_apikey_ratelimit_tag);
     if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -645,7 +652,7 @@ ngx_http_apikey_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             rlcf->zone = ngx_shared_memory_add(cf, &s, 0,
-                                               &ngx_http_apikey_module);
+                                               &ngx_http_apikey_ratelimit_tag);
             if (rlcf->zone == NULL) {
                 return NGX_CONF_ERROR;
             }

@@ -343,6 +343,10 @@ subtest 'nginx -t: the directives\' checks' => sub {
             . 'apikey_rate_limit zone=keys;', qr/is duplicate/],
         ['apikey_rate_limit_zone keys:1m; apikey_rate_limit_zone keys:1m;',
             qr/duplicate zone "keys"/],
+        ['apikey_cache_zone zone=keys:1m; apikey_rate_limit_zone keys:1m;',
+            qr/zone "keys" is already declared for a different use/],
+        ['apikey_cache_zone zone=keys:1m; apikey_rate_limit zone=keys;',
+            qr/zone "keys" is already declared for a different use/],
     );
     for my $case (@bad) {
         my ($http, $re) = @$case;
