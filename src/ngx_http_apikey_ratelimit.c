@@ -65,6 +65,8 @@ static ngx_int_t ngx_http_apikey_ratelimit_header_filter(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_ratelimit_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
+static u_char *ngx_http_apikey_ratelimit_item(u_char *p, u_char k1,
+    uint32_t v1, u_char k2, uint32_t v2);
 static u_char *ngx_http_apikey_ratelimit_number(u_char *p, uint32_t n);
 static void ngx_http_apikey_ratelimit_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
@@ -472,10 +474,8 @@ ngx_http_apikey_ratelimit_header_filter(ngx_http_request_t *r)
     }
 
     value.data = p;
-    p = ngx_cpymem(p, "\"default\";q=", sizeof("\"default\";q=") - 1);
-    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_quota);
-    p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
-    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_window);
+    p = ngx_http_apikey_ratelimit_item(p, 'q', ctx->rate_quota,
+                                       'w', ctx->rate_window);
     value.len = p - value.data;
 
     if (ngx_http_apikey_ratelimit_header(r, "RateLimit-Policy", &value)
@@ -485,10 +485,8 @@ ngx_http_apikey_ratelimit_header_filter(ngx_http_request_t *r)
     }
 
     value.data = p;
-    p = ngx_cpymem(p, "\"default\";r=", sizeof("\"default\";r=") - 1);
-    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_remaining);
-    p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
-    p = ngx_http_apikey_ratelimit_number(p, ctx->rate_reset);
+    p = ngx_http_apikey_ratelimit_item(p, 'r', ctx->rate_remaining,
+                                       't', ctx->rate_reset);
     value.len = p - value.data;
 
     if (ngx_http_apikey_ratelimit_header(r, "RateLimit", &value) != NGX_OK) {
@@ -519,6 +517,26 @@ ngx_http_apikey_ratelimit_header(ngx_http_request_t *r, char *name,
 #endif
 
     return NGX_OK;
+}
+
+
+/* a structured field item: the policy's name and two parameters */
+
+static u_char *
+ngx_http_apikey_ratelimit_item(u_char *p, u_char k1, uint32_t v1, u_char k2,
+    uint32_t v2)
+{
+    p = ngx_cpymem(p, "\"default\";", sizeof("\"default\";") - 1);
+
+    *p++ = k1;
+    *p++ = '=';
+    p = ngx_http_apikey_ratelimit_number(p, v1);
+
+    *p++ = ';';
+    *p++ = k2;
+    *p++ = '=';
+
+    return ngx_http_apikey_ratelimit_number(p, v2);
 }
 
 
