@@ -36,14 +36,15 @@ typedef struct {
 } ngx_http_apikey_record_t;
 
 
+/* apikey_rate_limit's settings: ngx_http_apikey_ratelimit.h */
+typedef struct ngx_http_apikey_rate_conf_s  ngx_http_apikey_rate_conf_t;
+
+
 /*
  * Where records come from: a Redis server and a key prefix.  Locations
  * with the same pair share the lookup command, in-flight lookups and, in
  * the cache, entries and invalidations.
  */
-
-typedef struct ngx_http_apikey_rate_conf_s  ngx_http_apikey_rate_conf_t;
-
 
 typedef struct {
     ngx_http_apikey_redis_server_t  *server;
