@@ -10,6 +10,7 @@
 use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::CacheTest qw(worker_of wait_live);
+use IO::Socket::INET;
 
 my $WORKERS = 2;
 
@@ -229,6 +230,24 @@ subtest 'without nodelay the excess waits its turn' => sub {
     cmp_ok($ok[1] // 0, '>=', 0.8,
         sprintf('the second waited a request\'s time (%.2fs)',
             $ok[1] // 0));
+};
+
+subtest 'a client that leaves while its request waits' => sub {
+    my $t = key_with(id => 'k_leaves', rate => '1r/s');
+    is(get('/delay/x', $t)->status, 200, 'the first passes at once');
+    my $mark = $nginx->mark;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $nginx->port, Proto => 'tcp') or die "connect: $!";
+    print {$s} "GET /delay/x HTTP/1.1\r\nHost: x\r\n"
+        . "Authorization: Bearer $t\r\n\r\n";
+    sleep 0.2;
+    close $s;
+    ok(wait_until(sub { $nginx->error_log_since($mark)
+        =~ /client prematurely closed connection/ }, slack(2)),
+        'the waiting request ends when its client leaves');
+    sleep 1.2;
+    is(get('/delay/x', $t)->status, 200,
+        'nginx goes on; the bucket drained meanwhile');
 };
 
 subtest 'limit_except: the limit of the methods it names' => sub {
