@@ -25,6 +25,7 @@
 #include "ngx_http_apikey_last_used.h"
 #include "ngx_http_apikey_variables.h"
 #include "ngx_http_apikey_metrics.h"
+#include "ngx_http_apikey_ratelimit.h"
 
 
 /* "time | off": the least time, and what is said of a wrong value */
@@ -237,6 +238,21 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       offsetof(ngx_http_apikey_loc_conf_t, hide_credentials),
       NULL },
 
+    { ngx_string("apikey_rate_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_ratelimit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("apikey_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_1MORE,
+      ngx_http_apikey_ratelimit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("apikey_metrics"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_apikey_metrics,
@@ -372,10 +388,23 @@ static ngx_int_t
 ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx)
 {
+    if (ctx->rate_delayed) {
+        ctx->rate_delayed = 0;
+        return NGX_OK;
+    }
+
     ctx->status = ctx->lookup;
 
     if (ctx->found) {
         ctx->status = ngx_http_apikey_policy(r, alcf, &ctx->record);
+
+        /* the last check: a request refused by another does not count */
+
+        if (ctx->status == NGX_HTTP_APIKEY_OK && alcf->rate_limit
+            && !ctx->rate_checked)
+        {
+            ctx->status = ngx_http_apikey_ratelimit_check(r, alcf, ctx);
+        }
     }
 
     ctx->decided = 1;
@@ -398,6 +427,10 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
 
     if (ngx_http_apikey_headers_identity(r, alcf, &ctx->record) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->rate_delay) {
+        return ngx_http_apikey_ratelimit_delay(r, ctx);
     }
 
     return NGX_OK;
@@ -543,6 +576,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->hide_credentials = NGX_CONF_UNSET;
     conf->cache = NGX_CONF_UNSET_PTR;
     conf->cache_stale = NGX_CONF_UNSET_MSEC;
+    conf->rate_limit = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -579,6 +613,7 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
     ngx_conf_merge_msec_value(conf->cache_stale, prev->cache_stale, 0);
+    ngx_conf_merge_ptr_value(conf->rate_limit, prev->rate_limit, NULL);
 
     /* zones are checked here: one may be used before it is declared */
 
@@ -586,6 +621,10 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown apikey_cache zone \"%V\"",
                            &conf->cache->shm.name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_apikey_ratelimit_merge(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1263,6 +1302,10 @@ ngx_http_apikey_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_apikey_access_handler;
+
+    if (ngx_http_apikey_ratelimit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 

@@ -53,7 +53,9 @@ enum {
     APIKEY_OPT_NO_EXPIRY,
     APIKEY_OPT_PREFIX,
     APIKEY_OPT_GRACE,
-    APIKEY_OPT_JSON
+    APIKEY_OPT_JSON,
+    APIKEY_OPT_RATE,
+    APIKEY_OPT_BURST
 };
 
 #define APIKEY_O(opt)            (1U << APIKEY_OPT_ ## opt)
@@ -83,6 +85,8 @@ typedef struct {
     const char            *org;
     const char            *prefix;
     char                  *scopes;       /* space-separated, or NULL */
+    const char            *rate;         /* "" removes it */
+    const char            *burst;        /* "" removes it */
     int64_t                expires_at;
     int64_t                grace;
     unsigned               options;

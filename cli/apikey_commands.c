@@ -29,6 +29,8 @@
 
 
 static int apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old);
+static int apikey_update_limit(apikey_cli_t *cli, apikey_tx_t *tx,
+    apikey_record_t *rec);
 static int apikey_new_key(apikey_cli_t *cli, const char *prefix,
     apikey_record_t *like, unsigned char *key, apikey_record_t *rec);
 static int apikey_list_print(apikey_cli_t *cli, apikey_store_list_t *list);
@@ -43,7 +45,8 @@ apikey_command_t  apikey_commands[] = {
     { "create",
       apikey_create,
       APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_O(ORG) | APIKEY_O(EXPIRES_IN)
-      | APIKEY_O(EXPIRES_AT) | APIKEY_O(PREFIX) | APIKEY_O(JSON),
+      | APIKEY_O(EXPIRES_AT) | APIKEY_O(PREFIX) | APIKEY_O(JSON)
+      | APIKEY_O(RATE) | APIKEY_O(BURST),
       NULL },
 
     { "list",
@@ -58,7 +61,8 @@ apikey_command_t  apikey_commands[] = {
 
     { "update",
       apikey_update,
-      APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY | APIKEY_O(JSON),
+      APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY | APIKEY_O(JSON)
+      | APIKEY_O(RATE) | APIKEY_O(BURST),
       "ID" },
 
     { "revoke",
@@ -95,6 +99,8 @@ apikey_create(apikey_cli_t *cli)
     like.org = (char *) cli->org;
     like.scopes = cli->scopes;
     like.expires_at = cli->expires_at;
+    like.rate = (char *) cli->rate;
+    like.burst = (char *) cli->burst;
 
     rc = apikey_new_key(cli, cli->prefix, &like, key, &rec);
     if (rc != APIKEY_OK) {
@@ -222,6 +228,12 @@ apikey_update(apikey_cli_t *cli)
             if (!rec.revoked) {
                 apikey_store_queue_keep(&cli->store, &tx, &rec, rec.expires_at);
             }
+        }
+
+        if (apikey_update_limit(cli, &tx, &rec) != APIKEY_OK) {
+            apikey_tx_end(&tx);
+            ngx_http_apikey_object_free(&rec);
+            return apikey_fail("out of memory");
         }
 
         done = apikey_tx_exec(&tx);
@@ -559,6 +571,41 @@ failed:
 }
 
 
+/* --rate and --burst of update; an empty value writes the field empty */
+
+static int
+apikey_update_limit(apikey_cli_t *cli, apikey_tx_t *tx, apikey_record_t *rec)
+{
+    size_t        i;
+    char        **field;
+    const char   *value, *name;
+
+    for (i = 0; i < 2; i++) {
+        value = i ? cli->burst : cli->rate;
+        name = i ? "burst" : "rate";
+        field = i ? &rec->burst : &rec->rate;
+
+        if (value == NULL) {
+            continue;
+        }
+
+        apikey_store_queue_field(&cli->store, tx, rec, name, value);
+
+        free(*field);
+        *field = NULL;
+
+        if (value[0]) {
+            *field = strdup(value);
+            if (*field == NULL) {
+                return APIKEY_ERROR;
+            }
+        }
+    }
+
+    return APIKEY_OK;
+}
+
+
 static int
 apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
 {
@@ -624,9 +671,17 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
     rec->scopes = strdup(like->scopes ? like->scopes : "");
     rec->expires_at = like->expires_at;
 
+    /* a rotated key keeps its rate limit */
+
+    rec->rate = (like->rate && like->rate[0]) ? strdup(like->rate) : NULL;
+    rec->burst = (like->burst && like->burst[0]) ? strdup(like->burst)
+                                                 : NULL;
+
     if (rec->hint == NULL || rec->prefix == NULL
         || (like->name && rec->name == NULL)
-        || (like->org && rec->org == NULL) || rec->scopes == NULL)
+        || (like->org && rec->org == NULL) || rec->scopes == NULL
+        || (like->rate && like->rate[0] && rec->rate == NULL)
+        || (like->burst && like->burst[0] && rec->burst == NULL))
     {
         OPENSSL_cleanse(key, n);
         ngx_http_apikey_object_free(rec);

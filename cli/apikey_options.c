@@ -12,6 +12,7 @@
 
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_rate.h"
 #include "apikey.h"
 #include "apikey_commands.h"
 #include "apikey_options.h"
@@ -35,6 +36,8 @@
 
 static int apikey_option(apikey_cli_t *cli, int opt, const char *value);
 static int apikey_scope_add(apikey_cli_t *cli, const char *value);
+static int apikey_rate_option(apikey_cli_t *cli, const char *value);
+static int apikey_burst_option(apikey_cli_t *cli, const char *value);
 static int apikey_check(apikey_cli_t *cli, apikey_command_t *cmd);
 
 
@@ -65,6 +68,8 @@ static struct option  apikey_long_options[] = {
     { "prefix", required_argument, NULL, APIKEY_V(PREFIX) },
     { "grace", required_argument, NULL, APIKEY_V(GRACE) },
     { "json", no_argument, NULL, APIKEY_V(JSON) },
+    { "rate", required_argument, NULL, APIKEY_V(RATE) },
+    { "burst", required_argument, NULL, APIKEY_V(BURST) },
     { NULL, 0, NULL, 0 }
 };
 
@@ -215,11 +220,13 @@ apikey_usage(FILE *f)
 "\n"
 "commands:\n"
 "  create --name NAME [--scope S]... [--org ORG]\n"
-"         [--expires-in DUR | --expires-at TIME] [--prefix P] [--json]\n"
+"         [--expires-in DUR | --expires-at TIME] [--prefix P]\n"
+"         [--rate RATE] [--burst N] [--json]\n"
 "  list   [--org ORG] [--json]\n"
 "  show   ID [--json]\n"
 "  update ID [--name NAME] [--scope S]...\n"
-"         [--expires-in DUR | --expires-at TIME | --no-expiry] [--json]\n"
+"         [--expires-in DUR | --expires-at TIME | --no-expiry]\n"
+"         [--rate RATE] [--burst N] [--json]\n"
 "  revoke ID [--json]\n"
 "  rotate ID [--grace DUR] [--prefix P] [--json]\n"
 "  verify [--scope S]... [--org ORG] [--json] KEY|-\n"
@@ -249,7 +256,9 @@ apikey_usage(FILE *f)
 "  --sentinel-password-file PATH  the sentinels' password\n"
 "\n"
 "DUR is like 90m, 12h, 30d or 2s; TIME is RFC 3339, like\n"
-"2030-01-31T12:00:00Z.  A key is printed once, by create and rotate.\n"
+"2030-01-31T12:00:00Z.  RATE is like 100r/s or 6000r/m, as limit_req\n"
+"writes it; update --rate \"\" or --burst \"\" removes it.\n"
+"A key is printed once, by create and rotate.\n"
 "Exit status: 0 done, 1 runtime error, 2 usage error.\n",
     f);
 }
@@ -424,6 +433,12 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
         cli->grace = n;
         break;
 
+    case APIKEY_OPT_RATE:
+        return apikey_rate_option(cli, value);
+
+    case APIKEY_OPT_BURST:
+        return apikey_burst_option(cli, value);
+
     default:
         /* --help, --no-expiry and --json are flags */
         break;
@@ -510,6 +525,50 @@ apikey_scope_add(apikey_cli_t *cli, const char *value)
 }
 
 
+/* the module's own parser: what the tool writes, nginx reads */
+
+static int
+apikey_rate_option(apikey_cli_t *cli, const char *value)
+{
+    ngx_http_apikey_rate_t  rate;
+
+    if (value[0] != '\0'
+        && ngx_http_apikey_rate_parse((const unsigned char *) value,
+                                      strlen(value), &rate)
+           != 0)
+    {
+        return apikey_usage_error(
+                   "invalid --rate \"%s\": Nr/s or Nr/m, N from 1 to %d "
+                   "(like 100r/s, 6000r/m)", value, NGX_HTTP_APIKEY_RATE_MAX);
+    }
+
+    cli->rate = value;
+
+    return APIKEY_OK;
+}
+
+
+static int
+apikey_burst_option(apikey_cli_t *cli, const char *value)
+{
+    uint32_t  burst;
+
+    if (value[0] != '\0'
+        && ngx_http_apikey_rate_burst((const unsigned char *) value,
+                                      strlen(value), &burst)
+           != 0)
+    {
+        return apikey_usage_error(
+                   "invalid --burst \"%s\": a whole number of requests from "
+                   "0 to %d", value, NGX_HTTP_APIKEY_BURST_MAX);
+    }
+
+    cli->burst = value;
+
+    return APIKEY_OK;
+}
+
+
 static int
 apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
 {
@@ -586,12 +645,13 @@ apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
 
     if (cmd->handler == apikey_update
         && (cli->options
-            & (APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY))
+            & (APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY
+               | APIKEY_O(RATE) | APIKEY_O(BURST)))
            == 0)
     {
         return apikey_usage_error(
-                   "update needs --name, --scope, --expires-in, --expires-at "
-                   "or --no-expiry");
+                   "update needs --name, --scope, --expires-in, --expires-at, "
+                   "--no-expiry, --rate or --burst");
     }
 
     if (cli->arg && cmd->handler != apikey_verify

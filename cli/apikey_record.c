@@ -85,12 +85,20 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
         { "last used", apikey_record_time(rec->last_used_at,
                                           "never", used) },
         { "state", ngx_http_apikey_object_state(rec, now) },
-        { "replaced by", rec->replaced_by }
+        { "replaced by", rec->replaced_by },
+        { "rate", rec->rate },
+        { "burst", rec->burst }
     };
 
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 
-        if (rows[i][1] == NULL && strcmp(rows[i][0], "replaced by") == 0) {
+        /* the optional fields are shown when present */
+
+        if (rows[i][1] == NULL
+            && (strcmp(rows[i][0], "replaced by") == 0
+                || strcmp(rows[i][0], "rate") == 0
+                || strcmp(rows[i][0], "burst") == 0))
+        {
             continue;
         }
 

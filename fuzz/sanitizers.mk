@@ -43,7 +43,7 @@ FUZZ_CFLAGS    := -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_INCS      := $(addprefix -I $(NGX_BUILD)/, src/core src/event \
                   src/event/modules src/os/unix objs src/http \
                   src/http/modules src/http/v2) -I src
-FUZZ_TARGETS   := token key record admin
+FUZZ_TARGETS   := token key record admin rate
 FUZZ_HDRS      := $(wildcard src/ngx_http_apikey*.h)
 
 # $(call apikey_need,package ...): installs the Debian packages missing
@@ -127,12 +127,12 @@ $(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c src/ngx_http_apikey_policy.c \
 
 $(FUZZ_BUILD)/fuzz_record: fuzz/fuzz_record.c fuzz/ngx_stubs.c \
     src/ngx_http_apikey_record.c src/ngx_http_apikey_reader.c \
-    src/ngx_http_apikey_policy.c $(FUZZ_HDRS) \
+    src/ngx_http_apikey_policy.c src/ngx_http_apikey_rate.c $(FUZZ_HDRS) \
     | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_record.c \
 	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c \
 	    src/ngx_http_apikey_reader.c src/ngx_http_apikey_policy.c \
-	    -lhiredis -lcrypto
+	    src/ngx_http_apikey_rate.c -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
     src/ngx_http_apikey_key.h | $(FUZZ_BUILD)/.deps
@@ -141,12 +141,18 @@ $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
 
 $(FUZZ_BUILD)/fuzz_admin: fuzz/fuzz_admin.c src/ngx_http_apikey_admin_body.c \
     src/ngx_http_apikey_object.c src/ngx_http_apikey_policy.c \
-    src/ngx_http_apikey_time.c src/ngx_http_apikey_key.c $(FUZZ_HDRS) \
-    | $(FUZZ_BUILD)/.deps
+    src/ngx_http_apikey_time.c src/ngx_http_apikey_key.c \
+    src/ngx_http_apikey_rate.c $(FUZZ_HDRS) | $(FUZZ_BUILD)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_admin.c \
 	    src/ngx_http_apikey_admin_body.c src/ngx_http_apikey_object.c \
 	    src/ngx_http_apikey_policy.c src/ngx_http_apikey_time.c \
-	    src/ngx_http_apikey_key.c -ljansson -lcrypto
+	    src/ngx_http_apikey_key.c src/ngx_http_apikey_rate.c \
+	    -ljansson -lcrypto
+
+$(FUZZ_BUILD)/fuzz_rate: fuzz/fuzz_rate.c src/ngx_http_apikey_rate.c \
+    src/ngx_http_apikey_rate.h | $(FUZZ_BUILD)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_rate.c \
+	    src/ngx_http_apikey_rate.c
 
 fuzz: fuzz-build
 	@rc=0; \

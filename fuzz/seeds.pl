@@ -75,12 +75,16 @@ write_seeds('key',
     'hmac-empty'          => "\x01",
 );
 
+# the fields of NGX_HTTP_APIKEY_RECORD_FIELDS, those not given nil
+my $NF = 8;
+
 sub rec {
     my (@v) = @_;
+    push @v, undef while @v < $NF;
     return resp_array(map { resp_bulk($_) } @v);
 }
 
-my $nils5 = join '', (resp_nil()) x 5;
+my $nils5 = join '', (resp_nil()) x ($NF - 1);
 
 write_seeds('record',
     'record'              => "\xff" . rec('k_1', 'CI export', 'acme',
@@ -92,7 +96,11 @@ write_seeds('record',
         undef, undef),
     'record-bytewise'     => "\x00" . rec('k_3', undef, undef, undef,
         undef, undef),
-    'record-none'         => "\xff" . resp_array((resp_nil()) x 6),
+    'record-none'         => "\xff" . resp_array((resp_nil()) x $NF),
+    'record-rate'         => "\xff" . rec('k_1', (undef) x 5, '100r/s',
+        '20'),
+    'record-rate-minute'  => "\xff" . rec('k_1', (undef) x 5, '6000r/m'),
+    'record-bad-rate'     => "\xff" . rec('k_1', (undef) x 5, '1r/h', '-1'),
     'record-empty-id'     => "\xff" . rec('', 'x', 'y', 'z', '0', '0'),
     'record-ctl'          => "\xff" . rec("k\r\nX: 1", "a\0b", "\x7f",
         "\e[31m", undef, undef),
@@ -112,7 +120,8 @@ write_seeds('record',
     'nil'                 => "\xff" . resp_nil(),
     'nil-array'           => "\xff" . resp_nil_array(),
     'empty-array'         => "\xff" . resp_array(),
-    'five-fields'         => "\xff" . rec(('k') x 5),
+    'one-field-short'     => "\xff" . resp_array(map { resp_bulk('k') }
+        1 .. $NF - 1),
     'integer-field'       => "\xff" . resp_array(resp_int(1), $nils5),
     'nested'              => "\xff" . resp_array(rec('k_1'), $nils5),
     'deep'                => "\xff" . ("*1\r\n" x 9) . resp_bulk('k'),
@@ -139,4 +148,22 @@ write_seeds('admin',
     'org-patch' => "\x01" . '{"org":"x"}',
     'utf8'      => "\x00" . qq({"name":"\xc3\xa9t\xc3\xa9",)
         . '"expires_in_days":0}',
+);
+
+# the rate and burst fields' parser
+write_seeds('rate',
+    'per-second'          => '100r/s',
+    'per-minute'          => '6000r/m',
+    'one'                 => '1r/m',
+    'max'                 => '1000000r/s',
+    'over-max'            => '1000001r/s',
+    'zero'                => '0r/s',
+    'hour'                => '1r/h',
+    'no-unit'             => '10',
+    'burst'               => '20',
+    'burst-zero'          => '0',
+    'negative'            => '-1',
+    'space'               => ' 1r/s',
+    'long'                => ('9' x 40) . 'r/s',
+    'empty'               => '',
 );

@@ -16,6 +16,7 @@
 
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_rate.h"
 #include "ngx_http_apikey_redis.h"
 
 
@@ -26,7 +27,17 @@ typedef struct {
     ngx_str_t                        scopes;
     time_t                           expires_at;
     unsigned                         revoked:1;
+
+    /* the key's own rate limit: read only where apikey_rate_limit applies */
+    ngx_http_apikey_rate_t           rate;        /* requests 0: none */
+    uint32_t                         burst;
+    unsigned                         has_burst:1;
+    unsigned                         rate_invalid:1;
 } ngx_http_apikey_record_t;
+
+
+/* apikey_rate_limit's settings: ngx_http_apikey_ratelimit.h */
+typedef struct ngx_http_apikey_rate_conf_s  ngx_http_apikey_rate_conf_t;
 
 
 /*
@@ -91,6 +102,8 @@ typedef struct {
     ngx_flag_t                       hide_credentials;
     ngx_shm_zone_t                  *cache;        /* NULL: off */
     ngx_msec_t                       cache_stale;  /* 0: off */
+
+    ngx_http_apikey_rate_conf_t     *rate_limit;   /* NULL: none */
 
     ngx_http_apikey_source_t        *source;
 

@@ -84,6 +84,11 @@ static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
                                  "insufficient_scope",
                                  "API key not valid for this organisation"),
 
+    /* Retry-After and the RateLimit fields: ngx_http_apikey_ratelimit.c */
+    ngx_http_apikey_answer_entry("rate_limited", NGX_HTTP_TOO_MANY_REQUESTS,
+                                 NONE, "rate_limited",
+                                 "API key rate limit exceeded"),
+
     /* not the client's fault: no challenge, but a hint to come back */
     ngx_http_apikey_answer_entry("error", NGX_HTTP_SERVICE_UNAVAILABLE, NONE,
                                  "temporarily_unavailable",

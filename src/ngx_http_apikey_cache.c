@@ -109,6 +109,11 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             referenced;
     u_short                            len[4];     /* id name org scopes */
 
+    ngx_http_apikey_rate_t             rate;
+    uint32_t                           burst;
+    u_char                             has_burst;
+    u_char                             rate_invalid;
+
     /* a record's fields, or an unknown key's place among the others */
     union {
         ngx_queue_t                    negative;
@@ -516,6 +521,11 @@ ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     record->expires_at = node->expires_at;
     record->revoked = node->revoked;
 
+    record->rate = node->rate;
+    record->burst = node->burst;
+    record->has_burst = node->has_burst;
+    record->rate_invalid = node->rate_invalid;
+
     return NGX_OK;
 }
 
@@ -591,10 +601,19 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     node->revoked = 0;
     node->expires_at = 0;
     ngx_memzero(node->len, sizeof(node->len));
+    ngx_memzero(&node->rate, sizeof(ngx_http_apikey_rate_t));
+    node->burst = 0;
+    node->has_burst = 0;
+    node->rate_invalid = 0;
 
     if (record) {
         node->revoked = record->revoked;
         node->expires_at = record->expires_at;
+
+        node->rate = record->rate;
+        node->burst = record->burst;
+        node->has_burst = record->has_burst;
+        node->rate_invalid = record->rate_invalid;
 
         p = node->u.data;
 

@@ -111,7 +111,7 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
 {
     ngx_uint_t              quiet, counted;
     ngx_pool_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx;
+    ngx_http_apikey_ctx_t  *ctx, rate;
 
     if (prev) {
         ngx_http_apikey_lookup_cancel(prev);
@@ -122,12 +122,21 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
 
         quiet = prev->quiet;
         counted = prev->counted;
+        rate = *prev;
 
         ctx = prev;
         ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
 
         ctx->quiet = quiet;
         ctx->counted = counted;
+
+        /* the request was counted against a rate: once, as limit_req */
+
+        ctx->rate_checked = rate.rate_checked;
+        ctx->rate_quota = rate.rate_quota;
+        ctx->rate_window = rate.rate_window;
+        ctx->rate_remaining = rate.rate_remaining;
+        ctx->rate_reset = rate.rate_reset;
 
         goto done;
     }

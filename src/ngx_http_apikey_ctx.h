@@ -44,6 +44,16 @@ typedef struct {
 
     u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
 
+    /*
+     * the rate limit's verdict, for the RateLimit fields and Retry-After
+     * (rate_quota 0: no limit), and the wait it asks for
+     */
+    uint32_t                         rate_quota;
+    uint32_t                         rate_window;
+    uint32_t                         rate_remaining;
+    uint32_t                         rate_reset;    /* seconds */
+    ngx_msec_t                       rate_delay;
+
     unsigned                         done:1;
     unsigned                         found:1;
     unsigned                         decided:1;
@@ -59,6 +69,12 @@ typedef struct {
      * known, for the rest of the request, whatever its URI becomes
      */
     unsigned                         quiet:1;
+
+    /* counted against the rate once per request, as limit_req does */
+    unsigned                         rate_checked:1;
+
+    /* back from the rate limit's wait: the decision stands */
+    unsigned                         rate_delayed:1;
 } ngx_http_apikey_ctx_t;
 
 

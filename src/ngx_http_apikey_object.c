@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_object.h"
 #include "ngx_http_apikey_policy.h"
+#include "ngx_http_apikey_rate.h"
 #include "ngx_http_apikey_time.h"
 
 
@@ -21,7 +22,8 @@ typedef enum {
     NGX_HTTP_APIKEY_FIELD_EXPIRY,      /* a time the policy must trust */
     NGX_HTTP_APIKEY_FIELD_REVOKED,     /* the policy's flag, not shown */
     NGX_HTTP_APIKEY_FIELD_STATE,       /* shown, not stored: the policy's */
-    NGX_HTTP_APIKEY_FIELD_HIDDEN       /* stored, not shown */
+    NGX_HTTP_APIKEY_FIELD_HIDDEN,      /* stored, not shown */
+    NGX_HTTP_APIKEY_FIELD_BURST        /* a string, a number in JSON */
 } ngx_http_apikey_field_type_e;
 
 
@@ -35,12 +37,17 @@ typedef struct {
     ngx_http_apikey_field_type_e   type;
     size_t                         offset;
     unsigned                       created:1;   /* written by a creator */
+    unsigned                       optional:1;  /* ... only when set */
 } ngx_http_apikey_field_t;
 
 
 #define ngx_http_apikey_field(name, type, created)                           \
     { #name, NGX_HTTP_APIKEY_FIELD_##type,                                   \
-      offsetof(ngx_http_apikey_object_t, name), created }
+      offsetof(ngx_http_apikey_object_t, name), created, 0 }
+
+#define ngx_http_apikey_field_optional(name, type)                           \
+    { #name, NGX_HTTP_APIKEY_FIELD_##type,                                   \
+      offsetof(ngx_http_apikey_object_t, name), 1, 1 }
 
 static const ngx_http_apikey_field_t  ngx_http_apikey_fields[] = {
     ngx_http_apikey_field(id, STRING, 1),
@@ -51,10 +58,12 @@ static const ngx_http_apikey_field_t  ngx_http_apikey_fields[] = {
     ngx_http_apikey_field(created_at, TIME, 1),
     ngx_http_apikey_field(expires_at, EXPIRY, 1),
     ngx_http_apikey_field(last_used_at, TIME, 0),
-    { "state", NGX_HTTP_APIKEY_FIELD_STATE, 0, 0 },
+    { "state", NGX_HTTP_APIKEY_FIELD_STATE, 0, 0, 0 },
     ngx_http_apikey_field(replaced_by, STRING, 0),
+    ngx_http_apikey_field_optional(rate, STRING),
+    ngx_http_apikey_field_optional(burst, BURST),
     ngx_http_apikey_field(prefix, HIDDEN, 1),
-    { "revoked", NGX_HTTP_APIKEY_FIELD_REVOKED, 0, 0 }
+    { "revoked", NGX_HTTP_APIKEY_FIELD_REVOKED, 0, 0, 0 }
 };
 
 #define NGX_HTTP_APIKEY_NFIELDS                                              \
@@ -143,6 +152,7 @@ ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj)
         case NGX_HTTP_APIKEY_FIELD_NAME:
         case NGX_HTTP_APIKEY_FIELD_SCOPES:
         case NGX_HTTP_APIKEY_FIELD_HIDDEN:
+        case NGX_HTTP_APIKEY_FIELD_BURST:
             s = (char **) ((char *) obj + f->offset);
             free(*s);
             *s = NULL;
@@ -160,6 +170,7 @@ ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
     ngx_http_apikey_object_fields_t *fields)
 {
     size_t                          k;
+    const char                     *value;
     const ngx_http_apikey_field_t  *f;
 
     fields->n = 0;
@@ -179,8 +190,13 @@ ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
             continue;
         }
 
-        ngx_http_apikey_object_field(fields, f->name,
-            *(char *const *) ((const char *) obj + f->offset));
+        value = *(char *const *) ((const char *) obj + f->offset);
+
+        if (f->optional && (value == NULL || value[0] == '\0')) {
+            continue;
+        }
+
+        ngx_http_apikey_object_field(fields, f->name, value);
     }
 }
 
@@ -295,7 +311,10 @@ ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
     const char *key, int64_t now, ngx_http_apikey_json_out_pt out,
     void *data)
 {
+    int                             n;
+    char                            number[16];
     size_t                          k;
+    uint32_t                        burst;
     const char                     *s, *state;
     const ngx_http_apikey_field_t  *f;
 
@@ -327,6 +346,28 @@ ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
         case NGX_HTTP_APIKEY_FIELD_STATE:
             state = ngx_http_apikey_object_state(obj, now);
             ngx_http_apikey_json_string(state, strlen(state), out, data);
+            break;
+
+        case NGX_HTTP_APIKEY_FIELD_BURST:
+
+            /* a number; another writer's malformed value as the string */
+
+            s = *(char **) ((char *) obj + f->offset);
+
+            if (s && ngx_http_apikey_rate_burst((const unsigned char *) s,
+                                                strlen(s), &burst)
+                     == 0)
+            {
+                n = snprintf(number, sizeof(number), "%u", (unsigned) burst);
+                out(data, number, n);
+
+            } else if (s) {
+                ngx_http_apikey_json_string(s, strlen(s), out, data);
+
+            } else {
+                ngx_http_apikey_json_literal("null", out, data);
+            }
+
             break;
 
         default:

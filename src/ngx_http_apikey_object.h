@@ -46,6 +46,8 @@ typedef struct {
     char     *hint;
     char     *prefix;
     char     *replaced_by;
+    char     *rate;                      /* as written: the module checks */
+    char     *burst;
     int64_t   created_at;
     int64_t   expires_at;
     int64_t   last_used_at;

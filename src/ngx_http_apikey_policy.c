@@ -48,6 +48,7 @@ static const char  *ngx_http_apikey_policy_names[] = {
     "revoked",
     "insufficient_scope",
     "org_mismatch",
+    "rate_limited",
     "error"
 };
 

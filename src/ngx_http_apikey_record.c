@@ -12,6 +12,8 @@
 
 static ngx_int_t ngx_http_apikey_record_string(ngx_pool_t *pool,
     redisReply *field, ngx_str_t *value);
+static void ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
+    redisReply *rate, redisReply *burst);
 
 
 /*
@@ -103,7 +105,43 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     record->revoked = ngx_http_apikey_policy_revoked(revoked.data,
                                                      revoked.len);
 
+    ngx_http_apikey_record_rate(record, reply->element[6], reply->element[7]);
+
     return NGX_OK;
+}
+
+
+/*
+ * A malformed rate or burst is kept as such, not as "no limit": it makes
+ * the key invalid, but only where apikey_rate_limit reads it.
+ */
+
+static void
+ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
+    redisReply *rate, redisReply *burst)
+{
+    /* an empty field is an absent one, as for the other fields */
+
+    if (rate->type == REDIS_REPLY_STRING && rate->len
+        && ngx_http_apikey_rate_parse((u_char *) rate->str, rate->len,
+                                      &record->rate)
+           != 0)
+    {
+        record->rate.requests = 0;
+        record->rate_invalid = 1;
+    }
+
+    if (burst->type == REDIS_REPLY_STRING && burst->len) {
+        if (ngx_http_apikey_rate_burst((u_char *) burst->str, burst->len,
+                                       &record->burst)
+            == 0)
+        {
+            record->has_burst = 1;
+
+        } else {
+            record->rate_invalid = 1;
+        }
+    }
 }
 
 
@@ -141,6 +179,11 @@ ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
 
     dst->expires_at = src->expires_at;
     dst->revoked = src->revoked;
+
+    dst->rate = src->rate;
+    dst->burst = src->burst;
+    dst->has_burst = src->has_burst;
+    dst->rate_invalid = src->rate_invalid;
 
     return NGX_OK;
 }

@@ -2,8 +2,8 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * The reply to HMGET <key> id name org scopes expires_at revoked, turned
- * into a key record (docs/redis-schema.md).
+ * The reply to HMGET <key> id name org scopes expires_at revoked rate
+ * burst, turned into a key record (docs/redis-schema.md).
  */
 
 
@@ -19,8 +19,9 @@
 
 /* the fields in the order the lookup asks for them */
 #define NGX_HTTP_APIKEY_RECORD_FIELDS                                        \
-    "id", "name", "org", "scopes", "expires_at", "revoked"
-#define NGX_HTTP_APIKEY_RECORD_NFIELDS  6
+    "id", "name", "org", "scopes", "expires_at", "revoked",                 \
+    "rate", "burst"
+#define NGX_HTTP_APIKEY_RECORD_NFIELDS  8
 
 
 ngx_int_t ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,

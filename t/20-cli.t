@@ -49,7 +49,7 @@ subtest 'create --json' => sub {
         '--expires-at', '2099-01-31T12:00:00Z', '--prefix', 'gai_');
     is_deeply([sort keys %$k],
         [sort qw(id key name org hint scopes created_at expires_at
-                 last_used_at state replaced_by)],
+                 last_used_at state replaced_by rate burst)],
         'the documented fields');
     like($k->{key}, qr/^gai_[0-9A-Za-z]{36}$/, '--prefix gai_');
     is($k->{name}, 'CI', 'name');
@@ -396,6 +396,12 @@ my @usage = (
     ['create', '--name', 'x', '--scope', "bad\tscope"],
     ['create', '--name', 'x', '--grace', '1h'],
     ['create', '--name', 'x', 'extra'],
+    ['create', '--name', 'x', '--rate', '10r/h'],
+    ['create', '--name', 'x', '--rate', '0r/s'],
+    ['create', '--name', 'x', '--rate', '10'],
+    ['create', '--name', 'x', '--burst', '-1'],
+    ['create', '--name', 'x', '--burst', 'many'],
+    ['revoke', 'k_x', '--rate', '1r/s'],
     ['list', '--name', 'x'],
     ['list', '--nope'],
     ['list', '--json=yes'],

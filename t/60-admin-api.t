@@ -144,7 +144,7 @@ sub keyspace {
 }
 
 my @FIELDS = qw(id name org hint scopes created_at expires_at
-    last_used_at state replaced_by);
+    last_used_at state replaced_by rate burst);
 
 sub rfc3339 {
     my @t = gmtime($_[0]);

@@ -16,6 +16,7 @@ main(void)
 {
     ngx_http_apikey_unit_key();
     ngx_http_apikey_unit_policy();
+    ngx_http_apikey_unit_rate();
     ngx_http_apikey_unit_time();
     ngx_http_apikey_unit_cli();
     ngx_http_apikey_unit_siphash();

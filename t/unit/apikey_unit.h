@@ -41,6 +41,7 @@ void ngx_http_apikey_unit_time(void);
 void ngx_http_apikey_unit_cli(void);
 void ngx_http_apikey_unit_siphash(void);
 void ngx_http_apikey_unit_policy(void);
+void ngx_http_apikey_unit_rate(void);
 void ngx_http_apikey_unit_tx(void);
 
 
