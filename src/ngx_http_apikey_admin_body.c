@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "ngx_http_apikey_admin_body.h"
+#include "ngx_http_apikey_rate.h"
 #include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_time.h"
 
@@ -44,6 +45,10 @@ static int ngx_http_apikey_admin_expires_in_days(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_grace(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
+static int ngx_http_apikey_admin_rate(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit);
+static int ngx_http_apikey_admin_burst(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_fail(ngx_http_apikey_admin_edit_t *edit,
     const char *fmt, const char *field);
 
@@ -74,7 +79,15 @@ static const ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
 
     { "grace_seconds",
       NGX_HTTP_APIKEY_ADMIN_ON_ROTATE,
-      ngx_http_apikey_admin_grace }
+      ngx_http_apikey_admin_grace },
+
+    { "rate",
+      NGX_HTTP_APIKEY_ADMIN_ON_CREATE | NGX_HTTP_APIKEY_ADMIN_ON_UPDATE,
+      ngx_http_apikey_admin_rate },
+
+    { "burst",
+      NGX_HTTP_APIKEY_ADMIN_ON_CREATE | NGX_HTTP_APIKEY_ADMIN_ON_UPDATE,
+      ngx_http_apikey_admin_burst }
 };
 
 #define NGX_HTTP_APIKEY_ADMIN_NFIELDS                                        \
@@ -181,10 +194,14 @@ ngx_http_apikey_admin_body_free(ngx_http_apikey_admin_edit_t *edit)
     free(edit->name);
     free(edit->scopes);
     free(edit->org);
+    free(edit->rate);
+    free(edit->burst);
 
     edit->name = NULL;
     edit->scopes = NULL;
     edit->org = NULL;
+    edit->rate = NULL;
+    edit->burst = NULL;
 }
 
 
@@ -212,6 +229,22 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
         obj->expires_at = edit->expires_at;
         ngx_http_apikey_object_field_number(fields, "expires_at",
                                             obj->expires_at);
+    }
+
+    /* null removes a limit: the field is written empty, as the tool does */
+
+    if (edit->has_rate) {
+        free(obj->rate);
+        obj->rate = edit->rate;
+        edit->rate = NULL;
+        ngx_http_apikey_object_field(fields, "rate", obj->rate);
+    }
+
+    if (edit->has_burst) {
+        free(obj->burst);
+        obj->burst = edit->burst;
+        edit->burst = NULL;
+        ngx_http_apikey_object_field(fields, "burst", obj->burst);
     }
 }
 
@@ -431,6 +464,75 @@ ngx_http_apikey_admin_grace(json_t *value, int64_t now,
     }
 
     edit->grace = grace;
+
+    return 0;
+}
+
+
+/* "Nr/s" or "Nr/m" as the module reads it, or null */
+
+static int
+ngx_http_apikey_admin_rate(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit)
+{
+    ngx_http_apikey_rate_t  rate;
+
+    edit->has_rate = 1;
+
+    if (json_is_null(value)) {
+        return 0;
+    }
+
+    if (!json_is_string(value)
+        || ngx_http_apikey_rate_parse(
+               (const unsigned char *) json_string_value(value),
+               json_string_length(value), &rate)
+           != 0)
+    {
+        return ngx_http_apikey_admin_fail(edit, "\"%s\" must be like "
+                                          "100r/s or 6000r/m, or null",
+                                          "rate");
+    }
+
+    edit->rate = strdup(json_string_value(value));
+    if (edit->rate == NULL) {
+        return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+    }
+
+    return 0;
+}
+
+
+/* a whole number of requests, written as the tool writes it, or null */
+
+static int
+ngx_http_apikey_admin_burst(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit)
+{
+    char        buf[24];
+    json_int_t  burst;
+
+    edit->has_burst = 1;
+
+    if (json_is_null(value)) {
+        return 0;
+    }
+
+    if (!json_is_integer(value)
+        || (burst = json_integer_value(value)) < 0
+        || burst > NGX_HTTP_APIKEY_BURST_MAX)
+    {
+        return ngx_http_apikey_admin_fail(edit, "\"%s\" must be a whole "
+                                          "number of requests from 0 to "
+                                          "1000000, or null", "burst");
+    }
+
+    snprintf(buf, sizeof(buf), "%d", (int) burst);
+
+    edit->burst = strdup(buf);
+    if (edit->burst == NULL) {
+        return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+    }
 
     return 0;
 }

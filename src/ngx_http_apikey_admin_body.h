@@ -34,6 +34,8 @@ typedef struct {
     char      *name;                     /* malloc()ed, or NULL */
     char      *scopes;                   /* space-separated, or NULL */
     char      *org;
+    char      *rate;                     /* NULL: removed */
+    char      *burst;
     int64_t    expires_at;               /* 0: never */
     int64_t    grace;
 
@@ -41,6 +43,8 @@ typedef struct {
     unsigned   has_scopes:1;
     unsigned   has_org:1;
     unsigned   has_expiry:1;
+    unsigned   has_rate:1;
+    unsigned   has_burst:1;
 
     char       err[NGX_HTTP_APIKEY_ADMIN_ERR_LEN];
 } ngx_http_apikey_admin_edit_t;

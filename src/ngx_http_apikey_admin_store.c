@@ -273,6 +273,11 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
         obj->scopes = like->scopes ? strdup(like->scopes) : NULL;
         obj->expires_at = like->expires_at;
 
+        /* and its rate limit, as the tool's does */
+
+        obj->rate = like->rate ? strdup(like->rate) : NULL;
+        obj->burst = like->burst ? strdup(like->burst) : NULL;
+
         /* a rotated key keeps its product's prefix, as the tool's does */
 
         if (like->prefix

@@ -313,6 +313,44 @@ subtest 'POST /<id>/rotate: a new key; the old one for the grace' => sub {
         401, 'the old key is refused at once');
 };
 
+subtest 'a key\'s own rate limit: rate and burst over HTTP' => sub {
+    my $k = create(undef, name => 'Limited', rate => '100r/s', burst => 5);
+    is($k->{rate}, '100r/s', 'created with its rate');
+    is($k->{burst}, 5, 'and its burst, a number');
+    my $h = key_hash($k->{key});
+    is_deeply($redis->cmd('HMGET', $h, 'rate', 'burst'), ['100r/s', '5'],
+        'the record holds them as the tool writes them');
+    my $shown = run_cli_json({ redis => $redis }, 'show', $k->{id});
+    is("$shown->{rate} $shown->{burst}", '100r/s 5', 'apikey show agrees');
+
+    answered(admin('PATCH', "/admin/keys/$k->{id}",
+        '{"rate":"6000r/m","burst":null}'), 200, sub {
+        is($_[0]{rate}, '6000r/m', 'PATCH rate');
+        ok(!defined $_[0]{burst}, 'PATCH burst null removes it');
+    }, 'PATCH rate and burst');
+
+    my $rot = json(admin('POST', "/admin/keys/$k->{id}/rotate"));
+    is($rot->{rate}, '6000r/m', 'a rotated key keeps its rate');
+
+    my $before = join ',', sort @{ $redis->cmd('KEYS', '*') };
+    for my $bad (['{"name":"x","rate":"1r/h"}', 'rate',
+            '"rate" must be like 100r/s or 6000r/m, or null'],
+        ['{"name":"x","rate":"0r/s"}', 'rate',
+            '"rate" must be like 100r/s or 6000r/m, or null'],
+        ['{"name":"x","rate":100}', 'rate',
+            '"rate" must be like 100r/s or 6000r/m, or null'],
+        ['{"name":"x","burst":-1}', 'burst', '"burst" must be a whole '
+            . 'number of requests from 0 to 1000000, or null'],
+        ['{"name":"x","burst":"5"}', 'burst', '"burst" must be a whole '
+            . 'number of requests from 0 to 1000000, or null'])
+    {
+        error_is(admin('POST', '/admin/keys/', $bad->[0]), 400,
+            'invalid_request', $bad->[2], "bad $bad->[1]: $bad->[0]");
+    }
+    is(join(',', sort @{ $redis->cmd('KEYS', '*') }), $before,
+        'nothing written for a bad rate or burst');
+};
+
 subtest 'GET /scopes: what may be granted here' => sub {
     answered(admin('GET', '/admin/keys/scopes'), 200, '{"scopes":null}',
         'not capped');
