@@ -117,6 +117,7 @@ apikey_record_free(apikey_record_t *rec)
     free(rec->hint);
     free(rec->prefix);
     free(rec->replaced_by);
+    free(rec->cidrs);
 
     rec->id = NULL;
     rec->name = NULL;
@@ -125,6 +126,7 @@ apikey_record_free(apikey_record_t *rec)
     rec->hint = NULL;
     rec->prefix = NULL;
     rec->replaced_by = NULL;
+    rec->cidrs = NULL;
 }
 
 
@@ -197,6 +199,7 @@ apikey_record_verdict(apikey_record_t *rec,
     need.org_len = org ? strlen(org) : 0;
     need.scopes = (const unsigned char *) scopes;
     need.scopes_len = scopes ? strlen(scopes) : 0;
+    need.client = NULL;
 
     return ngx_http_apikey_policy_check(&key, &need, now);
 }
@@ -360,6 +363,8 @@ apikey_record_key(apikey_record_t *rec, ngx_http_apikey_policy_key_t *key)
     key->scopes_len = rec->scopes ? strlen(rec->scopes) : 0;
     key->expires_at = rec->expires_at;
     key->revoked = rec->revoked;
+    key->cidrs = (const unsigned char *) rec->cidrs;
+    key->cidrs_len = rec->cidrs ? strlen(rec->cidrs) : 0;
 }
 
 
@@ -377,7 +382,8 @@ apikey_record_field(apikey_record_t *rec, const char *name, size_t len)
         { "scopes", &rec->scopes },
         { "hint", &rec->hint },
         { "prefix", &rec->prefix },
-        { "replaced_by", &rec->replaced_by }
+        { "replaced_by", &rec->replaced_by },
+        { "cidrs", &rec->cidrs }
     };
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {

@@ -39,6 +39,7 @@ typedef struct {
     char     *hint;
     char     *prefix;
     char     *replaced_by;
+    char     *cidrs;
     int64_t   created_at;
     int64_t   expires_at;
     int64_t   last_used_at;

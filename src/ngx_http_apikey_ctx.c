@@ -48,7 +48,8 @@ ngx_http_apikey_ctx_get(ngx_http_request_t *r)
 /*
  * After an internal redirect, the record found for the first location
  * answers for the new one only if both read it the same way: from the same
- * Redis server and prefix, through the same hasher and key format rules.
+ * Redis server and prefix, through the same hasher and key format rules,
+ * taking the token from the same places (apikey_key_from).
  */
 
 ngx_uint_t
@@ -65,6 +66,7 @@ ngx_http_apikey_ctx_reusable(ngx_http_apikey_ctx_t *ctx,
 
     return prev->source == alcf->source
            && prev->hasher == alcf->hasher
+           && prev->key_from == alcf->key_from
            && prev->key_checksum == alcf->key_checksum
            && ngx_http_apikey_ctx_same_strings(prev->key_prefixes,
                                                alcf->key_prefixes);

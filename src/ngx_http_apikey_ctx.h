@@ -44,6 +44,9 @@ typedef struct {
 
     u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
 
+    /* where the token came from: what apikey_hide_credentials hides */
+    ngx_http_apikey_key_from_t      *from;
+
     unsigned                         done:1;
     unsigned                         found:1;
     unsigned                         decided:1;

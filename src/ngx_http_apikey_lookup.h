@@ -27,7 +27,7 @@ ngx_int_t ngx_http_apikey_lookup_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf);
 void ngx_http_apikey_lookup_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_apikey_lookup_command(ngx_conf_t *cf,
-    ngx_http_apikey_source_t *source);
+    ngx_http_apikey_source_t *source, ngx_array_t *extra);
 
 
 #endif /* _NGX_HTTP_APIKEY_LOOKUP_H_INCLUDED_ */

@@ -48,6 +48,7 @@ static const char  *ngx_http_apikey_policy_names[] = {
     "revoked",
     "insufficient_scope",
     "org_mismatch",
+    "ip_not_allowed",
     "error"
 };
 
@@ -56,6 +57,7 @@ ngx_http_apikey_status_e
 ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
     const ngx_http_apikey_policy_need_t *need, int64_t now)
 {
+    int                   inside;
     size_t                len;
     const unsigned char  *p, *last, *scope;
 
@@ -65,6 +67,18 @@ ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
 
     if (key->expires_at && key->expires_at <= now) {
         return NGX_HTTP_APIKEY_EXPIRED;
+    }
+
+    if (key->cidrs_len) {
+        inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
+                                            need->client);
+        if (inside < 0) {
+            return NGX_HTTP_APIKEY_INVALID;
+        }
+
+        if (!inside && need->client != NULL) {
+            return NGX_HTTP_APIKEY_IP_NOT_ALLOWED;
+        }
     }
 
     /* a key of another organisation learns nothing of the scopes here */

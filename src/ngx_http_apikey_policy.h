@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_apikey_cidr.h"
+
 
 /* longer tokens cannot be keys of ours: refused without a lookup */
 #define NGX_HTTP_APIKEY_TOKEN_MAX  512
@@ -31,6 +33,7 @@ typedef enum {
     NGX_HTTP_APIKEY_REVOKED,
     NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE,
     NGX_HTTP_APIKEY_ORG_MISMATCH,
+    NGX_HTTP_APIKEY_IP_NOT_ALLOWED,
     NGX_HTTP_APIKEY_ERROR
 } ngx_http_apikey_status_e;
 
@@ -45,22 +48,30 @@ typedef struct {
     size_t                scopes_len;
     int64_t               expires_at;    /* 0: never */
     unsigned              revoked:1;
+
+    const unsigned char  *cidrs;         /* NULL or empty: any address */
+    size_t                cidrs_len;
 } ngx_http_apikey_policy_key_t;
 
 
 /* what a location requires */
 typedef struct {
-    const unsigned char  *org;           /* NULL: no apikey_org */
-    size_t                org_len;
-    const unsigned char  *scopes;        /* space-separated, all needed */
-    size_t                scopes_len;
+    const unsigned char           *org;         /* NULL: no apikey_org */
+    size_t                         org_len;
+    const unsigned char           *scopes;      /* space-separated, all */
+    size_t                         scopes_len;
+
+    /* the client address; NULL: none to check ("apikey verify") */
+    const ngx_http_apikey_cidr_t  *client;
 } ngx_http_apikey_policy_need_t;
 
 
 /*
- * The decision on a found record, in this order: revoked, expired,
- * organisation, scopes (a key of another organisation learns nothing of
- * the scopes here).  An empty organisation on either side matches nothing.
+ * The decision on a found record, in this order: revoked, expired, client
+ * address, organisation, scopes (a key of another organisation learns
+ * nothing of the scopes here).  An empty organisation on either side
+ * matches nothing.  A malformed "cidrs" makes the record invalid
+ * (NGX_HTTP_APIKEY_INVALID) whoever asks: never "any address".
  */
 ngx_http_apikey_status_e ngx_http_apikey_policy_check(
     const ngx_http_apikey_policy_key_t *key,

@@ -22,7 +22,7 @@ static ngx_int_t ngx_http_apikey_record_string(ngx_pool_t *pool,
 
 ngx_int_t
 ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
-    ngx_http_apikey_record_t *record, ngx_log_t *log)
+    ngx_uint_t nfields, ngx_http_apikey_record_t *record, ngx_log_t *log)
 {
     ngx_str_t    expires, revoked;
     ngx_uint_t   i;
@@ -36,7 +36,7 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     }
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != NGX_HTTP_APIKEY_RECORD_NFIELDS)
+        || reply->elements != NGX_HTTP_APIKEY_RECORD_NFIELDS + nfields)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "apikey: redis answered the lookup with a reply of "
@@ -45,7 +45,7 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+    for (i = 0; i < reply->elements; i++) {
         field = reply->element[i];
 
         if (field->type != REDIS_REPLY_STRING
@@ -103,7 +103,75 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     record->revoked = ngx_http_apikey_policy_revoked(revoked.data,
                                                      revoked.len);
 
+    /* checked for each request: the policy knows the client address */
+
+    field = reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS];
+
+    if (ngx_http_apikey_record_string(pool, field, &record->cidrs) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (nfields == 0) {
+        return NGX_OK;
+    }
+
+    record->fields = ngx_palloc(pool, nfields * sizeof(ngx_str_t));
+    if (record->fields == NULL) {
+        return NGX_ERROR;
+    }
+
+    record->nfields = nfields;
+
+    for (i = 0; i < nfields; i++) {
+        field = reply->element[NGX_HTTP_APIKEY_RECORD_NFIELDS + i];
+
+        if (ngx_http_apikey_record_string(pool, field, &record->fields[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * An apikey_record_fields name: it becomes part of a variable name, which
+ * nginx reads case-insensitively, and must not be a field the module reads
+ * itself.  NULL, or what is wrong with it.
+ */
+
+char *
+ngx_http_apikey_record_field_name(ngx_str_t *name)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    static const char  *fixed[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
+
+    if (name->len == 0 || name->len > NGX_HTTP_APIKEY_RECORD_EXTRA_NAME) {
+        return "must be 1 to 64 characters long";
+    }
+
+    for (p = name->data; p < name->data + name->len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '_'))
+        {
+            return "must be lowercase letters, digits or underscores";
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+        if (name->len == ngx_strlen(fixed[i])
+            && ngx_strncmp(name->data, fixed[i], name->len) == 0)
+        {
+            return "is a field the module reads itself";
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -114,29 +182,53 @@ ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
     ngx_http_apikey_record_t *src)
 {
     u_char      *p;
-    ngx_str_t   *from[4], *to[4];
+    size_t       size;
+    ngx_str_t   *from[5], *to[5];
     ngx_uint_t   i;
 
     from[0] = &src->id;
     from[1] = &src->name;
     from[2] = &src->org;
     from[3] = &src->scopes;
+    from[4] = &src->cidrs;
 
     to[0] = &dst->id;
     to[1] = &dst->name;
     to[2] = &dst->org;
     to[3] = &dst->scopes;
+    to[4] = &dst->cidrs;
 
-    p = ngx_pnalloc(pool, src->id.len + src->name.len + src->org.len
-                          + src->scopes.len);
+    size = src->nfields * sizeof(ngx_str_t);
+
+    for (i = 0; i < 5; i++) {
+        size += from[i]->len;
+    }
+
+    for (i = 0; i < src->nfields; i++) {
+        size += src->fields[i].len;
+    }
+
+    /* the fields' array first, where the block is aligned */
+
+    p = ngx_palloc(pool, size);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 4; i++) {
+    dst->fields = (ngx_str_t *) p;
+    dst->nfields = src->nfields;
+    p += src->nfields * sizeof(ngx_str_t);
+
+    for (i = 0; i < 5; i++) {
         to[i]->data = p;
         to[i]->len = from[i]->len;
         p = ngx_cpymem(p, from[i]->data, from[i]->len);
+    }
+
+    for (i = 0; i < src->nfields; i++) {
+        dst->fields[i].data = p;
+        dst->fields[i].len = src->fields[i].len;
+        p = ngx_cpymem(p, src->fields[i].data, src->fields[i].len);
     }
 
     dst->expires_at = src->expires_at;
