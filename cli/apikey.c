@@ -135,6 +135,7 @@ apikey_cleanup(apikey_cli_t *cli)
     apikey_file_free(cli->redis.password, cli->redis.password_len);
 
     free(cli->scopes);
+    apikey_record_free(&cli->extra);
     free(cli->redis.host);
     free(cli->redis.path);
 }

@@ -44,7 +44,9 @@ enum {
     APIKEY_OPT_NO_EXPIRY,
     APIKEY_OPT_PREFIX,
     APIKEY_OPT_GRACE,
-    APIKEY_OPT_JSON
+    APIKEY_OPT_JSON,
+    APIKEY_OPT_CIDRS,
+    APIKEY_OPT_FIELD
 };
 
 #define APIKEY_O(opt)            (1U << APIKEY_OPT_ ## opt)
@@ -65,6 +67,10 @@ typedef struct {
     const char            *org;
     const char            *prefix;
     char                  *scopes;       /* space-separated, or NULL */
+
+    /* --cidrs and --field, as the record will hold them */
+    apikey_record_t        extra;
+
     int64_t                expires_at;
     int64_t                grace;
     unsigned               options;

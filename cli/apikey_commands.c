@@ -29,6 +29,8 @@
 
 
 static int apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old);
+static int apikey_update_extra(apikey_cli_t *cli, apikey_tx_t *tx,
+    apikey_record_t *rec);
 static int apikey_new_key(apikey_cli_t *cli, const char *prefix,
     apikey_record_t *like, unsigned char *key, apikey_record_t *rec);
 static int apikey_list_print(apikey_cli_t *cli, apikey_store_list_t *list);
@@ -43,7 +45,8 @@ apikey_command_t  apikey_commands[] = {
     { "create",
       apikey_create,
       APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_O(ORG) | APIKEY_O(EXPIRES_IN)
-      | APIKEY_O(EXPIRES_AT) | APIKEY_O(PREFIX) | APIKEY_O(JSON),
+      | APIKEY_O(EXPIRES_AT) | APIKEY_O(PREFIX) | APIKEY_O(JSON)
+      | APIKEY_O(CIDRS) | APIKEY_O(FIELD),
       NULL },
 
     { "list",
@@ -58,7 +61,8 @@ apikey_command_t  apikey_commands[] = {
 
     { "update",
       apikey_update,
-      APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY | APIKEY_O(JSON),
+      APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY | APIKEY_O(JSON)
+      | APIKEY_O(CIDRS) | APIKEY_O(FIELD),
       "ID" },
 
     { "revoke",
@@ -95,6 +99,9 @@ apikey_create(apikey_cli_t *cli)
     like.org = (char *) cli->org;
     like.scopes = cli->scopes;
     like.expires_at = cli->expires_at;
+    like.cidrs = cli->extra.cidrs;
+    like.fields = cli->extra.fields;
+    like.nfields = cli->extra.nfields;
 
     rc = apikey_new_key(cli, cli->prefix, &like, key, &rec);
     if (rc != APIKEY_OK) {
@@ -210,6 +217,12 @@ apikey_update(apikey_cli_t *cli)
             p = strdup(cli->scopes);
             free(rec.scopes);
             rec.scopes = p;
+        }
+
+        if (apikey_update_extra(cli, &tx, &rec) != 0) {
+            apikey_tx_end(&tx);
+            apikey_record_free(&rec);
+            return apikey_fail("out of memory");
         }
 
         if (cli->options & APIKEY_EXPIRY) {
@@ -577,6 +590,59 @@ apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
 
 
 /*
+ * --cidrs and --field of update: written, or removed when empty, and
+ * changed in rec for the output
+ */
+
+static int
+apikey_update_extra(apikey_cli_t *cli, apikey_tx_t *tx, apikey_record_t *rec)
+{
+    char    *p, **field;
+    size_t   i;
+
+    if (cli->options & APIKEY_O(CIDRS)) {
+        p = NULL;
+
+        if (cli->extra.cidrs[0]) {
+            apikey_store_queue_field(&cli->store, tx, rec, "cidrs",
+                                     cli->extra.cidrs);
+            p = strdup(cli->extra.cidrs);
+            if (p == NULL) {
+                return -1;
+            }
+
+        } else {
+            apikey_store_queue_hdel(&cli->store, tx, rec, "cidrs");
+        }
+
+        free(rec->cidrs);
+        rec->cidrs = p;
+    }
+
+    field = cli->extra.fields;
+
+    for (i = 0; i < cli->extra.nfields; i++) {
+
+        if (field[2 * i + 1][0]) {
+            apikey_store_queue_field(&cli->store, tx, rec, field[2 * i],
+                                     field[2 * i + 1]);
+        } else {
+            apikey_store_queue_hdel(&cli->store, tx, rec, field[2 * i]);
+        }
+
+        if (apikey_record_set_field(rec, field[2 * i], strlen(field[2 * i]),
+                                    field[2 * i + 1])
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Makes a key with the name, org, scopes and expiry of "like", its hash,
  * a free id and its index entries; the record itself is for the caller
  * to write.
@@ -586,9 +652,11 @@ static int
 apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
     unsigned char *key, apikey_record_t *rec)
 {
-    size_t  n;
+    int     failed;
+    size_t  i, n;
 
     memset(rec, 0, sizeof(apikey_record_t));
+    failed = 0;
 
     if (prefix == NULL) {
         prefix = NGX_HTTP_APIKEY_KEY_DEFAULT_PREFIX;
@@ -624,9 +692,24 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
     rec->scopes = strdup(like->scopes ? like->scopes : "");
     rec->expires_at = like->expires_at;
 
+    /* rotate keeps the allowlist and the other fields: the key's policy */
+
+    rec->cidrs = like->cidrs ? strdup(like->cidrs) : NULL;
+
+    for (i = 0; i < like->nfields; i++) {
+        if (apikey_record_set_field(rec, like->fields[2 * i],
+                                    strlen(like->fields[2 * i]),
+                                    like->fields[2 * i + 1])
+            != 0)
+        {
+            failed = 1;
+        }
+    }
+
     if (rec->hint == NULL || rec->prefix == NULL
         || (like->name && rec->name == NULL)
-        || (like->org && rec->org == NULL) || rec->scopes == NULL)
+        || (like->org && rec->org == NULL) || rec->scopes == NULL
+        || (like->cidrs && rec->cidrs == NULL) || failed)
     {
         OPENSSL_cleanse(key, n);
         apikey_record_free(rec);

@@ -15,6 +15,7 @@ static void apikey_record_key(apikey_record_t *rec,
     ngx_http_apikey_policy_key_t *key);
 static char **apikey_record_field(
     apikey_record_t *rec, const char *name, size_t len);
+static int apikey_record_known(const char *name, size_t len);
 static void apikey_record_json_time(FILE *f, const char *name, int64_t t);
 static const char *apikey_record_time(int64_t t, const char *none, char *buf);
 
@@ -23,7 +24,7 @@ int
 apikey_record_parse(apikey_record_t *rec, redisReply *reply)
 {
     size_t       i;
-    char       **field;
+    char       **field, *value_copy;
     int64_t      n;
     redisReply  *name, *value;
 
@@ -85,6 +86,25 @@ apikey_record_parse(apikey_record_t *rec, redisReply *reply)
 
         field = apikey_record_field(rec, name->str, name->len);
 
+        if (field == NULL && value->len
+            && apikey_record_field_name(name->str, name->len))
+        {
+            value_copy = strndup(value->str, value->len);
+
+            if (value_copy == NULL
+                || apikey_record_set_field(rec, name->str, name->len,
+                                           value_copy)
+                   != 0)
+            {
+                free(value_copy);
+                apikey_record_free(rec);
+                return -1;
+            }
+
+            free(value_copy);
+            continue;
+        }
+
         if (field == NULL || value->len == 0) {
             continue;
         }
@@ -110,6 +130,8 @@ apikey_record_parse(apikey_record_t *rec, redisReply *reply)
 void
 apikey_record_free(apikey_record_t *rec)
 {
+    size_t  i;
+
     free(rec->id);
     free(rec->name);
     free(rec->org);
@@ -119,6 +141,12 @@ apikey_record_free(apikey_record_t *rec)
     free(rec->replaced_by);
     free(rec->cidrs);
 
+    for (i = 0; i < 2 * rec->nfields; i++) {
+        free(rec->fields[i]);
+    }
+
+    free(rec->fields);
+
     rec->id = NULL;
     rec->name = NULL;
     rec->org = NULL;
@@ -127,6 +155,76 @@ apikey_record_free(apikey_record_t *rec)
     rec->prefix = NULL;
     rec->replaced_by = NULL;
     rec->cidrs = NULL;
+    rec->fields = NULL;
+    rec->nfields = 0;
+}
+
+
+int
+apikey_record_field_name(const char *name, size_t len)
+{
+    return ngx_http_apikey_policy_field_name((const unsigned char *) name,
+                                             len)
+           && !apikey_record_known(name, len);
+}
+
+
+int
+apikey_record_set_field(apikey_record_t *rec, const char *name, size_t len,
+    const char *value)
+{
+    size_t   i;
+    char    *v, **fields;
+
+    for (i = 0; i < rec->nfields; i++) {
+        if (strlen(rec->fields[2 * i]) == len
+            && memcmp(rec->fields[2 * i], name, len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (value[0] == '\0') {
+        if (i < rec->nfields) {
+            free(rec->fields[2 * i]);
+            free(rec->fields[2 * i + 1]);
+            memmove(&rec->fields[2 * i], &rec->fields[2 * i + 2],
+                    (rec->nfields - i - 1) * 2 * sizeof(char *));
+            rec->nfields--;
+        }
+
+        return 0;
+    }
+
+    v = strdup(value);
+    if (v == NULL) {
+        return -1;
+    }
+
+    if (i < rec->nfields) {
+        free(rec->fields[2 * i + 1]);
+        rec->fields[2 * i + 1] = v;
+        return 0;
+    }
+
+    fields = realloc(rec->fields, (rec->nfields + 1) * 2 * sizeof(char *));
+    if (fields == NULL) {
+        free(v);
+        return -1;
+    }
+
+    rec->fields = fields;
+
+    fields[2 * i] = strndup(name, len);
+    if (fields[2 * i] == NULL) {
+        free(v);
+        return -1;
+    }
+
+    fields[2 * i + 1] = v;
+    rec->nfields++;
+
+    return 0;
 }
 
 
@@ -231,7 +329,7 @@ void
 apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
 {
     int                   first;
-    size_t                len;
+    size_t                i, len;
     const unsigned char  *p, *last, *scope;
 
     fputs("{\"id\":", f);
@@ -267,6 +365,36 @@ apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
 
     putc(']', f);
 
+    fputs(",\"cidrs\":[", f);
+
+    p = (const unsigned char *) rec->cidrs;
+    last = p ? p + strlen(rec->cidrs) : NULL;
+
+    for (first = 1;
+         (scope = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
+         first = 0)
+    {
+        if (!first) {
+            putc(',', f);
+        }
+
+        apikey_json_string_n(f, (const char *) scope, len);
+    }
+
+    fputs("],\"fields\":{", f);
+
+    for (i = 0; i < rec->nfields; i++) {
+        if (i) {
+            putc(',', f);
+        }
+
+        apikey_json_string(f, rec->fields[2 * i]);
+        putc(':', f);
+        apikey_json_string(f, rec->fields[2 * i + 1]);
+    }
+
+    putc('}', f);
+
     apikey_record_json_time(f, "created_at", rec->created_at);
     apikey_record_json_time(f, "expires_at", rec->expires_at);
     apikey_record_json_time(f, "last_used_at", rec->last_used_at);
@@ -300,16 +428,32 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
         { "last used", apikey_record_time(rec->last_used_at,
                                           "never", used) },
         { "state", apikey_record_state(rec, now) },
-        { "replaced by", rec->replaced_by }
+        { "replaced by", rec->replaced_by },
+        { "cidrs", rec->cidrs }
     };
+    const char  *row[2];
 
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 
-        if (rows[i][1] == NULL && strcmp(rows[i][0], "replaced by") == 0) {
+        if (rows[i][1] == NULL
+            && (strcmp(rows[i][0], "replaced by") == 0
+                || strcmp(rows[i][0], "cidrs") == 0))
+        {
             continue;
         }
 
         if (apikey_table_add(t, rows[i]) != 0) {
+            return -1;
+        }
+    }
+
+    /* the other fields under their own names, after the known ones */
+
+    for (i = 0; i < rec->nfields; i++) {
+        row[0] = rec->fields[2 * i];
+        row[1] = rec->fields[2 * i + 1];
+
+        if (apikey_table_add(t, row) != 0) {
             return -1;
         }
     }
@@ -395,6 +539,31 @@ apikey_record_field(apikey_record_t *rec, const char *name, size_t len)
     }
 
     return NULL;
+}
+
+
+/* the fields the tool or the module reads: never an extra field */
+
+static int
+apikey_record_known(const char *name, size_t len)
+{
+    size_t              i;
+    apikey_record_t     rec;
+    static const char  *special[] = {
+        "revoked", "expires_at", "created_at", "last_used_at"
+    };
+
+    if (apikey_record_field(&rec, name, len) != NULL) {
+        return 1;
+    }
+
+    for (i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        if (strlen(special[i]) == len && memcmp(special[i], name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

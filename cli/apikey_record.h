@@ -21,6 +21,9 @@
 #include "apikey_text.h"
 
 
+/* --field: at most as many as apikey_record_fields reads */
+#define APIKEY_FIELDS_MAX     32
+
 /* a record stays readable this long past its expiry or revocation */
 #define APIKEY_KEEP           (7 * 86400)
 
@@ -39,7 +42,9 @@ typedef struct {
     char     *hint;
     char     *prefix;
     char     *replaced_by;
-    char     *cidrs;
+    char     *cidrs;        /* the IP allowlist, as written */
+    char    **fields;       /* other fields: name, value, name, value... */
+    size_t    nfields;      /* pairs */
     int64_t   created_at;
     int64_t   expires_at;
     int64_t   last_used_at;
@@ -55,6 +60,19 @@ typedef struct {
 int apikey_record_parse(apikey_record_t *rec, redisReply *reply);
 
 void apikey_record_free(apikey_record_t *rec);
+
+/*
+ * 1 if name may be written with --field: a name apikey_record_fields can
+ * read, and none the tool or the module reads itself
+ */
+int apikey_record_field_name(const char *name, size_t len);
+
+/*
+ * Sets a field of rec->fields (a copy of value), or removes it if value is
+ * "": 0, or -1 when out of memory
+ */
+int apikey_record_set_field(apikey_record_t *rec, const char *name,
+    size_t len, const char *value);
 
 /* a new random id, "k_" and 12 base62 characters, malloc()ed; NULL on error */
 char *apikey_record_id(void);

@@ -482,24 +482,53 @@ size_t
 apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec)
 {
-    size_t  i;
-    char    name[APIKEY_STORE_NAME_LEN];
-    char    expires[32], created[32];
+    int          argc;
+    size_t       i, n;
+    char         name[APIKEY_STORE_NAME_LEN];
+    char         expires[32], created[32];
+    const char  *argv[APIKEY_TX_ARGS];
 
     snprintf(expires, sizeof(expires), "%lld", (long long) rec->expires_at);
     snprintf(created, sizeof(created), "%lld", (long long) rec->created_at);
 
-    i = apikey_tx_queue(tx, "HSET",
-                        apikey_store_record_name(store, name, rec->hash),
-                        "id", rec->id,
-                        "name", rec->name ? rec->name : "",
-                        "org", rec->org ? rec->org : "",
-                        "scopes", rec->scopes ? rec->scopes : "",
-                        "expires_at", expires,
-                        "created_at", created,
-                        "hint", rec->hint,
-                        "prefix", rec->prefix,
-                        NULL);
+    argc = 0;
+
+    argv[argc++] = "HSET";
+    argv[argc++] = apikey_store_record_name(store, name, rec->hash);
+    argv[argc++] = "id";
+    argv[argc++] = rec->id;
+    argv[argc++] = "name";
+    argv[argc++] = rec->name ? rec->name : "";
+    argv[argc++] = "org";
+    argv[argc++] = rec->org ? rec->org : "";
+    argv[argc++] = "scopes";
+    argv[argc++] = rec->scopes ? rec->scopes : "";
+    argv[argc++] = "expires_at";
+    argv[argc++] = expires;
+    argv[argc++] = "created_at";
+    argv[argc++] = created;
+    argv[argc++] = "hint";
+    argv[argc++] = rec->hint;
+    argv[argc++] = "prefix";
+    argv[argc++] = rec->prefix;
+
+    /*
+     * The allowlist and the other fields in the same HSET: a key is never
+     * usable without them, not even for a moment
+     */
+
+    if (rec->cidrs && rec->cidrs[0]) {
+        argv[argc++] = "cidrs";
+        argv[argc++] = rec->cidrs;
+    }
+
+    n = rec->nfields < APIKEY_FIELDS_MAX ? rec->nfields : APIKEY_FIELDS_MAX;
+
+    for (i = 0; i < 2 * n; i++) {
+        argv[argc++] = rec->fields[i];
+    }
+
+    i = apikey_tx_queue_argv(tx, argc, argv);
 
     if (rec->expires_at) {
         apikey_store_queue_keep(store, tx, rec, rec->expires_at);
@@ -518,6 +547,18 @@ apikey_store_queue_field(apikey_store_t *store, apikey_tx_t *tx,
     return apikey_tx_queue(tx, "HSET",
                            apikey_store_record_name(store, name, rec->hash),
                            field, value, NULL);
+}
+
+
+size_t
+apikey_store_queue_hdel(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec, const char *field)
+{
+    char  name[APIKEY_STORE_NAME_LEN];
+
+    return apikey_tx_queue(tx, "HDEL",
+                           apikey_store_record_name(store, name, rec->hash),
+                           field, NULL);
 }
 
 

@@ -47,6 +47,29 @@ apikey_tx_queue(apikey_tx_t *tx, ...)
 }
 
 
+size_t
+apikey_tx_queue_argv(apikey_tx_t *tx, int argc, const char **argv)
+{
+    int     i;
+    size_t  argvlen[APIKEY_TX_ARGS];
+
+    if (argc > APIKEY_TX_ARGS) {
+        tx->failed = 1;
+        return tx->n++;
+    }
+
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+
+    if (redisAppendCommandArgv(tx->ctx, argc, argv, argvlen) != REDIS_OK) {
+        tx->failed = 1;
+    }
+
+    return tx->n++;
+}
+
+
 int
 apikey_tx_exec(apikey_tx_t *tx)
 {

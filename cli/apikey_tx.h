@@ -18,6 +18,9 @@
 #include <hiredis/hiredis.h>
 
 
+/* the most strings of one command: a record's HSET with its fields */
+#define APIKEY_TX_ARGS      96
+
 /* what apikey_tx_exec() returns */
 #define APIKEY_TX_DONE      0     /* every command ran without an error */
 #define APIKEY_TX_CHANGED   1     /* a watched key changed: nothing ran */
@@ -39,6 +42,9 @@ void apikey_tx_begin(apikey_tx_t *tx, redisContext *ctx, char *err);
 
 /* queues one command, strings up to NULL; returns its index */
 size_t apikey_tx_queue(apikey_tx_t *tx, ...);
+
+/* the same, for a command of argc strings */
+size_t apikey_tx_queue_argv(apikey_tx_t *tx, int argc, const char **argv);
 
 /*
  * Reads what Redis said to each queued command, then sends EXEC, or

@@ -248,6 +248,27 @@ ngx_http_apikey_policy_bearer(const unsigned char *value, size_t len,
 }
 
 
+int
+ngx_http_apikey_policy_field_name(const unsigned char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_APIKEY_POLICY_FIELD_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 const char *
 ngx_http_apikey_policy_status_name(ngx_http_apikey_status_e status)
 {

@@ -115,6 +115,17 @@ ngx_http_apikey_status_e ngx_http_apikey_policy_token(
 ngx_http_apikey_status_e ngx_http_apikey_policy_bearer(
     const unsigned char *value, size_t len, size_t *start);
 
+/*
+ * 1 if name may name an extra record field (apikey_record_fields, the
+ * tool's --field): 1 to NGX_HTTP_APIKEY_POLICY_FIELD_MAX lowercase letters,
+ * digits or underscores, as it becomes part of a variable name, which
+ * nginx reads case-insensitively.  Whether it is a field the module or the
+ * tool reads itself is for each of them to say.
+ */
+#define NGX_HTTP_APIKEY_POLICY_FIELD_MAX  64
+
+int ngx_http_apikey_policy_field_name(const unsigned char *name, size_t len);
+
 /* the $apikey_status value of a status: "ok", "missing", ... */
 const char *ngx_http_apikey_policy_status_name(
     ngx_http_apikey_status_e status);

@@ -138,29 +138,19 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
 
 
 /*
- * An apikey_record_fields name: it becomes part of a variable name, which
- * nginx reads case-insensitively, and must not be a field the module reads
- * itself.  NULL, or what is wrong with it.
+ * An apikey_record_fields name, which must not be a field the module
+ * reads itself.  NULL, or what is wrong with it.
  */
 
 char *
 ngx_http_apikey_record_field_name(ngx_str_t *name)
 {
-    u_char      *p;
-    ngx_uint_t   i;
+    ngx_uint_t  i;
 
     static const char  *fixed[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
 
-    if (name->len == 0 || name->len > NGX_HTTP_APIKEY_RECORD_EXTRA_NAME) {
-        return "must be 1 to 64 characters long";
-    }
-
-    for (p = name->data; p < name->data + name->len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
-              || *p == '_'))
-        {
-            return "must be lowercase letters, digits or underscores";
-        }
+    if (!ngx_http_apikey_policy_field_name(name->data, name->len)) {
+        return "must be 1 to 64 lowercase letters, digits or underscores";
     }
 
     for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {

@@ -25,12 +25,8 @@
 
 #define NGX_HTTP_APIKEY_RECORD_CIDRS    6
 
-/*
- * apikey_record_fields: at most so many, of names so long, asked for
- * after the fixed ones
- */
+/* apikey_record_fields: at most so many, asked for after the fixed ones */
 #define NGX_HTTP_APIKEY_RECORD_EXTRA_MAX     32
-#define NGX_HTTP_APIKEY_RECORD_EXTRA_NAME    64
 
 
 ngx_int_t ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,

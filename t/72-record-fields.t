@@ -112,6 +112,61 @@ subtest 'cached with the record' => sub {
         'u_42 u_42', 'the second field too');
 };
 
+subtest 'the apikey tool writes what nginx reads, and rotate keeps it' => sub {
+    my $k = run_cli_json({ redis => $redis }, 'create', '--name', 'CLI',
+        '--field', 'plan=gold', '--field', 'user_id=u_7',
+        '--cidrs', '127.0.0.1 2001:db8::/32');
+    is_deeply($k->{fields}, { plan => 'gold', user_id => 'u_7' },
+        'create --json: the fields');
+    is_deeply($k->{cidrs}, ['127.0.0.1', '2001:db8::/32'],
+        'create --json: the networks');
+    my $up = get('/a/x', $k->{key})->upstream;
+    is($up && $up->header('x-plan'), 'gold', 'nginx reads the field');
+    is($up && $up->header('x-user-id'), 'u_7', 'and the other');
+
+    my $u = run_cli_json({ redis => $redis }, 'update', $k->{id},
+        '--cidrs', '10.0.0.0/8', '--field', 'plan=', '--field', 'tier=t3');
+    is_deeply($u->{fields}, { user_id => 'u_7', tier => 't3' },
+        'update: one removed, one added');
+    is_deeply($u->{cidrs}, ['10.0.0.0/8'], 'update: the new networks');
+    is(get('/a/x', $k->{key})->status, 403, 'nginx: now outside');
+
+    my $r = run_cli_json({ redis => $redis }, 'rotate', $k->{id});
+    is_deeply([$r->{cidrs}, $r->{fields}],
+        [['10.0.0.0/8'], { user_id => 'u_7', tier => 't3' }],
+        'rotate: the new key has the same networks and fields');
+    is(get('/a/x', $r->{key})->status, 403,
+        'nginx: the new key is held to them');
+
+    $u = run_cli_json({ redis => $redis }, 'update', $r->{id},
+        '--cidrs', '');
+    is_deeply($u->{cidrs}, [], 'update --cidrs "": none');
+    is(get('/a/x', $r->{key})->status, 200, 'nginx: from anywhere');
+
+    my $s = run_cli({ redis => $redis }, 'show', $r->{id});
+    like($s->{out}, qr/^user_id\s+u_7$/m, 'show: a field is a row');
+};
+
+subtest 'the apikey tool refuses what nginx would not read' => sub {
+    for my $c (
+        [['--cidrs', '203.0.113.0/24 bogus'], qr/invalid --cidrs/],
+        [['--cidrs', '203.0.113.0/24,10.0.0.0/8'], qr/invalid --cidrs/],
+        [['--field', 'Plan=x'], qr/invalid --field "Plan=x"/],
+        [['--field', 'scopes=x'], qr/invalid --field "scopes=x"/],
+        [['--field', 'hint=x'], qr/invalid --field "hint=x"/],
+        [['--field', 'plan'], qr/invalid --field "plan"/],
+        [['--field', "plan=a\nb"], qr/invalid --field "plan"/],
+        [['--field', 'plan=a', '--field', 'plan=b'],
+            qr/--field plan is duplicate/])
+    {
+        my ($args, $re) = @$c;
+        my $res = run_cli({ redis => $redis }, 'create', '--name', 'x',
+            @$args);
+        is($res->{code}, 2, "@$args: a usage error");
+        like($res->{err}, $re, "@$args: saying $re");
+    }
+};
+
 sub fails {
     my ($what, $http, $re) = @_;
     subtest "nginx -t: $what" => sub {
@@ -122,11 +177,11 @@ sub fails {
 }
 
 for my $c (['an upper-case name', 'Plan', qr/invalid record field "Plan"/],
-    ['a dash', 'a-b', qr/invalid record field "a-b": it must be lowercase/],
+    ['a dash', 'a-b', qr/invalid record field "a-b": it must be 1 to 64 lowercase/],
     ['a field of the module', 'scopes',
         qr/"scopes": it is a field the module reads itself/],
     ['cidrs', 'cidrs', qr/"cidrs": it is a field the module reads/],
-    ['a name too long', 'x' x 65, qr/must be 1 to 64 characters/],
+    ['a name too long', 'x' x 65, qr/must be 1 to 64 lowercase letters/],
     ['a name twice', 'plan plan', qr/duplicate record field "plan"/],
     ['33 names', join(' ', map { "f$_" } 1 .. 33),
         qr/at most 32 record fields/])
