@@ -46,7 +46,7 @@ ngx_http_apikey_token(ngx_http_request_t *r, ngx_array_t *key_from,
     ngx_str_t *token, ngx_http_apikey_key_from_t **from, ngx_uint_t *in_uri)
 {
     ngx_str_t                      value;
-    ngx_uint_t                     i, n, access_token;
+    ngx_uint_t                     i, n, found, access_token;
     ngx_http_apikey_key_from_t    *source;
     ngx_http_apikey_token_seen_t   seen;
 
@@ -88,11 +88,13 @@ ngx_http_apikey_token(ngx_http_request_t *r, ngx_array_t *key_from,
                 access_token = 1;
             }
 
+            found = seen.found;
+
             if (ngx_http_apikey_token_query(r, &source[i], &seen) != NGX_OK) {
                 return NGX_HTTP_APIKEY_ERROR;
             }
 
-            if (seen.found) {
+            if (seen.found != found) {
                 *in_uri = 1;
             }
 

@@ -165,6 +165,18 @@ subtest 'the log: $request keeps the query, $request_uri does not' => sub {
         . ' HTTP/1.1', '$request_uri|$args|$request');
 };
 
+subtest 'a refusal is logged unless the URI holds the token' => sub {
+    my $mark = $nginx->mark;
+    get('/any/header-refused', 'X-API-Key' => $unknown);
+    like($nginx->error_log_since($mark),
+        qr/\[info\].*apikey: request refused: invalid/,
+        'a header key of a location that also reads the query');
+    $mark = $nginx->mark;
+    get("/any/query-refused?api_key=$unknown");
+    unlike($nginx->error_log_since($mark), qr/apikey: request refused/,
+        'a query key: no refusal line, which would hold the request line');
+};
+
 subtest 'query:access_token accepts what is refused elsewhere' => sub {
     is(get("/access-token/x?access_token=$token")->verdict, '200 k_src',
         'accepted');
