@@ -127,9 +127,10 @@ ngx_http_apikey_headers_hide(ngx_http_request_t *r,
 
 /*
  * Upstream modules copy the whole header list, so a header is hidden by
- * taking it out of the list: the X-ApiKey-* headers a client sent, or
- * Authorization, or the header apikey_key_from names.  The list is copied rather than cut, because
- * r->headers_in keeps pointers to its elements: they stay valid.
+ * taking it out of the list: the X-ApiKey-* headers a client sent,
+ * Authorization, or the header apikey_key_from names.  The list is copied
+ * rather than cut, because r->headers_in keeps pointers to its elements:
+ * they stay valid.
  */
 
 static ngx_int_t
