@@ -16,6 +16,8 @@ static void apikey_record_key(apikey_record_t *rec,
 static char **apikey_record_field(
     apikey_record_t *rec, const char *name, size_t len);
 static int apikey_record_known(const char *name, size_t len);
+static void apikey_record_json_words(FILE *f, const char *name,
+    const char *s);
 static void apikey_record_json_time(FILE *f, const char *name, int64_t t);
 static const char *apikey_record_time(int64_t t, const char *none, char *buf);
 
@@ -328,9 +330,7 @@ apikey_number(const char *s)
 void
 apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
 {
-    int                   first;
-    size_t                i, len;
-    const unsigned char  *p, *last, *scope;
+    size_t  i;
 
     fputs("{\"id\":", f);
     apikey_json_string(f, rec->id);
@@ -347,41 +347,10 @@ apikey_record_json(FILE *f, apikey_record_t *rec, const char *key, int64_t now)
     fputs(",\"hint\":", f);
     apikey_json_string(f, rec->hint);
 
-    fputs(",\"scopes\":[", f);
+    apikey_record_json_words(f, "scopes", rec->scopes);
+    apikey_record_json_words(f, "cidrs", rec->cidrs);
 
-    p = (const unsigned char *) rec->scopes;
-    last = p ? p + strlen(rec->scopes) : NULL;
-
-    for (first = 1;
-         (scope = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
-         first = 0)
-    {
-        if (!first) {
-            putc(',', f);
-        }
-
-        apikey_json_string_n(f, (const char *) scope, len);
-    }
-
-    putc(']', f);
-
-    fputs(",\"cidrs\":[", f);
-
-    p = (const unsigned char *) rec->cidrs;
-    last = p ? p + strlen(rec->cidrs) : NULL;
-
-    for (first = 1;
-         (scope = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
-         first = 0)
-    {
-        if (!first) {
-            putc(',', f);
-        }
-
-        apikey_json_string_n(f, (const char *) scope, len);
-    }
-
-    fputs("],\"fields\":{", f);
+    fputs(",\"fields\":{", f);
 
     for (i = 0; i < rec->nfields; i++) {
         if (i) {
@@ -564,6 +533,35 @@ apikey_record_known(const char *name, size_t len)
     }
 
     return 0;
+}
+
+
+/* a space-separated list as a JSON array, [] for none */
+
+static void
+apikey_record_json_words(FILE *f, const char *name, const char *s)
+{
+    int                   first;
+    size_t                len;
+    const unsigned char  *p, *last, *word;
+
+    fprintf(f, ",\"%s\":[", name);
+
+    p = (const unsigned char *) s;
+    last = p ? p + strlen(s) : NULL;
+
+    for (first = 1;
+         (word = ngx_http_apikey_policy_scope_next(&p, last, &len)) != NULL;
+         first = 0)
+    {
+        if (!first) {
+            putc(',', f);
+        }
+
+        apikey_json_string_n(f, (const char *) word, len);
+    }
+
+    putc(']', f);
 }
 
 

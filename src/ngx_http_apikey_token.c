@@ -25,7 +25,9 @@ static void ngx_http_apikey_token_header(ngx_http_request_t *r,
     ngx_http_apikey_key_from_t *from, ngx_http_apikey_token_seen_t *seen);
 static ngx_int_t ngx_http_apikey_token_query(ngx_http_request_t *r,
     ngx_http_apikey_key_from_t *from, ngx_http_apikey_token_seen_t *seen);
-static u_char *ngx_http_apikey_token_arg(ngx_str_t *args, u_char *p,
+static u_char *ngx_http_apikey_token_next_arg(u_char *p, u_char *last,
+    ngx_str_t *arg);
+static ngx_uint_t ngx_http_apikey_token_named(ngx_str_t *arg,
     ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_apikey_token_seen(ngx_http_apikey_token_seen_t *seen,
     ngx_http_apikey_key_from_t *from, ngx_http_apikey_status_e status,
@@ -210,14 +212,18 @@ static ngx_int_t
 ngx_http_apikey_token_query(ngx_http_request_t *r,
     ngx_http_apikey_key_from_t *from, ngx_http_apikey_token_seen_t *seen)
 {
-    u_char     *p, *dst, *src;
-    ngx_str_t   value;
+    u_char     *p, *last, *dst, *src;
+    ngx_str_t   arg, value;
 
     p = r->args.data;
+    last = r->args.data + r->args.len;
 
-    while ((p = ngx_http_apikey_token_arg(&r->args, p, &from->name, &value))
-           != NULL)
-    {
+    while ((p = ngx_http_apikey_token_next_arg(p, last, &arg)) != NULL) {
+
+        if (!ngx_http_apikey_token_named(&arg, &from->name, &value)) {
+            continue;
+        }
+
         if (ngx_strlchr(value.data, value.data + value.len, '%') != NULL) {
 
             dst = ngx_pnalloc(r->pool, value.len);
@@ -243,50 +249,51 @@ ngx_http_apikey_token_query(ngx_http_request_t *r,
 }
 
 
-/*
- * The next argument named name from p on, as ngx_http_arg() matches them
- * (case-insensitively); returns where the search goes on, or NULL.
- */
+/* the next "&"-separated argument from p on; NULL after the last one */
 
 static u_char *
-ngx_http_apikey_token_arg(ngx_str_t *args, u_char *p, ngx_str_t *name,
-    ngx_str_t *value)
+ngx_http_apikey_token_next_arg(u_char *p, u_char *last, ngx_str_t *arg)
 {
-    u_char  *start, *last, *end;
+    u_char  *end;
 
-    if (p == NULL) {
+    if (p == NULL || p >= last) {
         return NULL;
     }
 
-    last = args->data + args->len;
-
-    while (p < last) {
-        start = p;
-
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = (end < last) ? end + 1 : last;
-
-        if ((size_t) (end - start) >= name->len
-            && ngx_strncasecmp(start, name->data, name->len) == 0
-            && (start + name->len == end || start[name->len] == '='))
-        {
-            value->data = start + name->len;
-
-            if (value->data < end) {
-                value->data++;
-            }
-
-            value->len = end - value->data;
-
-            return p;
-        }
+    end = ngx_strlchr(p, last, '&');
+    if (end == NULL) {
+        end = last;
     }
 
-    return NULL;
+    arg->data = p;
+    arg->len = end - p;
+
+    return (end < last) ? end + 1 : last;
+}
+
+
+/* an argument named name, as ngx_http_arg() matches them: any case */
+
+static ngx_uint_t
+ngx_http_apikey_token_named(ngx_str_t *arg, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    if (arg->len < name->len
+        || ngx_strncasecmp(arg->data, name->data, name->len) != 0
+        || (arg->len > name->len && arg->data[name->len] != '='))
+    {
+        return 0;
+    }
+
+    value->data = arg->data + name->len;
+    value->len = arg->len - name->len;
+
+    if (value->len) {
+        value->data++;
+        value->len--;
+    }
+
+    return 1;
 }
 
 
@@ -316,7 +323,7 @@ ngx_http_apikey_token_hide_arg(ngx_http_request_t *r,
 {
     u_char     *p, *q, *start, *last, *end, *args;
     size_t      path;
-    ngx_str_t   one, value;
+    ngx_str_t   arg, value;
 
     if (r->args.len == 0) {
         return NGX_OK;
@@ -331,22 +338,9 @@ ngx_http_apikey_token_hide_arg(ngx_http_request_t *r,
     p = r->args.data;
     last = r->args.data + r->args.len;
 
-    while (p < last) {
-        start = p;
+    while ((p = ngx_http_apikey_token_next_arg(p, last, &arg)) != NULL) {
 
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        p = (end < last) ? end + 1 : last;
-
-        one.data = start;
-        one.len = end - start;
-
-        if (ngx_http_apikey_token_arg(&one, start, &from->name, &value)
-            != NULL)
-        {
+        if (ngx_http_apikey_token_named(&arg, &from->name, &value)) {
             continue;
         }
 
@@ -354,7 +348,7 @@ ngx_http_apikey_token_hide_arg(ngx_http_request_t *r,
             *q++ = '&';
         }
 
-        q = ngx_cpymem(q, start, end - start);
+        q = ngx_cpymem(q, arg.data, arg.len);
     }
 
     if ((size_t) (q - args) == r->args.len) {
