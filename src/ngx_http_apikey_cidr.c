@@ -260,12 +260,15 @@ ngx_http_apikey_cidr_mask(ngx_http_apikey_cidr_t *cidr)
 {
     unsigned  i, bits;
 
-    for (i = 0; i < 16; i++) {
-        bits = (cidr->prefix > i * 8) ? cidr->prefix - i * 8 : 0;
+    i = cidr->prefix / 8;
+    bits = cidr->prefix % 8;
 
-        if (bits < 8) {
-            cidr->addr[i] &= (unsigned char) (0xff00 >> bits);
-        }
+    if (bits) {
+        cidr->addr[i++] &= (unsigned char) (0xff00 >> bits);
+    }
+
+    if (i < 16) {
+        memset(cidr->addr + i, 0, 16 - i);
     }
 }
 
