@@ -64,7 +64,8 @@ my $token = new_token();
 seed_key($redis, $token, id => 'k_1');
 seed_key($_, $token, id => 'k_1') for $r4, $r0, $plain, $authdb, $acl;
 my $hash_key = key_hash($token);
-my @hmget = ('HMGET', $hash_key, qw(id name org scopes expires_at revoked));
+my @hmget = ('HMGET', $hash_key,
+    qw(id name org scopes expires_at revoked cidrs));
 # every lookup ends with PING <nonce>, whose echo vouches for the reply
 my @ping = ('PING', '<nonce>');
 

@@ -17,10 +17,11 @@ my $TIMEOUT_MS = int($TIMEOUT * 1000);
 sub rec {
     my (%f) = @_;
     return resp_array(map { resp_bulk($f{$_}) }
-        qw(id name org scopes expires_at revoked));
+        qw(id name org scopes expires_at revoked cidrs));
 }
 
-my $nils5 = join '', (resp_nil()) x 5;
+# the fields after the id
+my $nils6 = join '', (resp_nil()) x 6;
 my $big = 'x' x (2 << 20);
 
 # [ name, reply (bytes, or a fake Redis action), answer, upstream id ]
@@ -33,30 +34,33 @@ my @cases = (
     ['an empty array', resp_array() => 'error'],
     ['an array of 5 fields', resp_array(map { resp_bulk('k') } 1 .. 5)
         => 'error'],
-    ['an array of 7 fields', resp_array(map { resp_bulk('k') } 1 .. 7)
+    ['an array of 6 fields', resp_array(map { resp_bulk('k') } 1 .. 6)
+        => 'error'],
+    ['an array of 8 fields', resp_array(map { resp_bulk('k') } 1 .. 8)
         => 'error'],
     ['an array of 1000 fields', resp_array(map { resp_bulk('k') } 1 .. 1000)
         => 'error'],
-    ['an integer id', resp_array(resp_int(7), $nils5) => 'error'],
-    ['a status id', resp_array(resp_status('k_1'), $nils5) => 'error'],
+    ['an integer id', resp_array(resp_int(7), $nils6) => 'error'],
+    ['a status id', resp_array(resp_status('k_1'), $nils6) => 'error'],
     ['an error as a field', resp_array(resp_bulk('k_1'),
-        resp_error('ERR x'), (resp_nil()) x 4) => 'error'],
+        resp_error('ERR x'), (resp_nil()) x 5) => 'error'],
     ['a nested array as id', resp_array(resp_array(resp_bulk('k_1')),
-        $nils5) => 'error'],
+        $nils6) => 'error'],
     ['a nested array as revoked', resp_array(resp_bulk('k_1'),
-        (resp_nil()) x 4, resp_array(resp_bulk('0'))) => 'error'],
+        (resp_nil()) x 4, resp_array(resp_bulk('0')), resp_nil())
+        => 'error'],
     ['arrays nested 12 deep', ('*1' . "\r\n") x 12 . resp_bulk('k_1')
         => 'error'],
-    ['a 2 MB bulk string as id', resp_array(resp_bulk($big), $nils5)
+    ['a 2 MB bulk string as id', resp_array(resp_bulk($big), $nils6)
         => 'error'],
     ['a 2 MB bulk string as name', rec(id => 'k_big', name => $big)
         => 'error'],
-    ['a 2 MB bulk length, then silence', "*6\r\n\$2097152\r\nxx"
+    ['a 2 MB bulk length, then silence', "*7\r\n\$2097152\r\nxx"
         => 'error'],
-    ['an overflowing bulk length', "*6\r\n\$99999999999999999999999\r\n"
+    ['an overflowing bulk length', "*7\r\n\$99999999999999999999999\r\n"
         => 'error'],
     ['a negative array length', "*-5\r\n" => 'error'],
-    ['a bulk longer than announced', "*6\r\n\$3\r\nk_12\r\n" . $nils5
+    ['a bulk longer than announced', "*7\r\n\$3\r\nk_12\r\n" . $nils6
         => 'error'],
     ['-ERR', resp_error('ERR unknown command') => 'error'],
     ['-WRONGTYPE', resp_error('WRONGTYPE Operation against a key holding '
@@ -75,7 +79,12 @@ my @cases = (
         [send => substr(rec(id => 'k_cut'), 0, 11), stall => 1] => 'error'],
     ['a close before any reply', [close => 1] => 'error'],
     ['a record without id', resp_array(resp_nil(), resp_bulk('name'),
-        (resp_nil()) x 4) => 'invalid'],
+        (resp_nil()) x 5) => 'invalid'],
+    ['a malformed cidrs', rec(id => 'k_1', cidrs => "10.0.0.0/8\r\n")
+        => 'invalid', undef, 'invalid'],
+    ['a CRLF after an allowlist that holds the client',
+        rec(id => 'k_1', cidrs => "127.0.0.1\r\nX: 1") => 'invalid', undef,
+        'invalid'],
     ['a record with an empty id', rec(id => '', name => 'x',
         scopes => '*') => 'invalid'],
     ['an expires_at that is not a number', rec(id => 'k_1',
