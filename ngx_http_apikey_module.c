@@ -1354,6 +1354,14 @@ ngx_http_apikey_key_from(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            if (ngx_http_apikey_headers_identity_name(&from->name)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\": X-ApiKey-* headers are the "
+                                   "module's, removed from every request",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
             from->lowcase.data = ngx_pnalloc(cf->pool, from->name.len);
             if (from->lowcase.data == NULL) {
                 return NGX_CONF_ERROR;

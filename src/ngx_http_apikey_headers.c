@@ -26,7 +26,6 @@ static ngx_int_t ngx_http_apikey_headers_remove(ngx_http_request_t *r,
     ngx_uint_t what, ngx_http_apikey_key_from_t *from);
 static ngx_uint_t ngx_http_apikey_headers_hidden(ngx_http_request_t *r,
     ngx_table_elt_t *h, ngx_uint_t what, ngx_http_apikey_key_from_t *from);
-static ngx_uint_t ngx_http_apikey_headers_identity_name(ngx_str_t *name);
 static ngx_int_t ngx_http_apikey_headers_add(ngx_http_request_t *r,
     ngx_http_apikey_header_t *header, ngx_str_t *value);
 
@@ -250,7 +249,7 @@ ngx_http_apikey_headers_hidden(ngx_http_request_t *r, ngx_table_elt_t *h,
  * SCGI and most WSGI and Rack servers read it as X-ApiKey-Org.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_apikey_headers_identity_name(ngx_str_t *name)
 {
     u_char       c;

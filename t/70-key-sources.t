@@ -206,6 +206,8 @@ for my $c (['cookie:x', qr/invalid key source "cookie:x"/],
     ['header:', qr/key source "header:" needs a name/],
     ['query:', qr/key source "query:" needs a name/],
     ['header:Authorization', qr/the Authorization header is the "bearer"/],
+    ['header:X-ApiKey-Token', qr/X-ApiKey-\* headers are the module's/],
+    ['header:x_apikey_token', qr/X-ApiKey-\* headers are the module's/],
     ['query:a&b', qr/invalid name in key source "query:a&b"/],
     ['header:X-Key header:x-key', qr/duplicate key source "header:x-key"/],
     ['bearer bearer', qr/duplicate key source "bearer"/])
