@@ -399,6 +399,13 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (alcf->hide_credentials && ctx->from
+        && ctx->from->type != NGX_HTTP_APIKEY_FROM_BEARER)
+    {
+        ctx->hidden_from = ctx->from;
+        ctx->hidden = ctx->token;
+    }
+
     return NGX_OK;
 }
 

@@ -111,9 +111,11 @@ ngx_http_apikey_ctx_t *
 ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev)
 {
-    ngx_uint_t              quiet, counted;
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx;
+    ngx_str_t                    hidden;
+    ngx_uint_t                   quiet, counted;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_apikey_ctx_t       *ctx;
+    ngx_http_apikey_key_from_t  *hidden_from;
 
     if (prev) {
         ngx_http_apikey_lookup_cancel(prev);
@@ -124,12 +126,16 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
 
         quiet = prev->quiet;
         counted = prev->counted;
+        hidden_from = prev->hidden_from;
+        hidden = prev->hidden;
 
         ctx = prev;
         ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
 
         ctx->quiet = quiet;
         ctx->counted = counted;
+        ctx->hidden_from = hidden_from;
+        ctx->hidden = hidden;
 
         goto done;
     }

@@ -145,8 +145,9 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     ngx_http_apikey_lookup_t     *lookup;
     ngx_http_apikey_main_conf_t  *amcf;
 
-    ctx->lookup = ngx_http_apikey_token(r, alcf->key_from, &token,
-                                        &ctx->from, &in_uri);
+    ctx->lookup = ngx_http_apikey_token(r, alcf->key_from, ctx->hidden_from,
+                                        &ctx->hidden, &token, &ctx->from,
+                                        &in_uri);
 
     if (in_uri) {
         ctx->quiet = 1;
@@ -156,6 +157,7 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    ctx->token = token;
     ctx->lookup = ngx_http_apikey_lookup_format(alcf, &token);
 
     if (ctx->lookup != NGX_HTTP_APIKEY_OK) {

@@ -29,6 +29,8 @@ static u_char *ngx_http_apikey_token_next_arg(u_char *p, u_char *last,
     ngx_str_t *arg);
 static ngx_uint_t ngx_http_apikey_token_named(ngx_str_t *arg,
     ngx_str_t *name, ngx_str_t *value);
+static ngx_uint_t ngx_http_apikey_token_same_source(
+    ngx_http_apikey_key_from_t *a, ngx_http_apikey_key_from_t *b);
 static void ngx_http_apikey_token_seen(ngx_http_apikey_token_seen_t *seen,
     ngx_http_apikey_key_from_t *from, ngx_http_apikey_status_e status,
     u_char *data, size_t len);
@@ -45,6 +47,7 @@ static ngx_str_t  ngx_http_apikey_token_access_token =
 
 ngx_http_apikey_status_e
 ngx_http_apikey_token(ngx_http_request_t *r, ngx_array_t *key_from,
+    ngx_http_apikey_key_from_t *hidden_from, ngx_str_t *hidden,
     ngx_str_t *token, ngx_http_apikey_key_from_t **from, ngx_uint_t *in_uri)
 {
     ngx_str_t                      value;
@@ -68,6 +71,14 @@ ngx_http_apikey_token(ngx_http_request_t *r, ngx_array_t *key_from,
     access_token = 0;
 
     for (i = 0; i < n; i++) {
+
+        if (hidden_from
+            && ngx_http_apikey_token_same_source(hidden_from, &source[i]))
+        {
+            ngx_http_apikey_token_seen(&seen, &source[i],
+                                       NGX_HTTP_APIKEY_OK, hidden->data,
+                                       hidden->len);
+        }
 
         switch (source[i].type) {
 
@@ -294,6 +305,16 @@ ngx_http_apikey_token_named(ngx_str_t *arg, ngx_str_t *name,
     }
 
     return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_token_same_source(ngx_http_apikey_key_from_t *a,
+    ngx_http_apikey_key_from_t *b)
+{
+    return a->type == b->type
+           && a->name.len == b->name.len
+           && ngx_strncasecmp(a->name.data, b->name.data, a->name.len) == 0;
 }
 
 

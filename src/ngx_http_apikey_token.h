@@ -23,12 +23,15 @@
 /*
  * NGX_HTTP_APIKEY_OK with the token and the source it came in, or
  * MISSING, MALFORMED (also: sent more than once), or INVALID (a token
- * longer than NGX_HTTP_APIKEY_TOKEN_MAX).  *in_uri tells that the request
- * line holds a token, so that it stays out of the error log.
+ * longer than NGX_HTTP_APIKEY_TOKEN_MAX).  A token that an earlier
+ * location hid from the upstream (hidden_from, hidden; NULL: none) counts
+ * as sent in that source.  *in_uri tells that the request line holds a
+ * token, so that it stays out of the error log.
  */
 ngx_http_apikey_status_e ngx_http_apikey_token(ngx_http_request_t *r,
-    ngx_array_t *key_from, ngx_str_t *token,
-    ngx_http_apikey_key_from_t **from, ngx_uint_t *in_uri);
+    ngx_array_t *key_from, ngx_http_apikey_key_from_t *hidden_from,
+    ngx_str_t *hidden, ngx_str_t *token, ngx_http_apikey_key_from_t **from,
+    ngx_uint_t *in_uri);
 
 /* the query argument of a source taken out of the request, others kept */
 ngx_int_t ngx_http_apikey_token_hide_arg(ngx_http_request_t *r,

@@ -51,6 +51,36 @@ my $nginx = start_nginx(redis => $redis, http => <<'EOF');
             apikey_hide_credentials off;
             proxy_pass http://%%ECHO%%;
         }
+
+        # the first location lets the request through (and hides the key),
+        # its upstream redirects to a location that reads staff: records
+        location /accel/ {
+            apikey on;
+            apikey_key_from header:X-API-Key query:api_key;
+            proxy_pass http://127.0.0.1:%%PORT2%%;
+        }
+
+        location @staff {
+            apikey on;
+            apikey_key_from query:api_key header:X-API-Key;
+            apikey_redis_prefix staff:;
+            proxy_pass http://%%ECHO%%;
+        }
+
+        location @staff_bearer {
+            apikey on;
+            apikey_redis_prefix staff:;
+            proxy_pass http://%%ECHO%%;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT2%%;
+
+        location / {
+            add_header X-Accel-Redirect $arg_to;
+            return 204;
+        }
     }
 EOF
 
@@ -193,6 +223,20 @@ subtest 'apikey_hide_credentials off: the upstream sees the key' => sub {
 # nginx's own debug lines show the request line, and so a key sent in the
 # query (docs/security.md); the module's lines, and every line at info and
 # above, show no key from any source
+subtest 'a key hidden by a first location is found after a redirect' => sub {
+    my $staff = new_token();
+    seed_key($redis, $staff, id => 'k_partner');
+    seed_key($redis, $staff, id => 'k_staff', -prefix => 'staff:');
+    my $res = get('/accel/x?to=@staff', 'X-API-Key' => $staff);
+    is($res->verdict, '200 k_staff', 'from the header: the staff: record');
+    ok(!$res->upstream->has('x-api-key'), 'and still hidden');
+    $res = get("/accel/x?to=\@staff&api_key=$staff");
+    is($res->verdict, '200 k_staff', 'from the query: the staff: record');
+    unlike($res->upstream->request_line, qr/api_key/, 'and still hidden');
+    answer_is(get('/accel/x?to=@staff_bearer', 'X-API-Key' => $staff),
+        'missing', name => 'not where the new location does not look');
+};
+
 subtest 'no token in the error log above debug, nor in the module\'s' => sub {
     my @leaks = grep {
         my $e = $_;
