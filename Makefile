@@ -59,10 +59,10 @@ MODULE_SRCS  := ngx_http_apikey_module.c $(wildcard src/*.c src/*.h)
 # the nginx-free pairs that the module and the CLI share
 SHARED_SRCS  := src/ngx_http_apikey_key.c src/ngx_http_apikey_policy.c \
                 src/ngx_http_apikey_time.c src/ngx_http_apikey_object.c \
-                src/ngx_http_apikey_rate.c
+                src/ngx_http_apikey_rate.c src/ngx_http_apikey_cidr.c
 SHARED_HDRS  := src/ngx_http_apikey_key.h src/ngx_http_apikey_policy.h \
                 src/ngx_http_apikey_time.h src/ngx_http_apikey_object.h \
-                src/ngx_http_apikey_rate.h
+                src/ngx_http_apikey_rate.h src/ngx_http_apikey_cidr.h
 HASH_SRCS    := src/ngx_http_apikey_siphash.c
 
 # the CLI but its main(), which the unit tests replace

@@ -26,6 +26,7 @@
 #include "ngx_http_apikey_variables.h"
 #include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_ratelimit.h"
+#include "ngx_http_apikey_record.h"
 
 
 /* "time | off": the least time, and what is said of a wrong value */
@@ -43,6 +44,8 @@ static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
 static ngx_http_apikey_status_e ngx_http_apikey_policy(
     ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_record_t *record);
+static void ngx_http_apikey_client(ngx_http_request_t *r,
+    ngx_http_apikey_cidr_t *client);
 static ngx_int_t ngx_http_apikey_deny(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *ctx);
 
@@ -67,6 +70,10 @@ static char *ngx_http_apikey_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_apikey_key_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_msec_off_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_apikey_key_from(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_apikey_record_fields(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_apikey_check_realm(ngx_conf_t *cf, void *post,
     void *data);
@@ -222,6 +229,20 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, org),
+      NULL },
+
+    { ngx_string("apikey_key_from"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_key_from,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_record_fields"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_apikey_record_fields,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("apikey_upstream_headers"),
@@ -425,9 +446,20 @@ ngx_http_apikey_decide(ngx_http_request_t *r,
         ngx_http_apikey_last_used(r, alcf, &ctx->record);
     }
 
-    if (ngx_http_apikey_headers_identity(r, alcf, &ctx->record) != NGX_OK) {
+    if (ngx_http_apikey_headers_identity(r, alcf, ctx->from, &ctx->record)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (alcf->hide_credentials && ctx->from
+        && ctx->from->type != NGX_HTTP_APIKEY_FROM_BEARER)
+    {
+        ctx->hidden_from = ctx->from;
+        ctx->hidden = ctx->token;
+    }
+
+    /* the wait the rate limit asks for, after every other step */
 
     if (ctx->rate_delay) {
         return ngx_http_apikey_ratelimit_delay(r, ctx);
@@ -444,6 +476,8 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     ngx_http_apikey_record_t *record)
 {
     ngx_str_t                      org;
+    ngx_http_apikey_cidr_t         client;
+    ngx_http_apikey_status_e       status;
     ngx_http_apikey_policy_key_t   key;
     ngx_http_apikey_policy_need_t  need;
 
@@ -453,11 +487,19 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     key.scopes_len = record->scopes.len;
     key.expires_at = record->expires_at;
     key.revoked = record->revoked;
+    key.cidrs = record->cidrs.data;
+    key.cidrs_len = record->cidrs.len;
 
     need.org = NULL;
     need.org_len = 0;
     need.scopes = alcf->scope_list.data;
     need.scopes_len = alcf->scope_list.len;
+    need.client = NULL;
+
+    if (record->cidrs.len) {
+        ngx_http_apikey_client(r, &client);
+        need.client = &client;
+    }
 
     if (alcf->org) {
         if (ngx_http_complex_value(r, alcf->org, &org) != NGX_OK) {
@@ -469,7 +511,59 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
         need.org_len = org.len;
     }
 
-    return ngx_http_apikey_policy_check(&key, &need, ngx_time());
+    status = ngx_http_apikey_policy_check(&key, &need, ngx_time());
+
+    /* a record that is a key but whose allowlist cannot be read */
+
+    if (status == NGX_HTTP_APIKEY_INVALID
+        && ngx_http_apikey_cidr_match(record->cidrs.data, record->cidrs.len,
+                                      NULL)
+           < 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "apikey: key \"%V\" has an invalid cidrs field",
+                      &record->id);
+    }
+
+    return status;
+}
+
+
+/*
+ * The client address as the realip module left it ($remote_addr); a
+ * UNIX-domain client has none, and is inside no network.
+ */
+
+static void
+ngx_http_apikey_client(ngx_http_request_t *r, ngx_http_apikey_cidr_t *client)
+{
+    struct sockaddr      *sa;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    sa = r->connection->sockaddr;
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        ngx_http_apikey_cidr_address(client, 4,
+                                     (u_char *) &sin->sin_addr.s_addr);
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        ngx_http_apikey_cidr_address(client, 6, sin6->sin6_addr.s6_addr);
+        break;
+#endif
+
+    default:
+        ngx_http_apikey_cidr_address(client, 0, NULL);
+        break;
+    }
 }
 
 
@@ -513,6 +607,9 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
                           sizeof(ngx_http_apikey_source_t *))
            != NGX_OK
         || ngx_array_init(&amcf->secrets, cf->pool, 2, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&amcf->record_fields, cf->pool, 4,
+                          sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NULL;
@@ -572,6 +669,8 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->last_used_interval = NGX_CONF_UNSET_MSEC;
     conf->scopes = NGX_CONF_UNSET_PTR;
     conf->org = NGX_CONF_UNSET_PTR;
+    conf->key_from = NGX_CONF_UNSET_PTR;
+    conf->record_fields = NGX_CONF_UNSET_PTR;
     conf->upstream_headers = NGX_CONF_UNSET;
     conf->hide_credentials = NGX_CONF_UNSET;
     conf->cache = NGX_CONF_UNSET_PTR;
@@ -609,6 +708,8 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
     ngx_conf_merge_str_value(conf->scope_list, prev->scope_list, "");
     ngx_conf_merge_ptr_value(conf->org, prev->org, NULL);
+    ngx_conf_merge_ptr_value(conf->key_from, prev->key_from, NULL);
+    ngx_conf_merge_ptr_value(conf->record_fields, prev->record_fields, NULL);
     ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 1);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 1);
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
@@ -689,10 +790,6 @@ ngx_http_apikey_merge_source(ngx_conf_t *cf, ngx_http_apikey_loc_conf_t *conf)
     source->server = conf->redis;
     source->prefix = conf->prefix;
     source->index = amcf->sources.nelts;
-
-    if (ngx_http_apikey_lookup_command(cf, source) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     known = ngx_array_push(&amcf->sources);
     if (known == NULL) {
@@ -1238,6 +1335,244 @@ ngx_http_apikey_msec_off_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * apikey_key_from header:NAME | query:NAME | bearer ...;
+ *
+ * A token sent twice is refused however it comes (ngx_http_apikey_token.c);
+ * sources are kept in the order given, for the reader of the
+ * configuration.
+ */
+
+static char *
+ngx_http_apikey_key_from(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    u_char                      *p;
+    ngx_str_t                   *value;
+    ngx_uint_t                   i, j;
+    ngx_http_apikey_key_from_t  *from, *known;
+
+    if (alcf->key_from != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    alcf->key_from = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_http_apikey_key_from_t));
+    if (alcf->key_from == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        from = ngx_array_push(alcf->key_from);
+        if (from == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(from, sizeof(ngx_http_apikey_key_from_t));
+
+        if (ngx_strcmp(value[i].data, "bearer") == 0) {
+            from->type = NGX_HTTP_APIKEY_FROM_BEARER;
+
+        } else if (ngx_strncmp(value[i].data, "header:", 7) == 0) {
+            from->type = NGX_HTTP_APIKEY_FROM_HEADER;
+            from->name.data = value[i].data + 7;
+            from->name.len = value[i].len - 7;
+
+        } else if (ngx_strncmp(value[i].data, "query:", 6) == 0) {
+            from->type = NGX_HTTP_APIKEY_FROM_QUERY;
+            from->name.data = value[i].data + 6;
+            from->name.len = value[i].len - 6;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key source \"%V\", expected "
+                               "\"bearer\", \"header:NAME\" or "
+                               "\"query:NAME\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (from->type != NGX_HTTP_APIKEY_FROM_BEARER) {
+
+            if (from->name.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "key source \"%V\" needs a name",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            /* RFC 9110 token characters name a header; "&=#" end an arg */
+
+            for (p = from->name.data;
+                 p < from->name.data + from->name.len;
+                 p++)
+            {
+                if (*p <= 0x20 || *p >= 0x7f
+                    || ngx_strchr("\"(),/:;<=>?@[\\]{}&#%+", *p) != NULL)
+                {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid name in key source \"%V\"",
+                                       &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+            }
+        }
+
+        if (from->type == NGX_HTTP_APIKEY_FROM_HEADER) {
+
+            if (from->name.len == sizeof("Authorization") - 1
+                && ngx_strncasecmp(from->name.data, (u_char *) "Authorization",
+                                   from->name.len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\": the Authorization header is "
+                                   "the \"bearer\" source", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_http_apikey_headers_identity_name(&from->name)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\": X-ApiKey-* headers are the "
+                                   "module's, removed from every request",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            from->lowcase.data = ngx_pnalloc(cf->pool, from->name.len);
+            if (from->lowcase.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            from->lowcase.len = from->name.len;
+            from->hash = ngx_hash_strlow(from->lowcase.data, from->name.data,
+                                         from->name.len);
+        }
+
+        known = alcf->key_from->elts;
+
+        for (j = 0; j + 1 < alcf->key_from->nelts; j++) {
+            if (known[j].type == from->type
+                && known[j].name.len == from->name.len
+                && ngx_strncasecmp(known[j].name.data, from->name.data,
+                                   from->name.len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "duplicate key source \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * apikey_record_fields field ...;
+ *
+ * Every lookup of the http block reads the fields of all of them, so that
+ * locations share lookups and cache entries; a location exposes its own as
+ * $apikey_field_<name>.
+ */
+
+static char *
+ngx_http_apikey_record_fields(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_apikey_loc_conf_t *alcf = conf;
+
+    char                         *err;
+    ngx_str_t                    *value, *name;
+    ngx_uint_t                    i, j, k, *index;
+    ngx_http_apikey_main_conf_t  *amcf;
+
+    if (alcf->record_fields != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    alcf->record_fields = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                           sizeof(ngx_uint_t));
+    if (alcf->record_fields == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        err = ngx_http_apikey_record_field_name(&value[i]);
+
+        if (err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid record field \"%V\": it %s",
+                               &value[i], err);
+            return NGX_CONF_ERROR;
+        }
+
+        name = amcf->record_fields.elts;
+
+        for (j = 0; j < amcf->record_fields.nelts; j++) {
+            if (name[j].len == value[i].len
+                && ngx_strncmp(name[j].data, value[i].data, value[i].len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        k = j;
+
+        if (k == amcf->record_fields.nelts) {
+
+            if (k == NGX_HTTP_APIKEY_RECORD_EXTRA_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "at most %d record fields may be read",
+                                   NGX_HTTP_APIKEY_RECORD_EXTRA_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            name = ngx_array_push(&amcf->record_fields);
+            if (name == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *name = value[i];
+
+            if (ngx_http_apikey_add_field_variable(cf, name, k) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        index = alcf->record_fields->elts;
+
+        for (j = 0; j < alcf->record_fields->nelts; j++) {
+            if (index[j] == k) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "duplicate record field \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        index = ngx_array_push(alcf->record_fields);
+        if (index == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *index = k;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* the realm goes into a quoted string of a response header */
 
 static char *
@@ -1283,7 +1618,9 @@ ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_apikey_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                    i;
     ngx_http_handler_pt          *h;
+    ngx_http_apikey_source_t    **source;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_apikey_main_conf_t  *amcf;
 
@@ -1309,8 +1646,22 @@ ngx_http_apikey_init(ngx_conf_t *cf)
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
 
+    /* only now are all apikey_record_fields of the http block known */
+
+    source = amcf->sources.elts;
+
+    for (i = 0; i < amcf->sources.nelts; i++) {
+        if (ngx_http_apikey_lookup_command(cf, source[i],
+                                           &amcf->record_fields)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     if (amcf->cache) {
-        ngx_http_apikey_cache_sources(amcf->cache, &amcf->sources);
+        ngx_http_apikey_cache_sources(amcf->cache, &amcf->sources,
+                                      &amcf->record_fields);
     }
 
     if ((amcf->metrics_used || amcf->sources.nelts)

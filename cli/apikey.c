@@ -160,4 +160,5 @@ apikey_cleanup(apikey_cli_t *cli)
     apikey_redis_conf_free(&cli->redis);
 
     free(cli->scopes);
+    ngx_http_apikey_object_free(&cli->extra);
 }

@@ -55,7 +55,9 @@ enum {
     APIKEY_OPT_GRACE,
     APIKEY_OPT_JSON,
     APIKEY_OPT_RATE,
-    APIKEY_OPT_BURST
+    APIKEY_OPT_BURST,
+    APIKEY_OPT_CIDRS,
+    APIKEY_OPT_FIELD
 };
 
 #define APIKEY_O(opt)            (1U << APIKEY_OPT_ ## opt)
@@ -87,6 +89,10 @@ typedef struct {
     char                  *scopes;       /* space-separated, or NULL */
     const char            *rate;         /* "" removes it */
     const char            *burst;        /* "" removes it */
+
+    /* --cidrs and --field, as the record will hold them */
+    apikey_record_t        extra;
+
     int64_t                expires_at;
     int64_t                grace;
     unsigned               options;

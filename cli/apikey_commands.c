@@ -31,6 +31,8 @@
 static int apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old);
 static int apikey_update_limit(apikey_cli_t *cli, apikey_tx_t *tx,
     apikey_record_t *rec);
+static int apikey_update_extra(apikey_cli_t *cli, apikey_tx_t *tx,
+    apikey_record_t *rec);
 static int apikey_new_key(apikey_cli_t *cli, const char *prefix,
     apikey_record_t *like, unsigned char *key, apikey_record_t *rec);
 static int apikey_list_print(apikey_cli_t *cli, apikey_store_list_t *list);
@@ -46,7 +48,8 @@ apikey_command_t  apikey_commands[] = {
       apikey_create,
       APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_O(ORG) | APIKEY_O(EXPIRES_IN)
       | APIKEY_O(EXPIRES_AT) | APIKEY_O(PREFIX) | APIKEY_O(JSON)
-      | APIKEY_O(RATE) | APIKEY_O(BURST),
+      | APIKEY_O(RATE) | APIKEY_O(BURST) | APIKEY_O(CIDRS)
+      | APIKEY_O(FIELD),
       NULL },
 
     { "list",
@@ -62,7 +65,8 @@ apikey_command_t  apikey_commands[] = {
     { "update",
       apikey_update,
       APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY | APIKEY_O(JSON)
-      | APIKEY_O(RATE) | APIKEY_O(BURST),
+      | APIKEY_O(RATE) | APIKEY_O(BURST) | APIKEY_O(CIDRS)
+      | APIKEY_O(FIELD),
       "ID" },
 
     { "revoke",
@@ -101,6 +105,9 @@ apikey_create(apikey_cli_t *cli)
     like.expires_at = cli->expires_at;
     like.rate = (char *) cli->rate;
     like.burst = (char *) cli->burst;
+    like.cidrs = cli->extra.cidrs;
+    like.fields = cli->extra.fields;
+    like.nfields = cli->extra.nfields;
 
     rc = apikey_new_key(cli, cli->prefix, &like, key, &rec);
     if (rc != APIKEY_OK) {
@@ -216,6 +223,12 @@ apikey_update(apikey_cli_t *cli)
             p = strdup(cli->scopes);
             free(rec.scopes);
             rec.scopes = p;
+        }
+
+        if (apikey_update_extra(cli, &tx, &rec) != 0) {
+            apikey_tx_end(&tx);
+            ngx_http_apikey_object_free(&rec);
+            return apikey_fail("out of memory");
         }
 
         if (cli->options & APIKEY_EXPIRY) {
@@ -624,6 +637,60 @@ apikey_rotatable(apikey_cli_t *cli, apikey_record_t *old)
 
 
 /*
+ * --cidrs and --field of update: written, or removed when empty, and
+ * changed in rec for the output
+ */
+
+static int
+apikey_update_extra(apikey_cli_t *cli, apikey_tx_t *tx, apikey_record_t *rec)
+{
+    char    *p, **field;
+    size_t   i;
+
+    if (cli->options & APIKEY_O(CIDRS)) {
+        p = NULL;
+
+        if (cli->extra.cidrs[0]) {
+            apikey_store_queue_field(&cli->store, tx, rec, "cidrs",
+                                     cli->extra.cidrs);
+            p = strdup(cli->extra.cidrs);
+            if (p == NULL) {
+                return -1;
+            }
+
+        } else {
+            apikey_store_queue_hdel(&cli->store, tx, rec, "cidrs");
+        }
+
+        free(rec->cidrs);
+        rec->cidrs = p;
+    }
+
+    field = cli->extra.fields;
+
+    for (i = 0; i < cli->extra.nfields; i++) {
+
+        if (field[2 * i + 1][0]) {
+            apikey_store_queue_field(&cli->store, tx, rec, field[2 * i],
+                                     field[2 * i + 1]);
+        } else {
+            apikey_store_queue_hdel(&cli->store, tx, rec, field[2 * i]);
+        }
+
+        if (ngx_http_apikey_object_set_extra(rec, field[2 * i],
+                                             strlen(field[2 * i]),
+                                             field[2 * i + 1])
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Makes a key with the name, org, scopes and expiry of "like", its hash,
  * a free id and its index entries; the record itself is for the caller
  * to write.
@@ -633,9 +700,11 @@ static int
 apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
     unsigned char *key, apikey_record_t *rec)
 {
-    size_t  n;
+    int     failed;
+    size_t  i, n;
 
     memset(rec, 0, sizeof(apikey_record_t));
+    failed = 0;
 
     if (prefix == NULL) {
         prefix = NGX_HTTP_APIKEY_KEY_DEFAULT_PREFIX;
@@ -677,11 +746,26 @@ apikey_new_key(apikey_cli_t *cli, const char *prefix, apikey_record_t *like,
     rec->burst = (like->burst && like->burst[0]) ? strdup(like->burst)
                                                  : NULL;
 
+    /* rotate keeps the allowlist and the other fields: the key's policy */
+
+    rec->cidrs = like->cidrs ? strdup(like->cidrs) : NULL;
+
+    for (i = 0; i < like->nfields; i++) {
+        if (ngx_http_apikey_object_set_extra(rec, like->fields[2 * i],
+                                             strlen(like->fields[2 * i]),
+                                             like->fields[2 * i + 1])
+            != 0)
+        {
+            failed = 1;
+        }
+    }
+
     if (rec->hint == NULL || rec->prefix == NULL
         || (like->name && rec->name == NULL)
         || (like->org && rec->org == NULL) || rec->scopes == NULL
         || (like->rate && like->rate[0] && rec->rate == NULL)
-        || (like->burst && like->burst[0] && rec->burst == NULL))
+        || (like->burst && like->burst[0] && rec->burst == NULL)
+        || (like->cidrs && rec->cidrs == NULL) || failed)
     {
         OPENSSL_cleanse(key, n);
         ngx_http_apikey_object_free(rec);

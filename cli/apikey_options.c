@@ -38,6 +38,7 @@ static int apikey_option(apikey_cli_t *cli, int opt, const char *value);
 static int apikey_scope_add(apikey_cli_t *cli, const char *value);
 static int apikey_rate_option(apikey_cli_t *cli, const char *value);
 static int apikey_burst_option(apikey_cli_t *cli, const char *value);
+static int apikey_field_add(apikey_cli_t *cli, const char *value);
 static int apikey_check(apikey_cli_t *cli, apikey_command_t *cmd);
 
 
@@ -70,6 +71,8 @@ static struct option  apikey_long_options[] = {
     { "json", no_argument, NULL, APIKEY_V(JSON) },
     { "rate", required_argument, NULL, APIKEY_V(RATE) },
     { "burst", required_argument, NULL, APIKEY_V(BURST) },
+    { "cidrs", required_argument, NULL, APIKEY_V(CIDRS) },
+    { "field", required_argument, NULL, APIKEY_V(FIELD) },
     { NULL, 0, NULL, 0 }
 };
 
@@ -112,7 +115,7 @@ apikey_options(apikey_cli_t *cli, int argc, char **argv,
 
         opt = (opt == 'h') ? APIKEY_OPT_HELP : opt - 0x100;
 
-        if (opt != APIKEY_OPT_SCOPE
+        if (opt != APIKEY_OPT_SCOPE && opt != APIKEY_OPT_FIELD
             && (cli->options & (1U << opt)))
         {
             return apikey_usage_error("option --%s is duplicate",
@@ -221,12 +224,14 @@ apikey_usage(FILE *f)
 "commands:\n"
 "  create --name NAME [--scope S]... [--org ORG]\n"
 "         [--expires-in DUR | --expires-at TIME] [--prefix P]\n"
-"         [--rate RATE] [--burst N] [--json]\n"
+"         [--rate RATE] [--burst N] [--cidrs LIST]\n"
+"         [--field NAME=VALUE]... [--json]\n"
 "  list   [--org ORG] [--json]\n"
 "  show   ID [--json]\n"
 "  update ID [--name NAME] [--scope S]...\n"
 "         [--expires-in DUR | --expires-at TIME | --no-expiry]\n"
-"         [--rate RATE] [--burst N] [--json]\n"
+"         [--rate RATE] [--burst N] [--cidrs LIST]\n"
+"         [--field NAME=VALUE]... [--json]\n"
 "  revoke ID [--json]\n"
 "  rotate ID [--grace DUR] [--prefix P] [--json]\n"
 "  verify [--scope S]... [--org ORG] [--json] KEY|-\n"
@@ -379,6 +384,31 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
 
     case APIKEY_OPT_SCOPE:
         return apikey_scope_add(cli, value);
+
+    case APIKEY_OPT_CIDRS:
+
+        /* the module's own parser: it would take a bad list for no key */
+
+        if (value[0]
+            && ngx_http_apikey_cidr_match((const unsigned char *) value,
+                                          strlen(value), NULL)
+               < 0)
+        {
+            return apikey_usage_error(
+                       "invalid --cidrs \"%s\": IPv4 or IPv6 networks or "
+                       "addresses separated by spaces, like "
+                       "\"203.0.113.0/24 2001:db8::/32\"", value);
+        }
+
+        cli->extra.cidrs = strdup(value);
+        if (cli->extra.cidrs == NULL) {
+            return apikey_fail("out of memory");
+        }
+
+        break;
+
+    case APIKEY_OPT_FIELD:
+        return apikey_field_add(cli, value);
 
     case APIKEY_OPT_ORG:
         if (!apikey_word_valid(value)) {
@@ -569,6 +599,62 @@ apikey_burst_option(apikey_cli_t *cli, const char *value)
 }
 
 
+/* --field NAME=VALUE; an empty VALUE removes the field (update) */
+
+static int
+apikey_field_add(apikey_cli_t *cli, const char *value)
+{
+    size_t       i, len;
+    const char  *eq;
+
+    eq = strchr(value, '=');
+    len = eq ? (size_t) (eq - value) : 0;
+
+    if (eq == NULL || !ngx_http_apikey_object_extra_name(value, len)) {
+        return apikey_usage_error(
+                   "invalid --field \"%s\": NAME=VALUE, NAME being 1 to %d "
+                   "lowercase letters, digits or underscores, and no field "
+                   "the module or the tool reads itself",
+                   value, NGX_HTTP_APIKEY_POLICY_FIELD_MAX);
+    }
+
+    if (strlen(eq + 1) > APIKEY_NAME_MAX || !apikey_text_valid(eq + 1)) {
+        return apikey_usage_error(
+                   "invalid --field \"%.*s\": a value is up to %d bytes of "
+                   "UTF-8 text without control characters",
+                   (int) len, value, APIKEY_NAME_MAX);
+    }
+
+    for (i = 0; i < cli->extra.nfields; i++) {
+        if (strlen(cli->extra.fields[2 * i]) == len
+            && memcmp(cli->extra.fields[2 * i], value, len) == 0)
+        {
+            return apikey_usage_error("--field %.*s is duplicate", (int) len,
+                                      value);
+        }
+    }
+
+    if (cli->extra.nfields == APIKEY_FIELDS_MAX) {
+        return apikey_usage_error("at most %d --field", APIKEY_FIELDS_MAX);
+    }
+
+    /* kept even when empty: update removes it */
+
+    if (ngx_http_apikey_object_set_extra(&cli->extra, value, len,
+                                         eq[1] ? eq + 1 : "-")
+        != 0)
+    {
+        return apikey_fail("out of memory");
+    }
+
+    if (eq[1] == '\0') {
+        cli->extra.fields[2 * i + 1][0] = '\0';
+    }
+
+    return APIKEY_OK;
+}
+
+
 static int
 apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
 {
@@ -646,12 +732,13 @@ apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
     if (cmd->handler == apikey_update
         && (cli->options
             & (APIKEY_O(NAME) | APIKEY_O(SCOPE) | APIKEY_EXPIRY
-               | APIKEY_O(RATE) | APIKEY_O(BURST)))
+               | APIKEY_O(RATE) | APIKEY_O(BURST) | APIKEY_O(CIDRS)
+               | APIKEY_O(FIELD)))
            == 0)
     {
         return apikey_usage_error(
                    "update needs --name, --scope, --expires-in, --expires-at, "
-                   "--no-expiry, --rate or --burst");
+                   "--no-expiry, --rate, --burst, --cidrs or --field");
     }
 
     if (cli->arg && cmd->handler != apikey_verify

@@ -87,8 +87,10 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
         { "state", ngx_http_apikey_object_state(rec, now) },
         { "replaced by", rec->replaced_by },
         { "rate", rec->rate },
-        { "burst", rec->burst }
+        { "burst", rec->burst },
+        { "cidrs", rec->cidrs }
     };
+    const char  *row[2];
 
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 
@@ -97,12 +99,24 @@ apikey_record_rows(apikey_table_t *t, apikey_record_t *rec, int64_t now)
         if (rows[i][1] == NULL
             && (strcmp(rows[i][0], "replaced by") == 0
                 || strcmp(rows[i][0], "rate") == 0
-                || strcmp(rows[i][0], "burst") == 0))
+                || strcmp(rows[i][0], "burst") == 0
+                || strcmp(rows[i][0], "cidrs") == 0))
         {
             continue;
         }
 
         if (apikey_table_add(t, rows[i]) != 0) {
+            return -1;
+        }
+    }
+
+    /* the other fields under their own names, after the known ones */
+
+    for (i = 0; i < rec->nfields; i++) {
+        row[0] = rec->fields[2 * i];
+        row[1] = rec->fields[2 * i + 1];
+
+        if (apikey_table_add(t, row) != 0) {
             return -1;
         }
     }

@@ -25,6 +25,9 @@
 #define APIKEY_KEEP           NGX_HTTP_APIKEY_OBJECT_KEEP
 #define APIKEY_ID_LEN         NGX_HTTP_APIKEY_OBJECT_ID_LEN
 
+/* --field: at most as many as apikey_record_fields reads */
+#define APIKEY_FIELDS_MAX     NGX_HTTP_APIKEY_OBJECT_EXTRA_MAX
+
 
 /* the record is the shared key object (ngx_http_apikey_object.h) */
 typedef ngx_http_apikey_object_t  apikey_record_t;

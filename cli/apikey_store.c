@@ -526,6 +526,18 @@ apikey_store_queue_field(apikey_store_t *store, apikey_tx_t *tx,
 }
 
 
+size_t
+apikey_store_queue_hdel(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec, const char *field)
+{
+    char  name[APIKEY_STORE_NAME_LEN];
+
+    return apikey_tx_queue(tx, "HDEL",
+                           apikey_store_record_name(store, name, rec->hash),
+                           field, NULL);
+}
+
+
 /* the module decides by expires_at and revoked, never by this TTL */
 
 void

@@ -95,6 +95,10 @@ size_t apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
 size_t apikey_store_queue_field(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec, const char *field, const char *value);
 
+/* HDEL of one field of the record, in the transaction */
+size_t apikey_store_queue_hdel(apikey_store_t *store, apikey_tx_t *tx,
+    apikey_record_t *rec, const char *field);
+
 /*
  * Queues the housekeeping TTL: the record and its id index vanish a week
  * after "until" (0: never).

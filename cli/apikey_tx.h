@@ -20,6 +20,9 @@
 #include "apikey_redis.h"
 
 
+/* the most strings of one command: a record's HSET with its fields */
+#define APIKEY_TX_ARGS      96
+
 /* what apikey_tx_exec() returns */
 #define APIKEY_TX_DONE      0     /* every command ran without an error */
 #define APIKEY_TX_CHANGED   1     /* a watched key changed: nothing ran */

@@ -98,7 +98,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
 
-            rc = ngx_http_apikey_record(pool, reply, &record, &log);
+            /* one apikey_record_fields name after the fixed fields */
+            rc = ngx_http_apikey_record(pool, reply, 1, &record, &log);
 
             if (rc == NGX_OK) {
                 if (record.id.len == 0) {
@@ -109,6 +110,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ngx_http_apikey_fuzz_clean(&record.name);
                 ngx_http_apikey_fuzz_clean(&record.org);
                 ngx_http_apikey_fuzz_clean(&record.scopes);
+                ngx_http_apikey_fuzz_clean(&record.cidrs);
+
+                if (record.nfields != 1) {
+                    abort();
+                }
+
+                ngx_http_apikey_fuzz_clean(&record.fields[0]);
 
                 if (record.expires_at < 0) {
                     abort();

@@ -43,7 +43,7 @@ FUZZ_CFLAGS    := -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_INCS      := $(addprefix -I $(NGX_BUILD)/, src/core src/event \
                   src/event/modules src/os/unix objs src/http \
                   src/http/modules src/http/v2) -I src
-FUZZ_TARGETS   := token key record admin rate
+FUZZ_TARGETS   := token key record admin rate cidrs
 FUZZ_HDRS      := $(wildcard src/ngx_http_apikey*.h)
 
 # $(call apikey_need,package ...): installs the Debian packages missing
@@ -121,18 +121,26 @@ $(FUZZ_BUILD)/.deps: | deps
 	touch $@
 
 $(FUZZ_BUILD)/fuzz_token: fuzz/fuzz_token.c src/ngx_http_apikey_policy.c \
-    src/ngx_http_apikey_policy.h | $(FUZZ_BUILD)/.deps
+    src/ngx_http_apikey_policy.h src/ngx_http_apikey_cidr.c \
+    src/ngx_http_apikey_cidr.h | $(FUZZ_BUILD)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_token.c \
-	    src/ngx_http_apikey_policy.c
+	    src/ngx_http_apikey_policy.c src/ngx_http_apikey_cidr.c
+
+$(FUZZ_BUILD)/fuzz_cidrs: fuzz/fuzz_cidrs.c src/ngx_http_apikey_cidr.c \
+    src/ngx_http_apikey_cidr.h | $(FUZZ_BUILD)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_cidrs.c \
+	    src/ngx_http_apikey_cidr.c
 
 $(FUZZ_BUILD)/fuzz_record: fuzz/fuzz_record.c fuzz/ngx_stubs.c \
     src/ngx_http_apikey_record.c src/ngx_http_apikey_reader.c \
-    src/ngx_http_apikey_policy.c src/ngx_http_apikey_rate.c $(FUZZ_HDRS) \
+    src/ngx_http_apikey_policy.c src/ngx_http_apikey_rate.c \
+    src/ngx_http_apikey_cidr.c $(FUZZ_HDRS) \
     | $(FUZZ_BUILD)/.deps $(NGX_BUILD)/objs/Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ fuzz/fuzz_record.c \
 	    fuzz/ngx_stubs.c src/ngx_http_apikey_record.c \
 	    src/ngx_http_apikey_reader.c src/ngx_http_apikey_policy.c \
-	    src/ngx_http_apikey_rate.c -lhiredis -lcrypto
+	    src/ngx_http_apikey_rate.c src/ngx_http_apikey_cidr.c \
+	    -lhiredis -lcrypto
 
 $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
     src/ngx_http_apikey_key.h | $(FUZZ_BUILD)/.deps

@@ -75,8 +75,10 @@ write_seeds('key',
     'hmac-empty'          => "\x01",
 );
 
-# the fields of NGX_HTTP_APIKEY_RECORD_FIELDS, those not given nil
-my $NF = 8;
+# a reply to the lookup's HMGET: id name org scopes expires_at revoked
+# cidrs rate burst, and the one apikey_record_fields name fuzz_record.c
+# asks for; fields not given are nil
+my $NF = 10;
 
 sub rec {
     my (@v) = @_;
@@ -84,7 +86,7 @@ sub rec {
     return resp_array(map { resp_bulk($_) } @v);
 }
 
-my $nils5 = join '', (resp_nil()) x ($NF - 1);
+my $nils = join '', (resp_nil()) x ($NF - 1);
 
 write_seeds('record',
     'record'              => "\xff" . rec('k_1', 'CI export', 'acme',
@@ -97,10 +99,14 @@ write_seeds('record',
     'record-bytewise'     => "\x00" . rec('k_3', undef, undef, undef,
         undef, undef),
     'record-none'         => "\xff" . resp_array((resp_nil()) x $NF),
-    'record-rate'         => "\xff" . rec('k_1', (undef) x 5, '100r/s',
+    'record-rate'         => "\xff" . rec('k_1', (undef) x 6, '100r/s',
         '20'),
-    'record-rate-minute'  => "\xff" . rec('k_1', (undef) x 5, '6000r/m'),
-    'record-bad-rate'     => "\xff" . rec('k_1', (undef) x 5, '1r/h', '-1'),
+    'record-rate-minute'  => "\xff" . rec('k_1', (undef) x 6, '6000r/m'),
+    'record-bad-rate'     => "\xff" . rec('k_1', (undef) x 6, '1r/h', '-1'),
+    'record-cidrs'        => "\xff" . rec('k_1', 'n', 'o', 's', '0', '0',
+        '203.0.113.0/24 2001:db8::/32', undef, undef, 'gold'),
+    'record-bad-cidrs'    => "\xff" . rec('k_1', undef, undef, undef, undef,
+        undef, "10.0.0.0/8\r\nX: 1", undef, undef, "a\nb"),
     'record-empty-id'     => "\xff" . rec('', 'x', 'y', 'z', '0', '0'),
     'record-ctl'          => "\xff" . rec("k\r\nX: 1", "a\0b", "\x7f",
         "\e[31m", undef, undef),
@@ -122,11 +128,11 @@ write_seeds('record',
     'empty-array'         => "\xff" . resp_array(),
     'one-field-short'     => "\xff" . resp_array(map { resp_bulk('k') }
         1 .. $NF - 1),
-    'integer-field'       => "\xff" . resp_array(resp_int(1), $nils5),
-    'nested'              => "\xff" . resp_array(rec('k_1'), $nils5),
+    'integer-field'       => "\xff" . resp_array(resp_int(1), $nils),
+    'nested'              => "\xff" . resp_array(rec('k_1'), $nils),
     'deep'                => "\xff" . ("*1\r\n" x 9) . resp_bulk('k'),
     'big-bulk'            => "\xff" . resp_array(resp_bulk('x' x 5000),
-        $nils5),
+        $nils),
     'cut'                 => "\xff" . substr(rec('k_1', 'n', (undef) x 4),
         0, 17),
     'garbage'             => "\xff" . "HTTP/1.1 200 OK\r\n\r\n",
@@ -166,4 +172,24 @@ write_seeds('rate',
     'space'               => ' 1r/s',
     'long'                => ('9' x 40) . 'r/s',
     'empty'               => '',
+);
+
+# the client address first (a family byte, 0 for IPv4, 1 for IPv6, and 16
+# address bytes), then the "cidrs" field
+my $v4 = "\x00" . pack('C4', 203, 0, 113, 9) . ("\x00" x 12);
+my $v6 = "\x01" . pack('H32', '20010db8000000000000000000000005');
+
+write_seeds('cidrs',
+    'v4-inside'           => $v4 . '203.0.113.0/24',
+    'v4-outside'          => $v4 . '10.0.0.0/8 198.51.100.0/24',
+    'v4-bare'             => $v4 . '203.0.113.9',
+    'v6-inside'           => $v6 . '2001:db8::/32',
+    'v6-bare'             => $v6 . '2001:db8::5 ::1',
+    'mixed'               => $v6 . '203.0.113.0/24  2001:db8::/32',
+    'mapped-net'          => $v4 . '::ffff:203.0.113.0/120',
+    'malformed-word'      => $v4 . '203.0.113.0/24 nonsense',
+    'malformed-prefix'    => $v4 . '203.0.113.0/33',
+    'long-v6'             => $v6
+        . 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128',
+    'spaces'              => $v4 . '   ',
 );

@@ -33,11 +33,35 @@ typedef struct {
     uint32_t                         burst;
     unsigned                         has_burst:1;
     unsigned                         rate_invalid:1;
+
+    /* the IP allowlist: space-separated networks; empty: any address */
+    ngx_str_t                        cidrs;
+
+    /* the values of apikey_record_fields, in the http block's order */
+    ngx_str_t                       *fields;
+    ngx_uint_t                       nfields;
 } ngx_http_apikey_record_t;
 
 
 /* apikey_rate_limit's settings: ngx_http_apikey_ratelimit.h */
 typedef struct ngx_http_apikey_rate_conf_s  ngx_http_apikey_rate_conf_t;
+
+
+/* apikey_key_from: where a request may carry its token */
+
+typedef enum {
+    NGX_HTTP_APIKEY_FROM_BEARER = 0,
+    NGX_HTTP_APIKEY_FROM_HEADER,
+    NGX_HTTP_APIKEY_FROM_QUERY
+} ngx_http_apikey_from_e;
+
+
+typedef struct {
+    ngx_http_apikey_from_e           type;
+    ngx_str_t                        name;        /* header or argument */
+    ngx_str_t                        lowcase;     /* of a header name */
+    ngx_uint_t                       hash;        /* of lowcase */
+} ngx_http_apikey_key_from_t;
 
 
 /*
@@ -59,6 +83,9 @@ typedef struct {
     size_t                           command_hash;
     size_t                           command_nonce;
 
+    /* the fields of apikey_record_fields the command asks for */
+    ngx_uint_t                       nfields;
+
     unsigned                         cached:1;
 } ngx_http_apikey_source_t;
 
@@ -74,6 +101,9 @@ typedef struct {
 
     ngx_shm_zone_t                  *metrics;
     ngx_flag_t                       metrics_used;
+
+    /* every apikey_record_fields name of the http block: each lookup's */
+    ngx_array_t                      record_fields;  /* of ngx_str_t */
 } ngx_http_apikey_main_conf_t;
 
 
@@ -97,6 +127,12 @@ typedef struct {
     ngx_array_t                     *scopes;       /* of ngx_str_t */
     ngx_str_t                        scope_list;   /* space-separated */
     ngx_http_complex_value_t        *org;
+
+    /* where a token may come from, in order */
+    ngx_array_t                     *key_from;     /* of key source */
+
+    /* the apikey_record_fields of the location: its $apikey_field_* */
+    ngx_array_t                     *record_fields; /* of ngx_uint_t */
 
     ngx_flag_t                       upstream_headers;
     ngx_flag_t                       hide_credentials;

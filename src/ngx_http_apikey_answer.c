@@ -89,6 +89,12 @@ static ngx_http_apikey_answer_t  ngx_http_apikey_answers[] = {
                                  NONE, "rate_limited",
                                  "API key rate limit exceeded"),
 
+    /* the token is fine: no challenge, as no other token would do */
+    ngx_http_apikey_answer_entry("ip_not_allowed", NGX_HTTP_FORBIDDEN, NONE,
+                                 "ip_not_allowed",
+                                 "client address not allowed for this "
+                                 "API key"),
+
     /* not the client's fault: no challenge, but a hint to come back */
     ngx_http_apikey_answer_entry("error", NGX_HTTP_SERVICE_UNAVAILABLE, NONE,
                                  "temporarily_unavailable",

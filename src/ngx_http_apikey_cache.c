@@ -107,14 +107,19 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             negative;
     u_char                             revoked;
     u_char                             referenced;
-    u_short                            len[4];     /* id name org scopes */
+    u_short                            len[5];     /* id name org scopes
+                                                      cidrs */
+    u_short                            nfields;    /* apikey_record_fields */
 
     ngx_http_apikey_rate_t             rate;
     uint32_t                           burst;
     u_char                             has_burst;
     u_char                             rate_invalid;
 
-    /* a record's fields, or an unknown key's place among the others */
+    /*
+     * a record's fields (the lengths of its apikey_record_fields first,
+     * then every string), or an unknown key's place among the others
+     */
     union {
         ngx_queue_t                    negative;
         u_char                         data[1];
@@ -179,16 +184,18 @@ ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name, size_t size)
  * Entries are keyed by source index: workers of another configuration
  * (during a reload) may number sources otherwise, or read another
  * database, user or address under the same URL, and must not share them.
- * The fingerprint holds whatever decides where a record comes from; not
- * the password, which a CRC in shared memory would all but give away.
+ * The fingerprint holds whatever decides where a record comes from, and
+ * which apikey_record_fields an entry holds; not the password, which a CRC
+ * in shared memory would all but give away.
  */
 
 void
-ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
+ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources,
+    ngx_array_t *fields)
 {
     u_char                           db[NGX_INT_T_LEN];
     uint32_t                         crc;
-    ngx_str_t                        s;
+    ngx_str_t                        s, *name;
     ngx_uint_t                       i, j;
     ngx_http_apikey_cache_t         *cache;
     ngx_http_apikey_source_t       **source;
@@ -214,6 +221,14 @@ ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone, ngx_array_t *sources)
         ngx_http_apikey_cache_fingerprint(&crc, &s);
         ngx_http_apikey_cache_fingerprint(&crc, &server->user);
         ngx_http_apikey_cache_fingerprint(&crc, &source[i]->prefix);
+    }
+
+    /* entries hold the values of these fields, in this order */
+
+    name = fields->elts;
+
+    for (i = 0; i < fields->nelts; i++) {
+        ngx_http_apikey_cache_fingerprint(&crc, &name[i]);
     }
 
     ngx_crc32_final(crc);
@@ -494,28 +509,52 @@ static ngx_int_t
 ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     ngx_pool_t *pool, ngx_http_apikey_record_t *record)
 {
-    u_char      *p;
-    ngx_str_t   *s[4];
+    u_char      *p, *data;
+    size_t       size;
+    u_short     *flen;
+    ngx_str_t   *s[5];
     ngx_uint_t   i;
 
-    p = ngx_pnalloc(pool, node->len[0] + node->len[1] + node->len[2]
-                          + node->len[3]);
+    flen = (u_short *) node->u.data;
+    data = node->u.data + node->nfields * sizeof(u_short);
+
+    size = 0;
+
+    for (i = 0; i < 5; i++) {
+        size += node->len[i];
+    }
+
+    for (i = 0; i < node->nfields; i++) {
+        size += flen[i];
+    }
+
+    p = ngx_palloc(pool, node->nfields * sizeof(ngx_str_t) + size);
     if (p == NULL) {
         return NGX_ERROR;
     }
+
+    record->fields = (ngx_str_t *) p;
+    record->nfields = node->nfields;
+    p += node->nfields * sizeof(ngx_str_t);
 
     s[0] = &record->id;
     s[1] = &record->name;
     s[2] = &record->org;
     s[3] = &record->scopes;
+    s[4] = &record->cidrs;
 
-    ngx_memcpy(p, node->u.data, node->len[0] + node->len[1] + node->len[2]
-                              + node->len[3]);
+    ngx_memcpy(p, data, size);
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         s[i]->data = p;
         s[i]->len = node->len[i];
         p += node->len[i];
+    }
+
+    for (i = 0; i < node->nfields; i++) {
+        record->fields[i].data = p;
+        record->fields[i].len = flen[i];
+        p += flen[i];
     }
 
     record->expires_at = node->expires_at;
@@ -538,7 +577,8 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
 {
     u_char                        *p;
     size_t                         size;
-    ngx_str_t                     *s[4];
+    u_short                       *flen;
+    ngx_str_t                     *s[5];
     ngx_uint_t                     i;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_sh_t    *sh;
@@ -554,13 +594,24 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         s[1] = &record->name;
         s[2] = &record->org;
         s[3] = &record->scopes;
+        s[4] = &record->cidrs;
 
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 5; i++) {
             if (s[i]->len > 65535) {
                 return;
             }
 
             size += s[i]->len;
+        }
+
+        size += record->nfields * sizeof(u_short);
+
+        for (i = 0; i < record->nfields; i++) {
+            if (record->fields[i].len > 65535) {
+                return;
+            }
+
+            size += record->fields[i].len;
         }
 
     } else {
@@ -600,6 +651,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     node->referenced = 0;
     node->revoked = 0;
     node->expires_at = 0;
+    node->nfields = 0;
     ngx_memzero(node->len, sizeof(node->len));
     ngx_memzero(&node->rate, sizeof(ngx_http_apikey_rate_t));
     node->burst = 0;
@@ -615,11 +667,19 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         node->has_burst = record->has_burst;
         node->rate_invalid = record->rate_invalid;
 
-        p = node->u.data;
+        node->nfields = (u_short) record->nfields;
 
-        for (i = 0; i < 4; i++) {
+        flen = (u_short *) node->u.data;
+        p = node->u.data + record->nfields * sizeof(u_short);
+
+        for (i = 0; i < 5; i++) {
             node->len[i] = (u_short) s[i]->len;
             p = ngx_cpymem(p, s[i]->data, s[i]->len);
+        }
+
+        for (i = 0; i < record->nfields; i++) {
+            flen[i] = (u_short) record->fields[i].len;
+            p = ngx_cpymem(p, record->fields[i].data, record->fields[i].len);
         }
 
     } else {

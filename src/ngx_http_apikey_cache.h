@@ -44,7 +44,7 @@ typedef struct {
 ngx_shm_zone_t *ngx_http_apikey_cache_add(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
 void ngx_http_apikey_cache_sources(ngx_shm_zone_t *shm_zone,
-    ngx_array_t *sources);
+    ngx_array_t *sources, ngx_array_t *fields);
 void ngx_http_apikey_cache_keep(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_apikey_cache_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf);

@@ -48,7 +48,8 @@ ngx_http_apikey_ctx_get(ngx_http_request_t *r)
 /*
  * After an internal redirect, the record found for the first location
  * answers for the new one only if both read it the same way: from the same
- * Redis server and prefix, through the same hasher and key format rules.
+ * Redis server and prefix, through the same hasher and key format rules,
+ * taking the token from the same places (apikey_key_from).
  */
 
 ngx_uint_t
@@ -65,6 +66,7 @@ ngx_http_apikey_ctx_reusable(ngx_http_apikey_ctx_t *ctx,
 
     return prev->source == alcf->source
            && prev->hasher == alcf->hasher
+           && prev->key_from == alcf->key_from
            && prev->key_checksum == alcf->key_checksum
            && ngx_http_apikey_ctx_same_strings(prev->key_prefixes,
                                                alcf->key_prefixes);
@@ -109,9 +111,11 @@ ngx_http_apikey_ctx_t *
 ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_ctx_t *prev)
 {
-    ngx_uint_t              quiet, counted;
-    ngx_pool_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx, rate;
+    ngx_str_t                    hidden;
+    ngx_uint_t                   quiet, counted;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_apikey_ctx_t       *ctx, rate;
+    ngx_http_apikey_key_from_t  *hidden_from;
 
     if (prev) {
         ngx_http_apikey_lookup_cancel(prev);
@@ -123,12 +127,16 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
         quiet = prev->quiet;
         counted = prev->counted;
         rate = *prev;
+        hidden_from = prev->hidden_from;
+        hidden = prev->hidden;
 
         ctx = prev;
         ngx_memzero(ctx, sizeof(ngx_http_apikey_ctx_t));
 
         ctx->quiet = quiet;
         ctx->counted = counted;
+        ctx->hidden_from = hidden_from;
+        ctx->hidden = hidden;
 
         /* the request was counted against a rate: once, as limit_req */
 

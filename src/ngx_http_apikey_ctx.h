@@ -54,6 +54,18 @@ typedef struct {
     uint32_t                         rate_reset;    /* seconds */
     ngx_msec_t                       rate_delay;
 
+    /* where the token came from: what apikey_hide_credentials hides */
+    ngx_http_apikey_key_from_t      *from;
+    ngx_str_t                        token;
+
+    /*
+     * a token hidden from the upstream from a header of its own or the
+     * query, for a lookup after a redirect, as authorization is for the
+     * Authorization header
+     */
+    ngx_http_apikey_key_from_t      *hidden_from;
+    ngx_str_t                        hidden;
+
     unsigned                         done:1;
     unsigned                         found:1;
     unsigned                         decided:1;

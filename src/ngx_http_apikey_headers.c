@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_headers.h"
+#include "ngx_http_apikey_token.h"
 
 
 typedef struct {
@@ -19,17 +20,19 @@ typedef struct {
 } ngx_http_apikey_header_t;
 
 
+static ngx_int_t ngx_http_apikey_headers_hide(ngx_http_request_t *r,
+    ngx_http_apikey_key_from_t *from);
 static ngx_int_t ngx_http_apikey_headers_remove(ngx_http_request_t *r,
-    ngx_uint_t what);
+    ngx_uint_t what, ngx_http_apikey_key_from_t *from);
 static ngx_uint_t ngx_http_apikey_headers_hidden(ngx_http_request_t *r,
-    ngx_table_elt_t *h, ngx_uint_t what);
-static ngx_uint_t ngx_http_apikey_headers_identity_name(ngx_str_t *name);
+    ngx_table_elt_t *h, ngx_uint_t what, ngx_http_apikey_key_from_t *from);
 static ngx_int_t ngx_http_apikey_headers_add(ngx_http_request_t *r,
     ngx_http_apikey_header_t *header, ngx_str_t *value);
 
 
 #define NGX_HTTP_APIKEY_HIDE_IDENTITY     1
 #define NGX_HTTP_APIKEY_HIDE_CREDENTIALS  2
+#define NGX_HTTP_APIKEY_HIDE_KEY_HEADER   4
 
 
 #define ngx_http_apikey_header(name, lowcase, field)                         \
@@ -53,21 +56,21 @@ static ngx_http_apikey_header_t  ngx_http_apikey_identity[] = {
 ngx_int_t
 ngx_http_apikey_headers_clean(ngx_http_request_t *r)
 {
-    return ngx_http_apikey_headers_remove(r, NGX_HTTP_APIKEY_HIDE_IDENTITY);
+    return ngx_http_apikey_headers_remove(r, NGX_HTTP_APIKEY_HIDE_IDENTITY,
+                                          NULL);
 }
 
 
 ngx_int_t
 ngx_http_apikey_headers_identity(ngx_http_request_t *r,
-    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_record_t *record)
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_key_from_t *from,
+    ngx_http_apikey_record_t *record)
 {
     ngx_str_t                 *value;
     ngx_http_apikey_header_t  *h;
 
-    if (alcf->hide_credentials
-        && r->headers_in.authorization
-        && ngx_http_apikey_headers_remove(r, NGX_HTTP_APIKEY_HIDE_CREDENTIALS)
-           != NGX_OK)
+    if (alcf->hide_credentials && from
+        && ngx_http_apikey_headers_hide(r, from) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -92,15 +95,46 @@ ngx_http_apikey_headers_identity(ngx_http_request_t *r,
 }
 
 
+/* apikey_hide_credentials: the token goes wherever it came from */
+
+static ngx_int_t
+ngx_http_apikey_headers_hide(ngx_http_request_t *r,
+    ngx_http_apikey_key_from_t *from)
+{
+    switch (from->type) {
+
+    case NGX_HTTP_APIKEY_FROM_BEARER:
+
+        if (r->headers_in.authorization == NULL) {
+            return NGX_OK;
+        }
+
+        return ngx_http_apikey_headers_remove(r,
+                                              NGX_HTTP_APIKEY_HIDE_CREDENTIALS,
+                                              NULL);
+
+    case NGX_HTTP_APIKEY_FROM_HEADER:
+        return ngx_http_apikey_headers_remove(r,
+                                              NGX_HTTP_APIKEY_HIDE_KEY_HEADER,
+                                              from);
+
+    default: /* NGX_HTTP_APIKEY_FROM_QUERY */
+        return ngx_http_apikey_token_hide_arg(r, from);
+    }
+}
+
+
 /*
  * Upstream modules copy the whole header list, so a header is hidden by
- * taking it out of the list: the X-ApiKey-* headers a client sent, or
- * Authorization.  The list is copied rather than cut, because
- * r->headers_in keeps pointers to its elements: they stay valid.
+ * taking it out of the list: the X-ApiKey-* headers a client sent,
+ * Authorization, or the header apikey_key_from names.  The list is copied
+ * rather than cut, because r->headers_in keeps pointers to its elements:
+ * they stay valid.
  */
 
 static ngx_int_t
-ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what)
+ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what,
+    ngx_http_apikey_key_from_t *from)
 {
     ngx_uint_t        i, n;
     ngx_list_t        headers;
@@ -124,7 +158,7 @@ ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what)
             i = 0;
         }
 
-        if (ngx_http_apikey_headers_hidden(r, &h[i], what)) {
+        if (ngx_http_apikey_headers_hidden(r, &h[i], what, from)) {
             n++;
         }
     }
@@ -159,7 +193,7 @@ ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what)
             i = 0;
         }
 
-        if (ngx_http_apikey_headers_hidden(r, &h[i], what)) {
+        if (ngx_http_apikey_headers_hidden(r, &h[i], what, from)) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "apikey: hiding request header \"%V\"",
                            &h[i].key);
@@ -188,8 +222,16 @@ ngx_http_apikey_headers_remove(ngx_http_request_t *r, ngx_uint_t what)
 
 static ngx_uint_t
 ngx_http_apikey_headers_hidden(ngx_http_request_t *r, ngx_table_elt_t *h,
-    ngx_uint_t what)
+    ngx_uint_t what, ngx_http_apikey_key_from_t *from)
 {
+    if ((what & NGX_HTTP_APIKEY_HIDE_KEY_HEADER)
+        && h->key.len == from->lowcase.len
+        && ngx_strncasecmp(h->key.data, from->lowcase.data, from->lowcase.len)
+           == 0)
+    {
+        return 1;
+    }
+
     if ((what & NGX_HTTP_APIKEY_HIDE_IDENTITY)
         && ngx_http_apikey_headers_identity_name(&h->key))
     {
@@ -207,7 +249,7 @@ ngx_http_apikey_headers_hidden(ngx_http_request_t *r, ngx_table_elt_t *h,
  * SCGI and most WSGI and Rack servers read it as X-ApiKey-Org.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_apikey_headers_identity_name(ngx_str_t *name)
 {
     u_char       c;

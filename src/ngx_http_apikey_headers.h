@@ -19,8 +19,12 @@
 
 
 ngx_int_t ngx_http_apikey_headers_clean(ngx_http_request_t *r);
+
+/* X-ApiKey-*, the module's own: removed from every protected request */
+ngx_uint_t ngx_http_apikey_headers_identity_name(ngx_str_t *name);
 ngx_int_t ngx_http_apikey_headers_identity(ngx_http_request_t *r,
-    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_record_t *record);
+    ngx_http_apikey_loc_conf_t *alcf, ngx_http_apikey_key_from_t *from,
+    ngx_http_apikey_record_t *record);
 
 
 #endif /* _NGX_HTTP_APIKEY_HEADERS_H_INCLUDED_ */

@@ -162,24 +162,24 @@ ngx_http_apikey_lookup(ngx_http_request_t *r,
     uint32_t                      key;
     ngx_int_t                     rc;
     ngx_str_t                     token;
-    ngx_uint_t                    seq;
+    ngx_uint_t                    seq, in_uri;
     ngx_shm_zone_t               *cache;
     ngx_http_apikey_lookup_t     *lookup;
     ngx_http_apikey_main_conf_t  *amcf;
 
-    ctx->lookup = ngx_http_apikey_token(r, &token);
+    ctx->lookup = ngx_http_apikey_token(r, alcf->key_from, ctx->hidden_from,
+                                        &ctx->hidden, &token, &ctx->from,
+                                        &in_uri);
+
+    if (in_uri) {
+        ctx->quiet = 1;
+    }
 
     if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
-
-        if (ctx->lookup == NGX_HTTP_APIKEY_MALFORMED
-            && ngx_http_apikey_token_in_args(r))
-        {
-            ctx->quiet = 1;
-        }
-
         return NGX_DECLINED;
     }
 
+    ctx->token = token;
     ctx->lookup = ngx_http_apikey_lookup_format(alcf, &token);
 
     if (ctx->lookup != NGX_HTTP_APIKEY_OK) {
@@ -466,7 +466,8 @@ ngx_http_apikey_lookup_done(ngx_http_apikey_redis_query_t *q,
         pool = ngx_create_pool(NGX_HTTP_APIKEY_LOOKUP_POOL_SIZE, q->log);
 
         if (pool) {
-            rc = ngx_http_apikey_record(pool, reply, &record, q->log);
+            rc = ngx_http_apikey_record(pool, reply, lookup->source->nfields,
+                                        &record, q->log);
 
             status = (rc == NGX_OK) ? NGX_HTTP_APIKEY_OK
                      : (rc == NGX_DECLINED) ? NGX_HTTP_APIKEY_INVALID
@@ -646,13 +647,15 @@ ngx_http_apikey_lookup_cancel(ngx_http_apikey_ctx_t *ctx)
 
 ngx_int_t
 ngx_http_apikey_lookup_command(ngx_conf_t *cf,
-    ngx_http_apikey_source_t *source)
+    ngx_http_apikey_source_t *source, ngx_array_t *extra)
 {
     u_char      *p, nonce[NGX_HTTP_APIKEY_NONCE_LEN];
-    size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
-    ngx_str_t    key, hmget, ping;
-    ngx_uint_t   i;
-    const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS];
+    size_t       argvlen[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS
+                         + NGX_HTTP_APIKEY_RECORD_EXTRA_MAX];
+    ngx_str_t    key, hmget, ping, *name;
+    ngx_uint_t   i, n;
+    const char  *argv[2 + NGX_HTTP_APIKEY_RECORD_NFIELDS
+                      + NGX_HTTP_APIKEY_RECORD_EXTRA_MAX];
 
     static const char  *fields[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
 
@@ -670,14 +673,25 @@ ngx_http_apikey_lookup_command(ngx_conf_t *cf,
     argv[1] = (const char *) key.data;
     argvlen[1] = key.len;
 
+    n = 2;
+
     for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
-        argv[2 + i] = fields[i];
-        argvlen[2 + i] = ngx_strlen(fields[i]);
+        argv[n] = fields[i];
+        argvlen[n++] = ngx_strlen(fields[i]);
     }
 
-    if (ngx_http_apikey_redis_format(cf->temp_pool, &hmget,
-                                     2 + NGX_HTTP_APIKEY_RECORD_NFIELDS,
-                                     argv, argvlen)
+    /* apikey_record_fields: the same for every source, so one cache entry */
+
+    name = extra->elts;
+
+    for (i = 0; i < extra->nelts; i++) {
+        argv[n] = (const char *) name[i].data;
+        argvlen[n++] = name[i].len;
+    }
+
+    source->nfields = extra->nelts;
+
+    if (ngx_http_apikey_redis_format(cf->temp_pool, &hmget, n, argv, argvlen)
         != NGX_OK)
     {
         return NGX_ERROR;

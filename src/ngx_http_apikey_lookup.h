@@ -31,7 +31,7 @@ void ngx_http_apikey_lookup_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_apikey_lookup_digest(ngx_http_apikey_loc_conf_t *alcf,
     u_char *token, size_t len, u_char *digest);
 ngx_int_t ngx_http_apikey_lookup_command(ngx_conf_t *cf,
-    ngx_http_apikey_source_t *source);
+    ngx_http_apikey_source_t *source, ngx_array_t *extra);
 
 
 #endif /* _NGX_HTTP_APIKEY_LOOKUP_H_INCLUDED_ */

@@ -23,7 +23,9 @@ typedef enum {
     NGX_HTTP_APIKEY_FIELD_REVOKED,     /* the policy's flag, not shown */
     NGX_HTTP_APIKEY_FIELD_STATE,       /* shown, not stored: the policy's */
     NGX_HTTP_APIKEY_FIELD_HIDDEN,      /* stored, not shown */
-    NGX_HTTP_APIKEY_FIELD_BURST        /* a string, a number in JSON */
+    NGX_HTTP_APIKEY_FIELD_BURST,       /* a string, a number in JSON */
+    NGX_HTTP_APIKEY_FIELD_WORDS,       /* space-separated: a JSON array */
+    NGX_HTTP_APIKEY_FIELD_EXTRA        /* the other fields: a JSON object */
 } ngx_http_apikey_field_type_e;
 
 
@@ -55,6 +57,8 @@ static const ngx_http_apikey_field_t  ngx_http_apikey_fields[] = {
     ngx_http_apikey_field(org, STRING, 1),
     ngx_http_apikey_field(hint, STRING, 1),
     ngx_http_apikey_field(scopes, SCOPES, 1),
+    ngx_http_apikey_field_optional(cidrs, WORDS),
+    { "fields", NGX_HTTP_APIKEY_FIELD_EXTRA, 0, 0, 0 },
     ngx_http_apikey_field(created_at, TIME, 1),
     ngx_http_apikey_field(expires_at, EXPIRY, 1),
     ngx_http_apikey_field(last_used_at, TIME, 0),
@@ -117,6 +121,19 @@ ngx_http_apikey_object_parse(ngx_http_apikey_object_t *obj,
         }
 
         if (k == NGX_HTTP_APIKEY_NFIELDS) {
+
+            /* another field, kept as written (an empty one is absent) */
+
+            if (value->len && value->len == strlen(value->str)
+                && ngx_http_apikey_object_extra_name(name->str, name->len)
+                && ngx_http_apikey_object_set_extra(obj, name->str,
+                                                    name->len, value->str)
+                   != 0)
+            {
+                ngx_http_apikey_object_free(obj);
+                return -1;
+            }
+
             continue;
         }
 
@@ -139,7 +156,7 @@ ngx_http_apikey_object_parse(ngx_http_apikey_object_t *obj,
 void
 ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj)
 {
-    size_t                          k;
+    size_t                          i, k;
     char                          **s;
     const ngx_http_apikey_field_t  *f;
 
@@ -153,9 +170,20 @@ ngx_http_apikey_object_free(ngx_http_apikey_object_t *obj)
         case NGX_HTTP_APIKEY_FIELD_SCOPES:
         case NGX_HTTP_APIKEY_FIELD_HIDDEN:
         case NGX_HTTP_APIKEY_FIELD_BURST:
+        case NGX_HTTP_APIKEY_FIELD_WORDS:
             s = (char **) ((char *) obj + f->offset);
             free(*s);
             *s = NULL;
+            break;
+
+        case NGX_HTTP_APIKEY_FIELD_EXTRA:
+            for (i = 0; i < 2 * obj->nfields; i++) {
+                free(obj->fields[i]);
+            }
+
+            free(obj->fields);
+            obj->fields = NULL;
+            obj->nfields = 0;
             break;
 
         default:
@@ -169,7 +197,7 @@ void
 ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
     ngx_http_apikey_object_fields_t *fields)
 {
-    size_t                          k;
+    size_t                          i, k;
     const char                     *value;
     const ngx_http_apikey_field_t  *f;
 
@@ -177,6 +205,18 @@ ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
 
     for (k = 0; k < NGX_HTTP_APIKEY_NFIELDS; k++) {
         f = &ngx_http_apikey_fields[k];
+
+        if (f->type == NGX_HTTP_APIKEY_FIELD_EXTRA) {
+
+            /* in the same HSET: a key is never usable without them */
+
+            for (i = 0; i < obj->nfields; i++) {
+                ngx_http_apikey_object_field(fields, obj->fields[2 * i],
+                                             obj->fields[2 * i + 1]);
+            }
+
+            continue;
+        }
 
         if (!f->created) {
             continue;
@@ -313,7 +353,7 @@ ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
 {
     int                             n;
     char                            number[16];
-    size_t                          k;
+    size_t                          i, k;
     uint32_t                        burst;
     const char                     *s, *state;
     const ngx_http_apikey_field_t  *f;
@@ -334,7 +374,27 @@ ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
         switch (f->type) {
 
         case NGX_HTTP_APIKEY_FIELD_SCOPES:
-            ngx_http_apikey_object_scopes_json(obj->scopes, out, data);
+        case NGX_HTTP_APIKEY_FIELD_WORDS:
+            ngx_http_apikey_object_scopes_json(
+                *(char **) ((char *) obj + f->offset), out, data);
+            break;
+
+        case NGX_HTTP_APIKEY_FIELD_EXTRA:
+            out(data, "{", 1);
+
+            for (i = 0; i < obj->nfields; i++) {
+                if (i) {
+                    out(data, ",", 1);
+                }
+
+                s = obj->fields[2 * i];
+                ngx_http_apikey_json_string(s, strlen(s), out, data);
+                out(data, ":", 1);
+                s = obj->fields[2 * i + 1];
+                ngx_http_apikey_json_string(s, strlen(s), out, data);
+            }
+
+            out(data, "}", 1);
             break;
 
         case NGX_HTTP_APIKEY_FIELD_TIME:
@@ -549,6 +609,7 @@ ngx_http_apikey_object_set(ngx_http_apikey_object_t *obj,
         return 0;
 
     case NGX_HTTP_APIKEY_FIELD_STATE:
+    case NGX_HTTP_APIKEY_FIELD_EXTRA:
         return 0;
 
     case NGX_HTTP_APIKEY_FIELD_TIME:
@@ -600,6 +661,93 @@ ngx_http_apikey_object_policy_key(const ngx_http_apikey_object_t *obj,
     key->scopes_len = obj->scopes ? strlen(obj->scopes) : 0;
     key->expires_at = obj->expires_at;
     key->revoked = obj->revoked;
+    key->cidrs = (const unsigned char *) obj->cidrs;
+    key->cidrs_len = obj->cidrs ? strlen(obj->cidrs) : 0;
+}
+
+
+int
+ngx_http_apikey_object_extra_name(const char *name, size_t len)
+{
+    size_t  k;
+
+    if (!ngx_http_apikey_policy_field_name((const unsigned char *) name,
+                                           len))
+    {
+        return 0;
+    }
+
+    for (k = 0; k < NGX_HTTP_APIKEY_NFIELDS; k++) {
+        if (strlen(ngx_http_apikey_fields[k].name) == len
+            && memcmp(ngx_http_apikey_fields[k].name, name, len) == 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+ngx_http_apikey_object_set_extra(ngx_http_apikey_object_t *obj,
+    const char *name, size_t len, const char *value)
+{
+    size_t   i;
+    char    *v, *n, **fields;
+
+    for (i = 0; i < obj->nfields; i++) {
+        if (strlen(obj->fields[2 * i]) == len
+            && memcmp(obj->fields[2 * i], name, len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (value[0] == '\0') {
+        if (i < obj->nfields) {
+            free(obj->fields[2 * i]);
+            free(obj->fields[2 * i + 1]);
+            memmove(&obj->fields[2 * i], &obj->fields[2 * i + 2],
+                    (obj->nfields - i - 1) * 2 * sizeof(char *));
+            obj->nfields--;
+        }
+
+        return 0;
+    }
+
+    v = strdup(value);
+    if (v == NULL) {
+        return -1;
+    }
+
+    if (i < obj->nfields) {
+        free(obj->fields[2 * i + 1]);
+        obj->fields[2 * i + 1] = v;
+        return 0;
+    }
+
+    n = strndup(name, len);
+
+    if (n == NULL || obj->nfields == NGX_HTTP_APIKEY_OBJECT_EXTRA_MAX) {
+        free(n);
+        free(v);
+        return -1;
+    }
+
+    fields = realloc(obj->fields, (obj->nfields + 1) * 2 * sizeof(char *));
+    if (fields == NULL) {
+        free(n);
+        free(v);
+        return -1;
+    }
+
+    obj->fields = fields;
+    fields[2 * i] = n;
+    fields[2 * i + 1] = v;
+    obj->nfields++;
+
+    return 0;
 }
 
 

@@ -48,6 +48,9 @@ typedef struct {
     char     *replaced_by;
     char     *rate;                      /* as written: the module checks */
     char     *burst;
+    char     *cidrs;                     /* the IP allowlist, as written */
+    char    **fields;        /* other fields: name, value, name, value... */
+    size_t    nfields;       /* pairs */
     int64_t   created_at;
     int64_t   expires_at;
     int64_t   last_used_at;
@@ -56,8 +59,12 @@ typedef struct {
 } ngx_http_apikey_object_t;
 
 
+/* other fields (apikey_record_fields, --field): at most so many */
+#define NGX_HTTP_APIKEY_OBJECT_EXTRA_MAX      32
+
 /* a record's fields one write sets at most */
-#define NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX     16
+#define NGX_HTTP_APIKEY_OBJECT_FIELDS_MAX                                    \
+    (16 + NGX_HTTP_APIKEY_OBJECT_EXTRA_MAX)
 
 
 /* field/value pairs of an HSET, pointing into an object and buf */
@@ -98,6 +105,19 @@ int ngx_http_apikey_object_id(char *buf);
 void ngx_http_apikey_object_fields(const ngx_http_apikey_object_t *obj,
     ngx_http_apikey_object_fields_t *fields);
 
+/*
+ * 1 if name may be one of the other fields: a name apikey_record_fields
+ * can read, and none of the table's (the tool or the module reads those)
+ */
+int ngx_http_apikey_object_extra_name(const char *name, size_t len);
+
+/*
+ * Sets one of the other fields to a copy of value, or removes it if value
+ * is "": 0, or -1 when out of memory or past the most there may be
+ */
+int ngx_http_apikey_object_set_extra(ngx_http_apikey_object_t *obj,
+    const char *name, size_t len, const char *value);
+
 /* one more pair; value NULL is written "" */
 void ngx_http_apikey_object_field(ngx_http_apikey_object_fields_t *fields,
     const char *name, const char *value);
@@ -126,7 +146,7 @@ void ngx_http_apikey_object_json(const ngx_http_apikey_object_t *obj,
     const char *key, int64_t now, ngx_http_apikey_json_out_pt out,
     void *data);
 
-/* space-separated scopes as a JSON array of strings */
+/* space-separated words (scopes, networks) as a JSON array of strings */
 void ngx_http_apikey_object_scopes_json(const char *scopes,
     ngx_http_apikey_json_out_pt out, void *data);
 

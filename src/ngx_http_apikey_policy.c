@@ -49,6 +49,7 @@ static const char  *ngx_http_apikey_policy_names[] = {
     "insufficient_scope",
     "org_mismatch",
     "rate_limited",
+    "ip_not_allowed",
     "error"
 };
 
@@ -57,6 +58,7 @@ ngx_http_apikey_status_e
 ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
     const ngx_http_apikey_policy_need_t *need, int64_t now)
 {
+    int                   inside;
     size_t                len;
     const unsigned char  *p, *last, *scope;
 
@@ -66,6 +68,18 @@ ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
 
     if (key->expires_at && key->expires_at <= now) {
         return NGX_HTTP_APIKEY_EXPIRED;
+    }
+
+    if (key->cidrs_len) {
+        inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
+                                            need->client);
+        if (inside < 0) {
+            return NGX_HTTP_APIKEY_INVALID;
+        }
+
+        if (!inside && need->client != NULL) {
+            return NGX_HTTP_APIKEY_IP_NOT_ALLOWED;
+        }
     }
 
     /* a key of another organisation learns nothing of the scopes here */
@@ -232,6 +246,27 @@ ngx_http_apikey_policy_bearer(const unsigned char *value, size_t len,
     *start = i;
 
     return ngx_http_apikey_policy_token(value + i, len - i);
+}
+
+
+int
+ngx_http_apikey_policy_field_name(const unsigned char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_APIKEY_POLICY_FIELD_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ngx_http_apikey_cidr.h"
+
 
 /* longer tokens cannot be keys of ours: refused without a lookup */
 #define NGX_HTTP_APIKEY_TOKEN_MAX  512
@@ -32,6 +34,7 @@ typedef enum {
     NGX_HTTP_APIKEY_INSUFFICIENT_SCOPE,
     NGX_HTTP_APIKEY_ORG_MISMATCH,
     NGX_HTTP_APIKEY_RATE_LIMITED,
+    NGX_HTTP_APIKEY_IP_NOT_ALLOWED,
     NGX_HTTP_APIKEY_ERROR
 } ngx_http_apikey_status_e;
 
@@ -46,22 +49,30 @@ typedef struct {
     size_t                scopes_len;
     int64_t               expires_at;    /* 0: never */
     unsigned              revoked:1;
+
+    const unsigned char  *cidrs;         /* NULL or empty: any address */
+    size_t                cidrs_len;
 } ngx_http_apikey_policy_key_t;
 
 
 /* what a location requires */
 typedef struct {
-    const unsigned char  *org;           /* NULL: no apikey_org */
-    size_t                org_len;
-    const unsigned char  *scopes;        /* space-separated, all needed */
-    size_t                scopes_len;
+    const unsigned char           *org;         /* NULL: no apikey_org */
+    size_t                         org_len;
+    const unsigned char           *scopes;      /* space-separated, all */
+    size_t                         scopes_len;
+
+    /* the client address; NULL: none to check ("apikey verify") */
+    const ngx_http_apikey_cidr_t  *client;
 } ngx_http_apikey_policy_need_t;
 
 
 /*
- * The decision on a found record, in this order: revoked, expired,
- * organisation, scopes (a key of another organisation learns nothing of
- * the scopes here).  An empty organisation on either side matches nothing.
+ * The decision on a found record, in this order: revoked, expired, client
+ * address, organisation, scopes (a key of another organisation learns
+ * nothing of the scopes here).  An empty organisation on either side
+ * matches nothing.  A malformed "cidrs" makes the record invalid
+ * (NGX_HTTP_APIKEY_INVALID) whoever asks: never "any address".
  */
 ngx_http_apikey_status_e ngx_http_apikey_policy_check(
     const ngx_http_apikey_policy_key_t *key,
@@ -104,6 +115,17 @@ ngx_http_apikey_status_e ngx_http_apikey_policy_token(
  */
 ngx_http_apikey_status_e ngx_http_apikey_policy_bearer(
     const unsigned char *value, size_t len, size_t *start);
+
+/*
+ * 1 if name may name an extra record field (apikey_record_fields, the
+ * tool's --field): 1 to NGX_HTTP_APIKEY_POLICY_FIELD_MAX lowercase letters,
+ * digits or underscores, as it becomes part of a variable name, which
+ * nginx reads case-insensitively.  Whether it is a field the module or the
+ * tool reads itself is for each of them to say.
+ */
+#define NGX_HTTP_APIKEY_POLICY_FIELD_MAX  64
+
+int ngx_http_apikey_policy_field_name(const unsigned char *name, size_t len);
 
 /* the $apikey_status value of a status: "ok", "missing", ... */
 const char *ngx_http_apikey_policy_status_name(

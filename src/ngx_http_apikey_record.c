@@ -24,7 +24,7 @@ static void ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
 
 ngx_int_t
 ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
-    ngx_http_apikey_record_t *record, ngx_log_t *log)
+    ngx_uint_t nfields, ngx_http_apikey_record_t *record, ngx_log_t *log)
 {
     ngx_str_t    expires, revoked;
     ngx_uint_t   i;
@@ -38,7 +38,7 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     }
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != NGX_HTTP_APIKEY_RECORD_NFIELDS)
+        || reply->elements != NGX_HTTP_APIKEY_RECORD_NFIELDS + nfields)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "apikey: redis answered the lookup with a reply of "
@@ -47,7 +47,7 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+    for (i = 0; i < reply->elements; i++) {
         field = reply->element[i];
 
         if (field->type != REDIS_REPLY_STRING
@@ -105,7 +105,39 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
     record->revoked = ngx_http_apikey_policy_revoked(revoked.data,
                                                      revoked.len);
 
-    ngx_http_apikey_record_rate(record, reply->element[6], reply->element[7]);
+    ngx_http_apikey_record_rate(record,
+                                reply->element[NGX_HTTP_APIKEY_RECORD_RATE],
+                                reply->element[NGX_HTTP_APIKEY_RECORD_BURST]);
+
+    /* checked for each request: the policy knows the client address */
+
+    field = reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS];
+
+    if (ngx_http_apikey_record_string(pool, field, &record->cidrs) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (nfields == 0) {
+        return NGX_OK;
+    }
+
+    record->fields = ngx_palloc(pool, nfields * sizeof(ngx_str_t));
+    if (record->fields == NULL) {
+        return NGX_ERROR;
+    }
+
+    record->nfields = nfields;
+
+    for (i = 0; i < nfields; i++) {
+        field = reply->element[NGX_HTTP_APIKEY_RECORD_NFIELDS + i];
+
+        if (ngx_http_apikey_record_string(pool, field, &record->fields[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -145,6 +177,34 @@ ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
 }
 
 
+/*
+ * An apikey_record_fields name, which must not be a field the module
+ * reads itself.  NULL, or what is wrong with it.
+ */
+
+char *
+ngx_http_apikey_record_field_name(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    static const char  *fixed[] = { NGX_HTTP_APIKEY_RECORD_FIELDS };
+
+    if (!ngx_http_apikey_policy_field_name(name->data, name->len)) {
+        return "must be 1 to 64 lowercase letters, digits or underscores";
+    }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_RECORD_NFIELDS; i++) {
+        if (name->len == ngx_strlen(fixed[i])
+            && ngx_strncmp(name->data, fixed[i], name->len) == 0)
+        {
+            return "is a field the module reads itself";
+        }
+    }
+
+    return NULL;
+}
+
+
 /* a record in one block of pool memory: a waiter's own copy */
 
 ngx_int_t
@@ -152,29 +212,53 @@ ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
     ngx_http_apikey_record_t *src)
 {
     u_char      *p;
-    ngx_str_t   *from[4], *to[4];
+    size_t       size;
+    ngx_str_t   *from[5], *to[5];
     ngx_uint_t   i;
 
     from[0] = &src->id;
     from[1] = &src->name;
     from[2] = &src->org;
     from[3] = &src->scopes;
+    from[4] = &src->cidrs;
 
     to[0] = &dst->id;
     to[1] = &dst->name;
     to[2] = &dst->org;
     to[3] = &dst->scopes;
+    to[4] = &dst->cidrs;
 
-    p = ngx_pnalloc(pool, src->id.len + src->name.len + src->org.len
-                          + src->scopes.len);
+    size = src->nfields * sizeof(ngx_str_t);
+
+    for (i = 0; i < 5; i++) {
+        size += from[i]->len;
+    }
+
+    for (i = 0; i < src->nfields; i++) {
+        size += src->fields[i].len;
+    }
+
+    /* the fields' array first, where the block is aligned */
+
+    p = ngx_palloc(pool, size);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 4; i++) {
+    dst->fields = (ngx_str_t *) p;
+    dst->nfields = src->nfields;
+    p += src->nfields * sizeof(ngx_str_t);
+
+    for (i = 0; i < 5; i++) {
         to[i]->data = p;
         to[i]->len = from[i]->len;
         p = ngx_cpymem(p, from[i]->data, from[i]->len);
+    }
+
+    for (i = 0; i < src->nfields; i++) {
+        dst->fields[i].data = p;
+        dst->fields[i].len = src->fields[i].len;
+        p = ngx_cpymem(p, src->fields[i].data, src->fields[i].len);
     }
 
     dst->expires_at = src->expires_at;

@@ -22,6 +22,8 @@ static ngx_int_t ngx_http_apikey_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_apikey_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_apikey_field_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_apikey_vars[] = {
@@ -77,6 +79,38 @@ ngx_http_apikey_add_variables(ngx_conf_t *cf)
         var->get_handler = v->get_handler;
         var->data = v->data;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * $apikey_field_<name>: one variable per name, so that a misspelt one
+ * fails at "nginx -t" as an unknown variable
+ */
+
+ngx_int_t
+ngx_http_apikey_add_field_variable(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t index)
+{
+    ngx_str_t             var_name;
+    ngx_http_variable_t  *var;
+
+    var_name.len = sizeof("apikey_field_") - 1 + name->len;
+    var_name.data = ngx_pnalloc(cf->pool, var_name.len);
+    if (var_name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(var_name.data, "apikey_field_%V", name);
+
+    var = ngx_http_add_variable(cf, &var_name, NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_apikey_field_variable;
+    var->data = index;
 
     return NGX_OK;
 }
@@ -189,6 +223,46 @@ ngx_http_apikey_status_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = name->data;
+
+    return NGX_OK;
+}
+
+
+/* empty where the location does not name the field */
+
+static ngx_int_t
+ngx_http_apikey_field_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_uint_t                   i, *index;
+    ngx_http_apikey_record_t    *record;
+    ngx_http_apikey_loc_conf_t  *alcf;
+
+    record = ngx_http_apikey_variable_record(r);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+
+    if (record == NULL || data >= record->nfields
+        || alcf->record_fields == NULL)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    index = alcf->record_fields->elts;
+
+    for (i = 0; i < alcf->record_fields->nelts; i++) {
+        if (index[i] == data) {
+            v->len = record->fields[data].len;
+            v->valid = 1;
+            v->no_cacheable = 1;
+            v->not_found = 0;
+            v->data = record->fields[data].data;
+
+            return NGX_OK;
+        }
+    }
+
+    v->not_found = 1;
 
     return NGX_OK;
 }

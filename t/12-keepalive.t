@@ -65,7 +65,7 @@ seed_key($redis, $token, id => 'k_1');
 seed_key($_, $token, id => 'k_1') for $r4, $r0, $plain, $authdb, $acl;
 my $hash_key = key_hash($token);
 my @hmget = ('HMGET', $hash_key,
-    qw(id name org scopes expires_at revoked rate burst));
+    qw(id name org scopes expires_at revoked cidrs rate burst));
 # every lookup ends with PING <nonce>, whose echo vouches for the reply
 my @ping = ('PING', '<nonce>');
 

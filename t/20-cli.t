@@ -48,8 +48,8 @@ subtest 'create --json' => sub {
     my $k = apikey_json('create', '--name', 'CI', '--scope', 'read:people',
         '--expires-at', '2099-01-31T12:00:00Z', '--prefix', 'gai_');
     is_deeply([sort keys %$k],
-        [sort qw(id key name org hint scopes created_at expires_at
-                 last_used_at state replaced_by rate burst)],
+        [sort qw(id key name org hint scopes cidrs fields created_at
+                 expires_at last_used_at state replaced_by rate burst)],
         'the documented fields');
     like($k->{key}, qr/^gai_[0-9A-Za-z]{36}$/, '--prefix gai_');
     is($k->{name}, 'CI', 'name');

@@ -15,7 +15,7 @@ my $TIMEOUT = slack(1);
 my $TIMEOUT_MS = int($TIMEOUT * 1000);
 
 # the fields the module asks for, in its order (docs/redis-schema.md)
-my @FIELDS = qw(id name org scopes expires_at revoked rate burst);
+my @FIELDS = qw(id name org scopes expires_at revoked cidrs rate burst);
 my $NF = @FIELDS;
 
 sub rec {
@@ -24,7 +24,7 @@ sub rec {
 }
 
 # the fields after the id
-my $nils5 = join '', (resp_nil()) x ($NF - 1);
+my $nils = join '', (resp_nil()) x ($NF - 1);
 my $big = 'x' x (2 << 20);
 
 # [ name, reply (bytes, or a fake Redis action), answer, upstream id ]
@@ -41,18 +41,18 @@ my @cases = (
         resp_array(map { resp_bulk('k') } 1 .. $NF + 1) => 'error'],
     ['an array of 1000 fields', resp_array(map { resp_bulk('k') } 1 .. 1000)
         => 'error'],
-    ['an integer id', resp_array(resp_int(7), $nils5) => 'error'],
-    ['a status id', resp_array(resp_status('k_1'), $nils5) => 'error'],
+    ['an integer id', resp_array(resp_int(7), $nils) => 'error'],
+    ['a status id', resp_array(resp_status('k_1'), $nils) => 'error'],
     ['an error as a field', resp_array(resp_bulk('k_1'),
         resp_error('ERR x'), (resp_nil()) x ($NF - 2)) => 'error'],
     ['a nested array as id', resp_array(resp_array(resp_bulk('k_1')),
-        $nils5) => 'error'],
+        $nils) => 'error'],
     ['a nested array as revoked', resp_array(resp_bulk('k_1'),
         (resp_nil()) x 4, resp_array(resp_bulk('0')),
         (resp_nil()) x ($NF - 6)) => 'error'],
     ['arrays nested 12 deep', ('*1' . "\r\n") x 12 . resp_bulk('k_1')
         => 'error'],
-    ['a 2 MB bulk string as id', resp_array(resp_bulk($big), $nils5)
+    ['a 2 MB bulk string as id', resp_array(resp_bulk($big), $nils)
         => 'error'],
     ['a 2 MB bulk string as name', rec(id => 'k_big', name => $big)
         => 'error'],
@@ -61,7 +61,7 @@ my @cases = (
     ['an overflowing bulk length', "*$NF\r\n\$99999999999999999999999\r\n"
         => 'error'],
     ['a negative array length', "*-5\r\n" => 'error'],
-    ['a bulk longer than announced', "*$NF\r\n\$3\r\nk_12\r\n" . $nils5
+    ['a bulk longer than announced', "*$NF\r\n\$3\r\nk_12\r\n" . $nils
         => 'error'],
     ['-ERR', resp_error('ERR unknown command') => 'error'],
     ['-WRONGTYPE', resp_error('WRONGTYPE Operation against a key holding '
@@ -81,6 +81,11 @@ my @cases = (
     ['a close before any reply', [close => 1] => 'error'],
     ['a record without id', resp_array(resp_nil(), resp_bulk('name'),
         (resp_nil()) x ($NF - 2)) => 'invalid'],
+    ['a malformed cidrs', rec(id => 'k_1', cidrs => "10.0.0.0/8\r\n")
+        => 'invalid', undef, 'invalid'],
+    ['a CRLF after an allowlist that holds the client',
+        rec(id => 'k_1', cidrs => "127.0.0.1\r\nX: 1") => 'invalid', undef,
+        'invalid'],
     ['a record with an empty id', rec(id => '', name => 'x',
         scopes => '*') => 'invalid'],
     ['an expires_at that is not a number', rec(id => 'k_1',

@@ -101,7 +101,8 @@ subtest 'every status is there from the start, with 0' => sub {
         'text/plain; version=0.0.4; charset=utf-8', 'Content-Type');
     my $m = metrics();
     for my $s (qw(ok missing malformed invalid expired revoked
-                  insufficient_scope org_mismatch rate_limited error)) {
+                  insufficient_scope org_mismatch rate_limited ip_not_allowed
+                  error)) {
         ok(exists $m->{req($s)}, "apikey_requests_total{status=\"$s\"}");
     }
     is($m->{req('missing')}, 0, 'no request yet: missing 0');

@@ -17,6 +17,7 @@
 
 
 static void ngx_http_apikey_unit_policy_check(void);
+static void ngx_http_apikey_unit_policy_cidrs(void);
 static void ngx_http_apikey_unit_policy_scopes(void);
 static void ngx_http_apikey_unit_policy_revoked(void);
 static void ngx_http_apikey_unit_policy_token(void);
@@ -27,6 +28,7 @@ void
 ngx_http_apikey_unit_policy(void)
 {
     ngx_http_apikey_unit_policy_check();
+    ngx_http_apikey_unit_policy_cidrs();
     ngx_http_apikey_unit_policy_scopes();
     ngx_http_apikey_unit_policy_revoked();
     ngx_http_apikey_unit_policy_token();
@@ -89,7 +91,10 @@ ngx_http_apikey_unit_policy_check(void)
         key.org_len = rows[i].org ? strlen(rows[i].org) : 0;
         key.scopes = (const unsigned char *) rows[i].scopes;
         key.scopes_len = rows[i].scopes ? strlen(rows[i].scopes) : 0;
+        key.cidrs = NULL;
+        key.cidrs_len = 0;
 
+        need.client = NULL;
         need.org = (const unsigned char *) rows[i].need_org;
         need.org_len = rows[i].need_org ? strlen(rows[i].need_org) : 0;
         need.scopes = (const unsigned char *) rows[i].need_scopes;
@@ -114,6 +119,68 @@ ngx_http_apikey_unit_policy_check(void)
     ngx_http_apikey_unit_is_str(
         ngx_http_apikey_policy_status_name(NGX_HTTP_APIKEY_ERROR), "error",
         "the last status has a name");
+}
+
+
+/*
+ * The client address comes after revoked and expired, before the
+ * organisation; a malformed list is an invalid key, client or not.
+ */
+
+static void
+ngx_http_apikey_unit_policy_cidrs(void)
+{
+    size_t                         i;
+    unsigned char                  bytes[4] = { 203, 0, 113, 9 };
+    ngx_http_apikey_cidr_t         client;
+    ngx_http_apikey_policy_key_t   key;
+    ngx_http_apikey_policy_need_t  need;
+
+    static const struct {
+        int                        revoked;
+        int64_t                    expires_at;
+        const char                *cidrs;
+        const char                *need_org;
+        int                        with_client;
+        ngx_http_apikey_status_e   status;
+    } rows[] = {
+        { 0, 0, "203.0.113.0/24", NULL, 1, NGX_HTTP_APIKEY_OK },
+        { 0, 0, "198.51.100.0/24", NULL, 1, NGX_HTTP_APIKEY_IP_NOT_ALLOWED },
+        { 1, 0, "198.51.100.0/24", NULL, 1, NGX_HTTP_APIKEY_REVOKED },
+        { 0, 999, "198.51.100.0/24", NULL, 1, NGX_HTTP_APIKEY_EXPIRED },
+        { 0, 0, "198.51.100.0/24", "other", 1,
+          NGX_HTTP_APIKEY_IP_NOT_ALLOWED },
+        { 0, 0, "203.0.113.0/24", "other", 1, NGX_HTTP_APIKEY_ORG_MISMATCH },
+        { 0, 0, "203.0.113.0/24 bogus", NULL, 1, NGX_HTTP_APIKEY_INVALID },
+        { 1, 0, "bogus", NULL, 1, NGX_HTTP_APIKEY_REVOKED },
+        { 0, 0, "bogus", NULL, 0, NGX_HTTP_APIKEY_INVALID },
+        { 0, 0, "198.51.100.0/24", NULL, 0, NGX_HTTP_APIKEY_OK },
+        { 0, 0, "", NULL, 1, NGX_HTTP_APIKEY_OK },
+    };
+
+    ngx_http_apikey_cidr_address(&client, 4, bytes);
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        memset(&key, 0, sizeof(ngx_http_apikey_policy_key_t));
+        memset(&need, 0, sizeof(ngx_http_apikey_policy_need_t));
+
+        key.org = (const unsigned char *) "acme";
+        key.org_len = 4;
+        key.revoked = rows[i].revoked;
+        key.expires_at = rows[i].expires_at;
+        key.cidrs = (const unsigned char *) rows[i].cidrs;
+        key.cidrs_len = strlen(rows[i].cidrs);
+
+        need.org = (const unsigned char *) rows[i].need_org;
+        need.org_len = rows[i].need_org ? strlen(rows[i].need_org) : 0;
+        need.client = rows[i].with_client ? &client : NULL;
+
+        ngx_http_apikey_unit_is_str(
+            ngx_http_apikey_policy_status_name(
+                ngx_http_apikey_policy_check(&key, &need, 1000)),
+            ngx_http_apikey_policy_status_name(rows[i].status),
+            rows[i].cidrs);
+    }
 }
 
 

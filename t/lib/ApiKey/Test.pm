@@ -217,6 +217,9 @@ my %ANSWER = (
     org_mismatch => [403, 'Bearer realm="%s", error="insufficient_scope"',
         '{"error":"insufficient_scope",'
         . '"error_description":"API key not valid for this organisation"}'],
+    ip_not_allowed => [403, undef,
+        '{"error":"ip_not_allowed",'
+        . '"error_description":"client address not allowed for this API key"}'],
     error => [503, undef,
         '{"error":"temporarily_unavailable",'
         . '"error_description":"API key store unavailable"}'],
@@ -231,8 +234,9 @@ sub answer_body {
 }
 
 # answer_is($res, $name, realm => 'api', scope => 'a b', name => 'text'):
-# status, WWW-Authenticate (absent for 503, with Retry-After: 1 instead),
-# Content-Type and body, each as its own assertion.
+# status, WWW-Authenticate (absent for 503, with Retry-After: 1 instead,
+# and for ip_not_allowed), Content-Type and body, each as its own
+# assertion.
 sub answer_is {
     my ($res, $what, %o) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -254,8 +258,8 @@ sub answer_is {
     } else {
         $ok &= is_deeply([$res->headers('www-authenticate')], [],
             "$label: no WWW-Authenticate");
-        $ok &= is($res->header('retry-after'), '1',
-            "$label: Retry-After: 1");
+        $ok &= is($res->header('retry-after'), $status == 503 ? '1' : undef,
+            "$label: Retry-After: " . ($status == 503 ? '1' : 'none'));
     }
     $ok &= is($res->header('content-type'), 'application/json',
         "$label: Content-Type: application/json");
