@@ -150,11 +150,13 @@ $(FUZZ_BUILD)/fuzz_key: fuzz/fuzz_key.c src/ngx_http_apikey_key.c \
 $(FUZZ_BUILD)/fuzz_admin: fuzz/fuzz_admin.c src/ngx_http_apikey_admin_body.c \
     src/ngx_http_apikey_object.c src/ngx_http_apikey_policy.c \
     src/ngx_http_apikey_time.c src/ngx_http_apikey_key.c \
-    src/ngx_http_apikey_rate.c $(FUZZ_HDRS) | $(FUZZ_BUILD)/.deps
+    src/ngx_http_apikey_rate.c src/ngx_http_apikey_cidr.c $(FUZZ_HDRS) \
+    | $(FUZZ_BUILD)/.deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I src -o $@ fuzz/fuzz_admin.c \
 	    src/ngx_http_apikey_admin_body.c src/ngx_http_apikey_object.c \
 	    src/ngx_http_apikey_policy.c src/ngx_http_apikey_time.c \
 	    src/ngx_http_apikey_key.c src/ngx_http_apikey_rate.c \
+	    src/ngx_http_apikey_cidr.c \
 	    -ljansson -lcrypto
 
 $(FUZZ_BUILD)/fuzz_rate: fuzz/fuzz_rate.c src/ngx_http_apikey_rate.c \

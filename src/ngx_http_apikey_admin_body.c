@@ -12,6 +12,7 @@
 
 #include "ngx_http_apikey_admin_body.h"
 #include "ngx_http_apikey_rate.h"
+#include "ngx_http_apikey_cidr.h"
 #include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_time.h"
 
@@ -48,6 +49,10 @@ static int ngx_http_apikey_admin_grace(json_t *value, int64_t now,
 static int ngx_http_apikey_admin_rate(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_burst(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit);
+static int ngx_http_apikey_admin_cidrs(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit);
+static int ngx_http_apikey_admin_extra(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_fail(ngx_http_apikey_admin_edit_t *edit,
     const char *fmt, const char *field);
@@ -87,7 +92,15 @@ static const ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
 
     { "burst",
       NGX_HTTP_APIKEY_ADMIN_ON_CREATE | NGX_HTTP_APIKEY_ADMIN_ON_UPDATE,
-      ngx_http_apikey_admin_burst }
+      ngx_http_apikey_admin_burst },
+
+    { "cidrs",
+      NGX_HTTP_APIKEY_ADMIN_ON_CREATE | NGX_HTTP_APIKEY_ADMIN_ON_UPDATE,
+      ngx_http_apikey_admin_cidrs },
+
+    { "fields",
+      NGX_HTTP_APIKEY_ADMIN_ON_CREATE | NGX_HTTP_APIKEY_ADMIN_ON_UPDATE,
+      ngx_http_apikey_admin_extra }
 };
 
 #define NGX_HTTP_APIKEY_ADMIN_NFIELDS                                        \
@@ -194,14 +207,26 @@ ngx_http_apikey_admin_body_free(ngx_http_apikey_admin_edit_t *edit)
     free(edit->name);
     free(edit->scopes);
     free(edit->org);
+    size_t  i;
+
     free(edit->rate);
     free(edit->burst);
+    free(edit->cidrs);
+
+    for (i = 0; i < 2 * edit->nfields; i++) {
+        free(edit->fields[i]);
+    }
+
+    free(edit->fields);
 
     edit->name = NULL;
     edit->scopes = NULL;
     edit->org = NULL;
     edit->rate = NULL;
     edit->burst = NULL;
+    edit->cidrs = NULL;
+    edit->fields = NULL;
+    edit->nfields = 0;
 }
 
 
@@ -209,6 +234,9 @@ void
 ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
     ngx_http_apikey_object_t *obj, ngx_http_apikey_object_fields_t *fields)
 {
+    size_t       i;
+    const char  *name, *value;
+
     fields->n = 0;
 
     if (edit->has_name) {
@@ -245,6 +273,26 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
         obj->burst = edit->burst;
         edit->burst = NULL;
         ngx_http_apikey_object_field(fields, "burst", obj->burst);
+    }
+
+    if (edit->has_cidrs) {
+        free(obj->cidrs);
+        obj->cidrs = edit->cidrs;
+        edit->cidrs = NULL;
+        ngx_http_apikey_object_field(fields, "cidrs", obj->cidrs);
+    }
+
+    /* an empty value is an absent field, for the module and the tool */
+
+    for (i = 0; i < edit->nfields; i++) {
+        name = edit->fields[2 * i];
+        value = edit->fields[2 * i + 1];
+
+        if (ngx_http_apikey_object_set_extra(obj, name, strlen(name), value)
+            == 0)
+        {
+            ngx_http_apikey_object_field(fields, name, value);
+        }
     }
 }
 
@@ -532,6 +580,150 @@ ngx_http_apikey_admin_burst(json_t *value, int64_t now,
     edit->burst = strdup(buf);
     if (edit->burst == NULL) {
         return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+    }
+
+    return 0;
+}
+
+
+/* an array of networks, each as the module reads it; null or [] for none */
+
+static int
+ngx_http_apikey_admin_cidrs(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit)
+{
+    char                    *p;
+    size_t                   i, n, len;
+    json_t                  *net;
+    const char              *s;
+    ngx_http_apikey_cidr_t   cidr;
+
+    edit->has_cidrs = 1;
+
+    if (json_is_null(value)) {
+        return 0;
+    }
+
+    if (!json_is_array(value)) {
+        return ngx_http_apikey_admin_fail(edit, "\"%s\" must be an array "
+                                          "of networks", "cidrs");
+    }
+
+    n = 0;
+
+    json_array_foreach(value, i, net) {
+        if (!json_is_string(net)
+            || ngx_http_apikey_cidr_parse(
+                   (const unsigned char *) json_string_value(net),
+                   json_string_length(net), &cidr)
+               != 0)
+        {
+            return ngx_http_apikey_admin_fail(edit, "\"%s\" holds what is "
+                                              "not an IPv4 or IPv6 network",
+                                              "cidrs");
+        }
+
+        n += json_string_length(net) + 1;
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    edit->cidrs = malloc(n);
+    if (edit->cidrs == NULL) {
+        return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+    }
+
+    p = edit->cidrs;
+
+    json_array_foreach(value, i, net) {
+        if (i) {
+            *p++ = ' ';
+        }
+
+        s = json_string_value(net);
+        len = json_string_length(net);
+        memcpy(p, s, len);
+        p += len;
+    }
+
+    *p = '\0';
+
+    return 0;
+}
+
+
+/* {"plan": "gold", "user": null}: other fields; null removes one */
+
+static int
+ngx_http_apikey_admin_extra(json_t *value, int64_t now,
+    ngx_http_apikey_admin_edit_t *edit)
+{
+    size_t       i, len;
+    json_t      *v;
+    const char  *name, *s;
+
+    if (!json_is_object(value)) {
+        return ngx_http_apikey_admin_fail(edit, "\"%s\" must be an object "
+                                          "of strings", "fields");
+    }
+
+    if (json_object_size(value) > NGX_HTTP_APIKEY_OBJECT_EXTRA_MAX) {
+        return ngx_http_apikey_admin_fail(edit, "\"%s\" holds more than 32 "
+                                          "fields", "fields");
+    }
+
+    edit->fields = calloc(2 * json_object_size(value) + 1, sizeof(char *));
+    if (edit->fields == NULL) {
+        return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+    }
+
+    i = 0;
+
+    json_object_foreach(value, name, v) {
+
+        if (!ngx_http_apikey_object_extra_name(name, strlen(name))) {
+            return ngx_http_apikey_admin_fail(edit, "\"%s\" names a field "
+                                              "that cannot be set: 1 to 64 "
+                                              "lowercase letters, digits or "
+                                              "underscores, and none the "
+                                              "module reads itself",
+                                              "fields");
+        }
+
+        if (json_is_null(v)) {
+            s = "";
+            len = 0;
+
+        } else if (json_is_string(v)) {
+            s = json_string_value(v);
+            len = json_string_length(v);
+
+            if (len > NGX_HTTP_APIKEY_OBJECT_NAME_MAX
+                || strlen(s) != len
+                || !ngx_http_apikey_object_text_valid(s, len))
+            {
+                return ngx_http_apikey_admin_fail(edit, "\"%s\" values must "
+                                                  "be up to 1024 bytes "
+                                                  "without control "
+                                                  "characters", "fields");
+            }
+
+        } else {
+            return ngx_http_apikey_admin_fail(edit, "\"%s\" must be an "
+                                              "object of strings", "fields");
+        }
+
+        edit->fields[2 * i] = strdup(name);
+        edit->fields[2 * i + 1] = strdup(s);
+        edit->nfields = ++i;
+
+        if (edit->fields[2 * i - 2] == NULL
+            || edit->fields[2 * i - 1] == NULL)
+        {
+            return ngx_http_apikey_admin_fail(edit, "out of memory%s", "");
+        }
     }
 
     return 0;

@@ -36,6 +36,9 @@ typedef struct {
     char      *org;
     char      *rate;                     /* NULL: removed */
     char      *burst;
+    char      *cidrs;                    /* space-separated; NULL: removed */
+    char     **fields;       /* other fields: name, value ("": removed)... */
+    size_t     nfields;
     int64_t    expires_at;               /* 0: never */
     int64_t    grace;
 
@@ -45,6 +48,7 @@ typedef struct {
     unsigned   has_expiry:1;
     unsigned   has_rate:1;
     unsigned   has_burst:1;
+    unsigned   has_cidrs:1;
 
     char       err[NGX_HTTP_APIKEY_ADMIN_ERR_LEN];
 } ngx_http_apikey_admin_edit_t;

@@ -258,7 +258,7 @@ static ngx_int_t
 ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_object_t *like)
 {
-    size_t                           len;
+    size_t                           i, len;
     u_char                           digest[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_str_t                        prefix;
     ngx_http_apikey_object_t        *obj;
@@ -277,6 +277,28 @@ ngx_http_apikey_admin_make(ngx_http_apikey_admin_ctx_t *ctx,
 
         obj->rate = like->rate ? strdup(like->rate) : NULL;
         obj->burst = like->burst ? strdup(like->burst) : NULL;
+
+        /* and its allowlist and other fields: the key's policy */
+
+        obj->cidrs = like->cidrs ? strdup(like->cidrs) : NULL;
+
+        for (i = 0; i < like->nfields; i++) {
+            if (ngx_http_apikey_object_set_extra(obj, like->fields[2 * i],
+                    ngx_strlen(like->fields[2 * i]), like->fields[2 * i + 1])
+                != 0)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        /* a rotated key never goes without a limit or allowlist it had */
+
+        if ((like->rate && obj->rate == NULL)
+            || (like->burst && obj->burst == NULL)
+            || (like->cidrs && obj->cidrs == NULL))
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         /* a rotated key keeps its product's prefix, as the tool's does */
 

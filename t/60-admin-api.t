@@ -143,7 +143,7 @@ sub keyspace {
     return \%s;
 }
 
-my @FIELDS = qw(id name org hint scopes created_at expires_at
+my @FIELDS = qw(id name org hint scopes cidrs fields created_at expires_at
     last_used_at state replaced_by rate burst);
 
 sub rfc3339 {
@@ -349,6 +349,73 @@ subtest 'a key\'s own rate limit: rate and burst over HTTP' => sub {
     }
     is(join(',', sort @{ $redis->cmd('KEYS', '*') }), $before,
         'nothing written for a bad rate or burst');
+};
+
+subtest 'an allowlist and other fields over HTTP' => sub {
+    my $k = create(undef, name => 'Allowlisted',
+        cidrs => ['203.0.113.0/24', '2001:db8::/32'],
+        fields => { plan => 'gold', user_id => 'u_42' });
+    is_deeply($k->{cidrs}, ['203.0.113.0/24', '2001:db8::/32'],
+        'created with its networks');
+    is_deeply($k->{fields}, { plan => 'gold', user_id => 'u_42' },
+        'and its other fields');
+    my $h = key_hash($k->{key});
+    is_deeply($redis->cmd('HMGET', $h, qw(cidrs plan user_id)),
+        ['203.0.113.0/24 2001:db8::/32', 'gold', 'u_42'],
+        'the record holds them as the tool writes them');
+    is($nginx->get('/api/x', Authorization => "Bearer $k->{key}")->status,
+        403, 'the allowlist is obeyed: 127.0.0.1 is outside it');
+    my $shown = run_cli_json({ redis => $redis }, 'show', $k->{id});
+    is_deeply([$shown->{cidrs}, $shown->{fields}],
+        [$k->{cidrs}, $k->{fields}], 'apikey show agrees');
+
+    answered(admin('PATCH', "/admin/keys/$k->{id}",
+        '{"cidrs":["127.0.0.1"],"fields":{"plan":"silver","user_id":null}}'),
+        200, sub {
+        is_deeply($_[0]{cidrs}, ['127.0.0.1'], 'PATCH cidrs');
+        is_deeply($_[0]{fields}, { plan => 'silver' },
+            'PATCH a field; null removes one');
+    }, 'PATCH cidrs and fields');
+    ok(wait_until(sub { $nginx->get('/api/x',
+        Authorization => "Bearer $k->{key}")->status == 200 }, 5, 0.05),
+        'the new allowlist holds the client');
+
+    my $rot = json(admin('POST', "/admin/keys/$k->{id}/rotate",
+        '{"grace_seconds":60}'));
+    is_deeply([$rot->{cidrs}, $rot->{fields}],
+        [['127.0.0.1'], { plan => 'silver' }],
+        'a rotated key keeps its allowlist and fields');
+
+    answered(admin('PATCH', "/admin/keys/$k->{id}", '{"cidrs":null}'), 200,
+        sub { is_deeply($_[0]{cidrs}, [], 'null removes the allowlist') },
+        'PATCH cidrs null');
+    ok(wait_until(sub { $nginx->get('/api/x',
+        Authorization => "Bearer $k->{key}")->status == 200 }, 5, 0.05),
+        'without an allowlist the key is let in');
+
+    my $before = keyspace();
+    for my $bad (
+        ['{"name":"x","cidrs":["10.0.0.0/33"]}', '"cidrs" holds what is '
+            . 'not an IPv4 or IPv6 network'],
+        ['{"name":"x","cidrs":["10.0.0.0/8 192.0.2.0/24"]}', '"cidrs" holds '
+            . 'what is not an IPv4 or IPv6 network'],
+        ['{"name":"x","cidrs":"10.0.0.0/8"}',
+            '"cidrs" must be an array of networks'],
+        ['{"name":"x","fields":{"org":"x"}}', '"fields" names a field that '
+            . 'cannot be set: 1 to 64 lowercase letters, digits or '
+            . 'underscores, and none the module reads itself'],
+        ['{"name":"x","fields":{"Plan":"x"}}', '"fields" names a field that '
+            . 'cannot be set: 1 to 64 lowercase letters, digits or '
+            . 'underscores, and none the module reads itself'],
+        ['{"name":"x","fields":{"plan":1}}',
+            '"fields" must be an object of strings'],
+        ['{"name":"x","fields":{"plan":"a\u0001b"}}', '"fields" values must '
+            . 'be up to 1024 bytes without control characters'])
+    {
+        error_is(admin('POST', '/admin/keys/', $bad->[0]), 400,
+            'invalid_request', $bad->[1], "bad input: $bad->[0]");
+    }
+    is_deeply(keyspace(), $before, 'nothing written for bad cidrs or fields');
 };
 
 subtest 'GET /scopes: what may be granted here' => sub {
