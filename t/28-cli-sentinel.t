@@ -192,6 +192,41 @@ subtest 'the Sentinel + TLS example of docs/cli.md works as printed' => sub {
         'the key is in database 2 of the primary, over TLS');
     is($primary->cmd('EXISTS', key_hash($key // '')), 0,
         'not in database 0');
+
+    # the block of docs/directives.md as printed, with the same swaps
+    my ($block) = docs_block();
+    ok($block, 'docs/directives.md has the Sentinel + TLS block');
+    my $lines = join '', map { "        sentinel $_;\n" }
+        split /,/, $t->sentinel_list;
+    $block =~ s/^ *sentinel +10\.0\.0\.1:26379;\n(?: *sentinel +10\.0\.0\.\d:26379;\n)*/$lines/m;
+    $block =~ s/password=secret/password=pw/;
+    $block =~ s/\Q$_\E/$local{$_}/g for grep { m{^/|^redis\.} } keys %local;
+    my $nginx = start_nginx(http => $block . <<'EOF');
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /api/ {
+            apikey        on;
+            apikey_redis  keys;
+            add_header    X-Key-Id $apikey_id;
+            proxy_pass    http://%%ECHO%%;
+        }
+    }
+EOF
+    my $res = $nginx->get('/api/x', Authorization => 'Bearer ' . ($key // ''));
+    is($res->status . ' ' . ($res->header('x-key-id') // ''),
+        '200 ' . ($r->{out} =~ /^id\s+(\S+)/m ? $1 : '?'),
+        'nginx with the block lets the key in');
+    is($nginx->get('/api/x', Authorization => 'Bearer ' . new_token())
+        ->status, 401, 'and refuses an unknown one');
+    $nginx->stop;
 };
+
+# The Sentinel + TLS block of docs/directives.md
+sub docs_block {
+    open(my $fh, '<', project_root() . '/docs/directives.md') or die $!;
+    local $/;
+    my $md = <$fh>;
+    return $md =~ /^( {4}apikey_redis_upstream keys \{\n.*?^ {4}\}\n)/ms;
+}
 
 done_testing();
