@@ -11,8 +11,9 @@
 # Settings (environment):
 #   BENCH_SECONDS      whole run, roughly (600)
 #   BENCH_ROUNDS       rounds per peer and workload (3)
-#   BENCH_VARIANTS     comma list of: none module module-nocache
-#                      module-lastused lua lua-cache node (all)
+#   BENCH_VARIANTS     comma list of: none module module-policy
+#                      module-nocache module-lastused lua lua-cache node
+#                      (all)
 #   BENCH_WORKLOADS    comma list of: hot random (both)
 #   BENCH_KEYS         keys of the random workload (100000)
 #   BENCH_CONNECTIONS  wrk connections (32)
@@ -46,6 +47,9 @@ my $ROOT = dirname($BENCH);
 my %VARIANT = (
     'none'           => 'no authentication (baseline)',
     'module'         => 'apikey module, with its cache',
+    'module-policy'  => 'apikey module, with its cache, a rate limit'
+                        . ' (`apikey_rate_limit`, 1000000r/s) and an IP'
+                        . ' allowlist (`cidrs`) per key',
     'module-nocache' => 'apikey module, `apikey_cache off`',
     'module-lastused' => 'apikey module, `apikey_cache off`, last use'
                          . ' written (`apikey_last_used_interval 60s`)',
@@ -53,8 +57,8 @@ my %VARIANT = (
     'lua-cache'      => 'Lua + lua_shared_dict cache',
     'node'           => 'auth_request to Node.js + node-redis',
 );
-my @ALL_VARIANTS = qw(none module module-nocache module-lastused lua
-                      lua-cache node);
+my @ALL_VARIANTS = qw(none module module-policy module-nocache
+                      module-lastused lua lua-cache node);
 my %WORKLOAD = (
     hot    => 'one hot key',
     random => 'keys picked at random',
@@ -76,12 +80,13 @@ my @workloads = pick('BENCH_WORKLOADS', [qw(hot random)]);
 my $TTL = 60;
 my $NEGATIVE_TTL = 10;
 my $PREFIX = 'apikey:';
+my $POLICY_PREFIX = 'apikeyp:';    # the same keys, with an allowlist
 my $SCOPE = 'read:people';
 my $CLK_TCK = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
 my $has = sub { my $v = shift; grep { $_ eq $v } @variants };
 my $with_module = $has->('module') || $has->('module-nocache')
-                  || $has->('module-lastused');
+                  || $has->('module-lastused') || $has->('module-policy');
 my $with_lua = $has->('lua') || $has->('lua-cache');
 
 if ($with_module && !-f $module) {
@@ -391,14 +396,21 @@ sub seed {
                          id => $id, name => "bench key $i", org => 'acme',
                          scopes => 'read:people write:people',
                          expires_at => $expires);
+        print $pipe resp('HSET', $POLICY_PREFIX . sha256_hex($token),
+                         id => $id, name => "bench key $i", org => 'acme',
+                         scopes => 'read:people write:people',
+                         expires_at => $expires,
+                         cidrs => '10.0.0.0/8 127.0.0.0/8 ::1')
+            if $has->('module-policy');
     }
 
     close $pipe
         or die "bench: seeding Redis failed:\n" . read_file("$dir/seed.out");
 
+    my $want = ($n + 1) * ($has->('module-policy') ? 2 : 1);
     my $size = redis_cmd('DBSIZE');
-    die "bench: Redis holds $size keys, expected " . ($n + 1) . "\n"
-        if $size !~ /^:(\d+)/ || $1 != $n + 1;
+    die "bench: Redis holds $size keys, expected $want\n"
+        if $size !~ /^:(\d+)/ || $1 != $want;
 
     return @tokens;
 }
@@ -463,7 +475,9 @@ END
 END
         $http .= "    apikey_cache zone=apikey_module:64m ttl=${TTL}s"
                . " negative_ttl=${NEGATIVE_TTL}s;\n"
-            if $has->('module');
+            if $has->('module') || $has->('module-policy');
+        $http .= "    apikey_rate_limit_zone apikey_rate:64m;\n"
+            if $has->('module-policy');
     }
 
     $loc .= <<"END" if $has->('none');
@@ -480,8 +494,19 @@ END
         }
 END
 
+    $loc .= <<"END" if $has->('module-policy');
+        location = /module-policy {
+            apikey on;
+            apikey_scopes $SCOPE;
+            apikey_redis_prefix $POLICY_PREFIX;
+            apikey_rate_limit zone=apikey_rate default=1000000r/s;
+            proxy_pass http://backend;
+        }
+END
+
     if ($has->('module-nocache')) {
-        my $off = $has->('module') ? "            apikey_cache off;\n" : '';
+        my $cached = $has->('module') || $has->('module-policy');
+        my $off = $cached ? "            apikey_cache off;\n" : '';
         $loc .= <<"END";
         location = /module-nocache {
             apikey on;
@@ -492,7 +517,8 @@ END
     }
 
     if ($has->('module-lastused')) {
-        my $off = $has->('module') ? "            apikey_cache off;\n" : '';
+        my $cached = $has->('module') || $has->('module-policy');
+        my $off = $cached ? "            apikey_cache off;\n" : '';
         $loc .= <<"END";
         location = /module-lastused {
             apikey on;
