@@ -48,8 +48,8 @@ my %VARIANT = (
     'none'           => 'no authentication (baseline)',
     'module'         => 'apikey module, with its cache',
     'module-policy'  => 'apikey module, with its cache, a rate limit'
-                        . ' (`apikey_rate_limit`, 1000000r/s) and an IP'
-                        . ' allowlist (`cidrs`) per key',
+                        . ' (`apikey_rate_limit`, 1000000r/s, burst 1000)'
+                        . ' and an IP allowlist (`cidrs`) per key',
     'module-nocache' => 'apikey module, `apikey_cache off`',
     'module-lastused' => 'apikey module, `apikey_cache off`, last use'
                          . ' written (`apikey_last_used_interval 60s`)',
@@ -499,7 +499,8 @@ END
             apikey on;
             apikey_scopes $SCOPE;
             apikey_redis_prefix $POLICY_PREFIX;
-            apikey_rate_limit zone=apikey_rate default=1000000r/s;
+            apikey_rate_limit zone=apikey_rate default=1000000r/s burst=1000
+                              nodelay;
             proxy_pass http://backend;
         }
 END
