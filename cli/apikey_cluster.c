@@ -73,7 +73,10 @@ static int apikey_cluster_node(apikey_cluster_t *cl, const char *host,
 static apikey_redis_t *apikey_cluster_conn(apikey_cluster_t *cl, int node,
     char *err);
 static void apikey_cluster_drop(apikey_cluster_t *cl, int node);
-static int apikey_cluster_refresh(apikey_cluster_t *cl, char *err);
+static int apikey_cluster_refresh(apikey_cluster_t *cl, int first,
+    char *err);
+static int apikey_cluster_ask(apikey_cluster_t *cl, int node, int *slots,
+    char *err);
 static int apikey_cluster_map(apikey_cluster_t *cl, int node,
     redisReply *reply, int *slots);
 static int apikey_cluster_route(apikey_cluster_t *cl,
@@ -171,7 +174,7 @@ apikey_cluster_connect(apikey_redis_conf_t *rc, char *err)
         free(host);
     }
 
-    if (apikey_cluster_refresh(cl, err) != 0) {
+    if (apikey_cluster_refresh(cl, -1, err) != 0) {
         apikey_redis_free(c);
         return NULL;
     }
@@ -324,7 +327,7 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
             /* a node gone, maybe failed over: a replica took its slots */
 
             if (in_tx || tries == APIKEY_CLUSTER_REDIRECTS
-                || apikey_cluster_refresh(cl, what) != 0)
+                || apikey_cluster_refresh(cl, -1, what) != 0)
             {
                 goto done;
             }
@@ -396,7 +399,7 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
             /* one slot moved, often with others: learn them all at once */
 
             if (cl->refreshes < APIKEY_CLUSTER_REFRESHES) {
-                (void) apikey_cluster_refresh(cl, what);
+                (void) apikey_cluster_refresh(cl, node, what);
                 cl->slots[slot] = node;
             }
         }
@@ -462,7 +465,7 @@ apikey_cluster_route(apikey_cluster_t *cl, apikey_cluster_cmd_t *cmd,
 
     if (cl->slots[slot] == -1
         && (cl->refreshes >= APIKEY_CLUSTER_REFRESHES
-            || apikey_cluster_refresh(cl, err) != 0
+            || apikey_cluster_refresh(cl, -1, err) != 0
             || cl->slots[slot] == -1))
     {
         snprintf(err, APIKEY_ERR_LEN,
@@ -612,18 +615,17 @@ apikey_cluster_drop(apikey_cluster_t *cl, int node)
 
 
 /*
- * CLUSTER SLOTS from the nodes known, in order, seeds first; the first
- * whole map wins.  A map that does not parse leaves the one in use.
+ * CLUSTER SLOTS from the node that redirected (first, or -1), then from
+ * the nodes known, in order, seeds first: the first whole map wins.  A
+ * map that does not parse leaves the one in use.
  */
 
 static int
-apikey_cluster_refresh(apikey_cluster_t *cl, char *err)
+apikey_cluster_refresh(apikey_cluster_t *cl, int first, char *err)
 {
-    int              *slots;
-    size_t            i, n;
-    char              what[APIKEY_ERR_LEN];
-    redisReply       *reply;
-    apikey_redis_t   *conn;
+    int     *slots;
+    size_t   i, n;
+    char     what[APIKEY_ERR_LEN];
 
     cl->refreshes++;
 
@@ -635,44 +637,27 @@ apikey_cluster_refresh(apikey_cluster_t *cl, char *err)
 
     snprintf(err, APIKEY_ERR_LEN, "no node in \"%s\"", cl->rc->cluster);
 
-    /* nodes added by the map are asked too, but not the ones added now */
+    /* nodes that a map adds are not asked this time */
 
     n = cl->nnodes;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n + 1; i++) {
 
-        conn = apikey_cluster_conn(cl, (int) i, err);
-        if (conn == NULL) {
+        if (i == 0 && first == -1) {
             continue;
         }
 
-        reply = apikey_redis_command(conn, what, "CLUSTER", "SLOTS", NULL);
-
-        if (reply == NULL) {
-            snprintf(err, APIKEY_ERR_LEN, "cluster node %s:%d: %.400s",
-                     cl->nodes[i].host, cl->nodes[i].port, what);
-
-            if (conn->err) {
-                apikey_cluster_drop(cl, (int) i);
-            }
-
+        if (i > 0 && (int) i - 1 == first) {
             continue;
         }
 
-        if (apikey_cluster_map(cl, (int) i, reply, slots) != 0) {
-            snprintf(err, APIKEY_ERR_LEN,
-                     "cluster node %s:%d: no slot map in its CLUSTER SLOTS "
-                     "reply", cl->nodes[i].host, cl->nodes[i].port);
-            freeReplyObject(reply);
-            continue;
+        if (apikey_cluster_ask(cl, i == 0 ? first : (int) i - 1, slots, err)
+            == 0)
+        {
+            memcpy(cl->slots, slots, NGX_HTTP_APIKEY_SLOTS * sizeof(int));
+            free(slots);
+            return 0;
         }
-
-        freeReplyObject(reply);
-
-        memcpy(cl->slots, slots, NGX_HTTP_APIKEY_SLOTS * sizeof(int));
-        free(slots);
-
-        return 0;
     }
 
     free(slots);
@@ -682,6 +667,45 @@ apikey_cluster_refresh(apikey_cluster_t *cl, char *err)
              "Cluster at %.100s: %.300s", cl->rc->cluster, what);
 
     return -1;
+}
+
+
+static int
+apikey_cluster_ask(apikey_cluster_t *cl, int node, int *slots, char *err)
+{
+    char             what[APIKEY_ERR_LEN];
+    redisReply      *reply;
+    apikey_redis_t  *conn;
+
+    conn = apikey_cluster_conn(cl, node, err);
+    if (conn == NULL) {
+        return -1;
+    }
+
+    reply = apikey_redis_command(conn, what, "CLUSTER", "SLOTS", NULL);
+
+    if (reply == NULL) {
+        snprintf(err, APIKEY_ERR_LEN, "cluster node %s:%d: %.400s",
+                 cl->nodes[node].host, cl->nodes[node].port, what);
+
+        if (conn->err) {
+            apikey_cluster_drop(cl, node);
+        }
+
+        return -1;
+    }
+
+    if (apikey_cluster_map(cl, node, reply, slots) != 0) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "cluster node %s:%d: no slot map in its CLUSTER SLOTS reply",
+                 cl->nodes[node].host, cl->nodes[node].port);
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
 }
 
 
