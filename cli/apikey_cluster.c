@@ -81,37 +81,19 @@ static int apikey_cluster_map(apikey_cluster_t *cl, int node,
     redisReply *reply, int *slots);
 static int apikey_cluster_route(apikey_cluster_t *cl,
     apikey_cluster_cmd_t *cmd, char *err);
-static int apikey_cluster_redirect(apikey_cluster_t *cl, const char *err,
-    int *slot);
+static int apikey_cluster_any(apikey_cluster_t *cl);
+static int apikey_cluster_redirect(apikey_cluster_t *cl, int from,
+    const char *err, int *slot);
 
 
 int
 apikey_cluster_seeds(apikey_redis_conf_t *rc, const char *list, char *err)
 {
-    int          port;
-    char        *host;
-    const char  *p, *comma;
-
-    for (p = list; /* void */; p = comma + 1) {
-        comma = strchr(p, ',');
-
-        port = APIKEY_CLUSTER_PORT;
-
-        if (apikey_redis_host_port(p, comma ? (size_t) (comma - p)
-                                            : strlen(p), &host, &port)
-            != 0)
-        {
-            snprintf(err, APIKEY_ERR_LEN,
-                     "invalid --cluster \"%s\" (host:port[,host:port...])",
-                     list);
-            return -1;
-        }
-
-        free(host);
-
-        if (comma == NULL) {
-            break;
-        }
+    if (apikey_redis_addr_list(list) != 0) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "invalid --cluster \"%s\" (host:port[,host:port...])",
+                 list);
+        return -1;
     }
 
     rc->cluster = list;
@@ -383,7 +365,7 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
             continue;
         }
 
-        node = apikey_cluster_redirect(cl, err, &slot);
+        node = apikey_cluster_redirect(cl, node, err, &slot);
 
         if (node == -1) {
             /* a plain error reply, as Redis said it */
@@ -396,9 +378,12 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
         } else {
             cl->slots[slot] = node;
 
-            /* one slot moved, often with others: learn them all at once */
+            /*
+             * One slot moved, often with others: learn them all at once,
+             * but not within a transaction, whose node holds it queued.
+             */
 
-            if (cl->refreshes < APIKEY_CLUSTER_REFRESHES) {
+            if (!in_tx && cl->refreshes < APIKEY_CLUSTER_REFRESHES) {
                 (void) apikey_cluster_refresh(cl, node, what);
                 cl->slots[slot] = node;
             }
@@ -439,7 +424,7 @@ static int
 apikey_cluster_route(apikey_cluster_t *cl, apikey_cluster_cmd_t *cmd,
     char *err)
 {
-    int     slot;
+    int     slot, node;
     size_t  i;
 
     slot = cmd->slot;
@@ -459,8 +444,13 @@ apikey_cluster_route(apikey_cluster_t *cl, apikey_cluster_cmd_t *cmd,
     }
 
     if (slot == -1) {
-        /* no key: any node answers it, the first one known */
-        return 0;
+        node = apikey_cluster_any(cl);
+
+        if (cmd->kind == APIKEY_CLUSTER_MULTI) {
+            cl->pinned = node;
+        }
+
+        return node;
     }
 
     if (cl->slots[slot] == -1
@@ -481,13 +471,32 @@ apikey_cluster_route(apikey_cluster_t *cl, apikey_cluster_cmd_t *cmd,
 }
 
 
+/* for a command without a key: a node connected, else a primary */
+
+static int
+apikey_cluster_any(apikey_cluster_t *cl)
+{
+    size_t  i;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        if (cl->nodes[i].conn != NULL) {
+            return (int) i;
+        }
+    }
+
+    return cl->slots[0] != -1 ? cl->slots[0] : 0;
+}
+
+
 /*
  * "Redis: MOVED <slot> <host>:<port>" or "Redis: ASK <slot> ...": the
  * node named, and for MOVED the slot (-1 for ASK); -1 for any other error.
+ * A host left empty or "?" is that of the node that answered, from.
  */
 
 static int
-apikey_cluster_redirect(apikey_cluster_t *cl, const char *err, int *slot)
+apikey_cluster_redirect(apikey_cluster_t *cl, int from, const char *err,
+    int *slot)
 {
     int          ask, port;
     long         n;
@@ -515,7 +524,7 @@ apikey_cluster_redirect(apikey_cluster_t *cl, const char *err, int *slot)
     p = end + 1;
     colon = strrchr(p, ':');
 
-    if (colon == NULL || colon == p) {
+    if (colon == NULL) {
         return -1;
     }
 
@@ -525,12 +534,17 @@ apikey_cluster_redirect(apikey_cluster_t *cl, const char *err, int *slot)
         return -1;
     }
 
-    if (*p == '[' && colon[-1] == ']') {
+    if (colon > p && *p == '[' && colon[-1] == ']') {
         p++;
         colon--;
     }
 
     *slot = ask ? -1 : (int) n;
+
+    if (colon == p || (colon == p + 1 && *p == '?')) {
+        p = cl->nodes[from].host;
+        colon = p + strlen(p);
+    }
 
     return apikey_cluster_node(cl, p, colon - p, port);
 }

@@ -134,6 +134,22 @@ apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
 int
 apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list, char *err)
 {
+    if (apikey_redis_addr_list(list) != 0) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "invalid --sentinel \"%s\" (host:port[,host:port...])",
+                 list);
+        return -1;
+    }
+
+    rc->sentinels = list;
+
+    return 0;
+}
+
+
+int
+apikey_redis_addr_list(const char *list)
+{
     int          port;
     char        *host;
     const char  *p, *comma;
@@ -141,28 +157,21 @@ apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list, char *err)
     for (p = list; /* void */; p = comma + 1) {
         comma = strchr(p, ',');
 
-        port = APIKEY_SENTINEL_PORT;
+        port = 0;
 
         if (apikey_redis_host_port(p, comma ? (size_t) (comma - p)
                                             : strlen(p), &host, &port)
             != 0)
         {
-            snprintf(err, APIKEY_ERR_LEN,
-                     "invalid --sentinel \"%s\" (host:port[,host:port...])",
-                     list);
             return -1;
         }
 
         free(host);
 
         if (comma == NULL) {
-            break;
+            return 0;
         }
     }
-
-    rc->sentinels = list;
-
-    return 0;
 }
 
 

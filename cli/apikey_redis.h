@@ -87,6 +87,9 @@ int apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err);
 int apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list,
     char *err);
 
+/* checks "host:port[,host:port...]" (the ports may be left out) */
+int apikey_redis_addr_list(const char *list);
+
 /*
  * Parses len bytes of "host:port", "host" or "[v6addr]:port" into a
  * malloc()ed host; *port is left as it is when the address has none.

@@ -9,7 +9,7 @@ use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::Test::ClusterCLI;
 use ApiKey::Test::Proc qw(free_port);
-use ApiKey::Test::RESP qw(resp_array resp_bulk resp_int);
+use ApiKey::Test::RESP qw(resp_array resp_bulk resp_int resp_error);
 
 my $dir = test_dir();
 
@@ -222,6 +222,48 @@ subtest 'a half-failed create leaves no usable key; list works' => sub {
         'and drops it');
     is(scalar(@{ apikey_json('list') }), scalar(@keys),
         'the others are all there');
+};
+
+# fake nodes: each sends every command to the other, or a map that is none
+subtest 'hostile cluster replies are bounded' => sub {
+    my %port = (a => free_port(), b => free_port());
+    my $map = sub {
+        resp_array(resp_array(resp_int(0), resp_int(16383),
+            resp_array(resp_bulk('127.0.0.1'), resp_int($port{a}))));
+    };
+    my $moving = sub {
+        my ($to) = @_;
+        return sub {
+            my ($cmd) = @_;
+            return $map->() if uc $cmd->[0] eq 'CLUSTER';
+            return resp_error("MOVED 1 127.0.0.1:$port{$to}");
+        };
+    };
+    my $a = start_fake_redis(port => $port{a}, handler => $moving->('b'));
+    my $b = start_fake_redis(port => $port{b}, handler => $moving->('a'));
+
+    my $r = run_cli('--cluster', '127.0.0.1:' . $a->port, 'show', 'k_x');
+    is($r->{code}, 1, 'a -MOVED loop: exit 1');
+    like($r->{err}, qr/too many redirections/, 'saying so')
+        or diag $r->{err};
+    my $sent = grep { uc $_->[0] ne 'CLUSTER' } $a->commands, $b->commands;
+    ok($sent <= 6, "the command was sent a bounded number of times ($sent)");
+    $a->stop;
+    $b->stop;
+
+    for my $bad (resp_array(), resp_array(resp_array(resp_int(5),
+            resp_int(1))), resp_bulk('no'),
+        resp_array(resp_array(resp_int(0), resp_int(99999),
+            resp_array(resp_bulk('127.0.0.1'), resp_int(1)))))
+    {
+        my $f = start_fake_redis(handler => sub {
+            uc $_[0][0] eq 'CLUSTER' ? $bad : undef });
+        $r = run_cli('--cluster', '127.0.0.1:' . $f->port, 'list');
+        is($r->{code}, 1, 'a CLUSTER SLOTS reply that is no map: exit 1');
+        like($r->{err}, qr/no slot map in its CLUSTER SLOTS reply/,
+            'saying so');
+        $f->stop;
+    }
 };
 
 subtest 'usage errors' => sub {
