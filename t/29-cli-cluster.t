@@ -2,14 +2,16 @@
 # primaries with a replica each.  Keys spread over every primary; create,
 # list, show, update, rotate, revoke and verify work through any seed; a
 # stale slot map is corrected by -MOVED, a slot being migrated is followed
-# through -ASK, a dead first seed is passed over; a create whose record
-# write is refused leaves no usable key, and list still works.
+# through -ASK, a dead first seed is passed over, TLS and an ACL user
+# reach every node; a create whose record write is refused leaves no
+# usable key, and list still works; hostile replies are bounded.
 
 use lib 't/lib';
 use ApiKey::Test;
 use ApiKey::Test::ClusterCLI;
 use ApiKey::Test::Proc qw(free_port);
 use ApiKey::Test::RESP qw(resp_array resp_bulk resp_int resp_error);
+use ApiKey::Test::TLS;
 
 my $dir = test_dir();
 
@@ -21,8 +23,10 @@ sub write_file {
     return "$dir/$name";
 }
 
-my $c = ApiKey::Test::ClusterCLI->start(
-    users => ['nohset on >hpw ~* &* +@all -hset -del -srem']);
+my $pki = ApiKey::Test::TLS->new;
+my $c = ApiKey::Test::ClusterCLI->start(tls => $pki,
+    users => ['nohset on >hpw ~* &* +@all -hset -del -srem',
+        'apikey on >apw ~apikey:* &* +@all']);
 
 sub apikey { return run_cli('--cluster', $c->seed, @_) }
 
@@ -187,6 +191,26 @@ subtest 'a dead first seed is passed over' => sub {
     is($r->{code}, 1, 'none alive: exit 1');
     like($r->{err}, qr/^apikey: cannot read the slot map of the Redis Cluster at \Q$dead\E: cluster node \Q$dead\E: /,
         'saying which');
+};
+
+subtest 'over TLS, with an ACL user' => sub {
+    my @tls = ('--cluster', $c->tls_seed, '--tls', '--tls-ca',
+        $pki->dir . '/ca.crt', '--user', 'apikey', '--password-file',
+        write_file('apikey.pw', "apw\n"));
+    my $r = run_cli_json(@tls, 'list');
+    is(scalar(@$r), scalar(@keys), 'list: every key, from every node');
+    my $k = run_cli_json(@tls, 'create', '--name', 'Over TLS', '--org',
+        'acme');
+    push @keys, $k;
+    is(run_cli_json(@tls, 'revoke', $k->{id})->{state}, 'revoked',
+        'create and revoke');
+    is(apikey_json('verify', $k->{key})->{result}, 'revoked',
+        'as the plain port sees it');
+
+    $r = run_cli('--cluster', $c->tls_seed, '--tls', '--tls-ca',
+        $pki->dir . '/other.crt', 'list');
+    is($r->{code}, 1, 'a certificate the CA did not sign: exit 1');
+    like($r->{err}, qr/certificate verify failed/, 'saying so');
 };
 
 # the record is the last write of a create: refused (and the index entries

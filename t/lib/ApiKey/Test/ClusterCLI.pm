@@ -6,8 +6,12 @@ package ApiKey::Test::ClusterCLI;
 # each, and slots moved by hand as redis-cli --cluster reshard does.
 #
 #   my $c = ApiKey::Test::ClusterCLI->start(
-#       users => ['nohset on >pw ~* &* +@all -hset']);   # on every node
+#       users => ['nohset on >pw ~* &* +@all -hset'],    # on every node
+#       tls   => $pki);       # an ApiKey::Test::TLS: a TLS port beside
+#                             # the plain one, the bus over TLS
 #   $c->seed;                 # "127.0.0.1:PORT" of the first node
+#   $c->tls_seed;             # its TLS port, where CLUSTER SLOTS names
+#                             # every node's TLS port
 #   $c->primaries;            # the ApiKey::Test::Redis that are primaries
 #   $c->slot($key);           # CLUSTER KEYSLOT
 #   $c->owner($slot);         # the primary serving a slot
@@ -29,13 +33,17 @@ sub start {
     my $self = bless { dir => $dir }, $class;
 
     for my $i (0 .. 5) {
+        my $tls = $o{tls} ? free_port() : undef;
+        my @tls = $o{tls} ? ($o{tls}->redis_args($tls),
+            '--tls-cluster', 'yes', '--tls-replication', 'yes') : ();
         push @{ $self->{nodes} }, ApiKey::Test::Redis->start(
             users => $o{users} // [],
-            args => ['--cluster-enabled', 'yes',
+            args => [@tls, '--cluster-enabled', 'yes',
                 '--cluster-config-file', "$dir/nodes-$i.conf",
                 '--cluster-port', free_port(),
                 '--cluster-node-timeout', 1000,
                 '--cluster-require-full-coverage', 'no']);
+        $self->{nodes}[-1]{tls_port} = $tls;
     }
 
     my @addr = map { $_->addr } @{ $self->{nodes} };
@@ -61,6 +69,8 @@ sub start {
 sub nodes { @{ $_[0]->{nodes} } }
 
 sub seed { $_[0]->{nodes}[0]->addr }
+
+sub tls_seed { "127.0.0.1:$_[0]->{nodes}[0]{tls_port}" }
 
 sub primaries {
     my ($self) = @_;
@@ -109,7 +119,9 @@ sub migrate {
     for (;;) {
         my $keys = $from->cmd('CLUSTER', 'GETKEYSINSLOT', $slot, 100);
         last unless @$keys;
-        $from->cmd('MIGRATE', '127.0.0.1', $to->port, '', 0, 5000,
+        # between nodes, TLS when the bus is
+        $from->cmd('MIGRATE', '127.0.0.1', $to->{tls_port} // $to->port, '',
+            0, 5000,
             'KEYS', @$keys);
     }
     return if $o{start};
@@ -121,7 +133,8 @@ sub migrate {
     wait_until(sub {
         !grep { my $n = $_;
             !grep { $_->[0] <= $slot && $slot <= $_->[1]
-                && $_->[2][1] == $to->port } @{ $n->cmd('CLUSTER', 'SLOTS') }
+                && $_->[2][1] == $to->port }
+                @{ $n->cmd('CLUSTER', 'SLOTS') }
         } @{ $self->{nodes} }
     }, 15) or croak "slot $slot is not $tid\'s on every node";
 }
