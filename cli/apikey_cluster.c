@@ -309,6 +309,7 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
             /* a node gone, maybe failed over: a replica took its slots */
 
             if (in_tx || tries == APIKEY_CLUSTER_REDIRECTS
+                || cl->refreshes >= APIKEY_CLUSTER_REFRESHES
                 || apikey_cluster_refresh(cl, -1, what) != 0)
             {
                 goto done;
@@ -384,7 +385,7 @@ apikey_cluster_read(apikey_redis_t *c, char *err)
              */
 
             if (!in_tx && cl->refreshes < APIKEY_CLUSTER_REFRESHES) {
-                (void) apikey_cluster_refresh(cl, node, what);
+                apikey_cluster_refresh(cl, node, what);
                 cl->slots[slot] = node;
             }
         }
