@@ -59,18 +59,22 @@ MODULE_SRCS  := ngx_http_apikey_module.c $(wildcard src/*.c src/*.h)
 # the nginx-free pairs that the module and the CLI share
 SHARED_SRCS  := src/ngx_http_apikey_key.c src/ngx_http_apikey_policy.c \
                 src/ngx_http_apikey_time.c src/ngx_http_apikey_object.c \
-                src/ngx_http_apikey_rate.c src/ngx_http_apikey_cidr.c
+                src/ngx_http_apikey_rate.c src/ngx_http_apikey_cidr.c \
+                src/ngx_http_apikey_slot.c
 SHARED_HDRS  := src/ngx_http_apikey_key.h src/ngx_http_apikey_policy.h \
                 src/ngx_http_apikey_time.h src/ngx_http_apikey_object.h \
-                src/ngx_http_apikey_rate.h src/ngx_http_apikey_cidr.h
+                src/ngx_http_apikey_rate.h src/ngx_http_apikey_cidr.h \
+                src/ngx_http_apikey_slot.h
 HASH_SRCS    := src/ngx_http_apikey_siphash.c
 
 # the CLI but its main(), which the unit tests replace
 CLI_LIB_SRCS := cli/apikey_options.c cli/apikey_commands.c \
                 cli/apikey_store.c cli/apikey_tx.c cli/apikey_redis.c \
+                cli/apikey_cluster.c \
                 cli/apikey_record.c cli/apikey_text.c
 CLI_HDRS     := cli/apikey.h cli/apikey_options.h cli/apikey_commands.h \
                 cli/apikey_store.h cli/apikey_tx.h cli/apikey_redis.h \
+                cli/apikey_cluster.h \
                 cli/apikey_record.h cli/apikey_text.h
 UNIT_SRCS    := $(wildcard t/unit/*.c)
 # unit tests of module code, built against the configured nginx's headers

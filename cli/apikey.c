@@ -72,7 +72,9 @@ apikey_setup(apikey_cli_t *cli)
     err = cli->store.err;
     addr = cli->redis.addr;
 
-    if (addr == NULL && cli->redis.sentinels == NULL) {
+    if (addr == NULL && cli->redis.sentinels == NULL
+        && cli->redis.cluster == NULL)
+    {
         addr = getenv("APIKEY_REDIS");
 
         if (addr == NULL || addr[0] == '\0') {
@@ -80,7 +82,7 @@ apikey_setup(apikey_cli_t *cli)
         }
     }
 
-    if (cli->redis.sentinels == NULL) {
+    if (cli->redis.sentinels == NULL && cli->redis.cluster == NULL) {
 
         if (apikey_redis_addr(&cli->redis, addr, err) != 0) {
             return apikey_usage_error("%s", err);

@@ -91,9 +91,7 @@ apikey_command_t  apikey_commands[] = {
 int
 apikey_create(apikey_cli_t *cli)
 {
-    int              rc, done, stored;
-    size_t           i;
-    apikey_tx_t      tx;
+    int              rc, stored;
     unsigned char    key[NGX_HTTP_APIKEY_KEY_MAX_LEN + 1];
     apikey_record_t  like, rec;
 
@@ -114,15 +112,10 @@ apikey_create(apikey_cli_t *cli)
         return rc;
     }
 
-    apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
-    i = apikey_store_queue_record(&cli->store, &tx, &rec);
+    stored = apikey_store_write_record(&cli->store, &rec);
 
-    done = apikey_tx_exec(&tx);
-    stored = apikey_tx_ok(&tx, i);
-    apikey_tx_end(&tx);
-
-    if (!stored) {
-        apikey_store_unindex(&cli->store, &rec);
+    if (stored == APIKEY_STORE_FAILED) {
+        apikey_store_remove(&cli->store, &rec);
         rc = apikey_fail("%s", cli->store.err);
         goto done;
     }
@@ -131,7 +124,7 @@ apikey_create(apikey_cli_t *cli)
 
     apikey_print_record(cli, &rec, (char *) key);
 
-    if (done != APIKEY_TX_DONE) {
+    if (stored != APIKEY_STORE_DONE) {
         rc = apikey_fail("the key is stored, but %s", cli->store.err);
     }
 
@@ -186,10 +179,15 @@ apikey_show(apikey_cli_t *cli)
 }
 
 
+/*
+ * The id index's TTL is kept no shorter than the record's: it goes first
+ * when the key lives longer, after the record when it lives shorter.
+ */
+
 int
 apikey_update(apikey_cli_t *cli)
 {
-    int              n, done;
+    int              n, done, longer, expiry;
     char             expires[32], *p;
     apikey_tx_t      tx;
     apikey_record_t  rec;
@@ -205,6 +203,21 @@ apikey_update(apikey_cli_t *cli)
     for (n = 0; n < APIKEY_RETRIES; n++) {
 
         if (apikey_store_load(&cli->store, cli->arg, &rec, 1) != 0) {
+            return apikey_fail("%s", cli->store.err);
+        }
+
+        /* a revoked key keeps the housekeeping TTL of its revocation */
+
+        expiry = (cli->options & APIKEY_EXPIRY) && !rec.revoked;
+
+        longer = expiry
+                 && (cli->expires_at == 0
+                     || (rec.expires_at && cli->expires_at > rec.expires_at));
+
+        if (longer
+            && apikey_store_keep_id(&cli->store, &rec, cli->expires_at) != 0)
+        {
+            ngx_http_apikey_object_free(&rec);
             return apikey_fail("%s", cli->store.err);
         }
 
@@ -236,9 +249,7 @@ apikey_update(apikey_cli_t *cli)
                                      expires);
             rec.expires_at = cli->expires_at;
 
-            /* a revoked key keeps the housekeeping TTL of its revocation */
-
-            if (!rec.revoked) {
+            if (expiry) {
                 apikey_store_queue_keep(&cli->store, &tx, &rec, rec.expires_at);
             }
         }
@@ -254,12 +265,24 @@ apikey_update(apikey_cli_t *cli)
 
         if (done == APIKEY_TX_DONE) {
             apikey_print_record(cli, &rec, NULL);
+
+            if (expiry && !longer
+                && apikey_store_keep_id(&cli->store, &rec, rec.expires_at)
+                   != 0)
+            {
+                done = APIKEY_TX_PARTIAL;
+            }
         }
 
         ngx_http_apikey_object_free(&rec);
 
         if (done == APIKEY_TX_DONE) {
             return APIKEY_OK;
+        }
+
+        if (done == APIKEY_TX_PARTIAL) {
+            return apikey_fail("%s is updated, but %s", cli->arg,
+                               cli->store.err);
         }
 
         if (done != APIKEY_TX_CHANGED) {
@@ -272,10 +295,12 @@ apikey_update(apikey_cli_t *cli)
 }
 
 
+/* the record first: from then on no lookup accepts the key */
+
 int
 apikey_revoke(apikey_cli_t *cli)
 {
-    int              done, was;
+    int              done, was, kept;
     int64_t          until;
     apikey_tx_t      tx;
     apikey_record_t  rec;
@@ -285,6 +310,7 @@ apikey_revoke(apikey_cli_t *cli)
     }
 
     was = rec.revoked;
+    kept = 1;
 
     if (!rec.revoked) {
         apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
@@ -311,6 +337,8 @@ apikey_revoke(apikey_cli_t *cli)
         }
 
         rec.revoked = 1;
+
+        kept = (apikey_store_keep_id(&cli->store, &rec, until) == 0);
     }
 
     if (cli->options & APIKEY_O(JSON)) {
@@ -322,14 +350,20 @@ apikey_revoke(apikey_cli_t *cli)
 
     ngx_http_apikey_object_free(&rec);
 
+    if (!kept) {
+        return apikey_fail("%s is revoked, but %s", cli->arg,
+                           cli->store.err);
+    }
+
     return APIKEY_OK;
 }
 
 
 /*
- * The new key's indexes first (taken back if they fail, the old key
- * untouched), then under WATCH of the old key one transaction: the new
- * record, then the old key's change.  A new key that was stored is
+ * The new key as a create (taken back if it fails, the old key
+ * untouched), then the old record in a transaction under the WATCH that
+ * loading it set: if someone changed the old key meanwhile, the new one
+ * is taken back before anyone saw it.  A new key that stays stored is
  * printed, whatever failed after it.
  */
 
@@ -337,7 +371,6 @@ int
 apikey_rotate(apikey_cli_t *cli)
 {
     int              rc, done, stored;
-    size_t           i;
     int64_t          until;
     char             expires[32];
     char             at[NGX_HTTP_APIKEY_TIME_LEN];
@@ -371,9 +404,15 @@ apikey_rotate(apikey_cli_t *cli)
         goto done;
     }
 
-    apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
+    stored = apikey_store_write_record(&cli->store, &rec);
 
-    i = apikey_store_queue_record(&cli->store, &tx, &rec);
+    if (stored == APIKEY_STORE_FAILED) {
+        apikey_store_remove(&cli->store, &rec);
+        rc = apikey_fail("%s", cli->store.err);
+        goto done;
+    }
+
+    apikey_tx_begin(&tx, cli->store.ctx, cli->store.err);
 
     apikey_store_queue_field(&cli->store, &tx, &old, "replaced_by", rec.id);
 
@@ -397,14 +436,11 @@ apikey_rotate(apikey_cli_t *cli)
     apikey_store_queue_keep(&cli->store, &tx, &old, until);
 
     done = apikey_tx_exec(&tx);
-    stored = apikey_tx_ok(&tx, i);
     apikey_tx_end(&tx);
 
-    if (!stored) {
-        apikey_store_unindex(&cli->store, &rec);
-        rc = apikey_fail("%s", done == APIKEY_TX_CHANGED
-                         ? "the key changed while rotating it, try again"
-                         : cli->store.err);
+    if (done == APIKEY_TX_CHANGED) {
+        apikey_store_remove(&cli->store, &rec);
+        rc = apikey_fail("the key changed while rotating it, try again");
         goto done;
     }
 
@@ -414,6 +450,12 @@ apikey_rotate(apikey_cli_t *cli)
         rc = apikey_fail("the new key is stored, but %s may still work: %s",
                          old.id, cli->store.err);
         goto done;
+    }
+
+    if (apikey_store_keep_id(&cli->store, &old, until) != 0
+        || stored != APIKEY_STORE_DONE)
+    {
+        rc = apikey_fail("the key is rotated, but %s", cli->store.err);
     }
 
     if (!(cli->options & APIKEY_O(JSON))) {

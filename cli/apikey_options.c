@@ -14,6 +14,7 @@
 #include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_rate.h"
 #include "apikey.h"
+#include "apikey_cluster.h"
 #include "apikey_commands.h"
 #include "apikey_options.h"
 #include "apikey_record.h"
@@ -31,7 +32,7 @@
     (APIKEY_O(REDIS) | APIKEY_O(DB) | APIKEY_O(USER)                         \
      | APIKEY_O(PASSWORD_FILE) | APIKEY_O(REDIS_PREFIX)                      \
      | APIKEY_O(HASH_SECRET_FILE) | APIKEY_O(TLS) | APIKEY_TLS_FILES         \
-     | APIKEY_SENTINELS | APIKEY_O(HELP))
+     | APIKEY_SENTINELS | APIKEY_O(CLUSTER) | APIKEY_O(HELP))
 
 
 static int apikey_option(apikey_cli_t *cli, int opt, const char *value);
@@ -59,6 +60,7 @@ static struct option  apikey_long_options[] = {
     { "sentinel-user", required_argument, NULL, APIKEY_V(SENTINEL_USER) },
     { "sentinel-password-file", required_argument, NULL,
       APIKEY_V(SENTINEL_PASSWORD_FILE) },
+    { "cluster", required_argument, NULL, APIKEY_V(CLUSTER) },
     { "help", no_argument, NULL, APIKEY_V(HELP) },
     { "name", required_argument, NULL, APIKEY_V(NAME) },
     { "scope", required_argument, NULL, APIKEY_V(SCOPE) },
@@ -248,7 +250,7 @@ apikey_usage(FILE *f)
 "\n"
 "TLS (rediss://host:port[/db], or --tls; to the sentinels too):\n"
 "  --tls                    TLS to the address, or to the sentinels and\n"
-"                           the primary they name\n"
+"                           the primary they name, or to every cluster node\n"
 "  --tls-ca PATH            CA certificates (default: the system's)\n"
 "  --tls-cert PATH          client certificate, with --tls-key PATH\n"
 "  --tls-key PATH           its private key\n"
@@ -259,6 +261,10 @@ apikey_usage(FILE *f)
 "  --sentinel-master NAME   the name the sentinels monitor the primary by\n"
 "  --sentinel-user NAME     the sentinels' ACL user\n"
 "  --sentinel-password-file PATH  the sentinels' password\n"
+"\n"
+"Redis Cluster (instead of --redis):\n"
+"  --cluster ADDR[,ADDR]    seed nodes, asked in order for the slot map\n"
+"                           (port 6379 default); the rest is discovered\n"
 "\n"
 "DUR is like 90m, 12h, 30d or 2s; TIME is RFC 3339, like\n"
 "2030-01-31T12:00:00Z.  RATE is like 100r/s or 6000r/m, as limit_req\n"
@@ -344,6 +350,13 @@ apikey_option(apikey_cli_t *cli, int opt, const char *value)
 
     case APIKEY_OPT_SENTINEL:
         if (apikey_redis_sentinels(&cli->redis, value, err) != 0) {
+            return apikey_usage_error("%s", err);
+        }
+
+        break;
+
+    case APIKEY_OPT_CLUSTER:
+        if (apikey_cluster_seeds(&cli->redis, value, err) != 0) {
             return apikey_usage_error("%s", err);
         }
 
@@ -714,6 +727,25 @@ apikey_check(apikey_cli_t *cli, apikey_command_t *cmd)
         if ((cli->options & APIKEY_TLS_FILES) && !cli->redis.tls) {
             return apikey_usage_error(
                        "the --tls-* options need --tls with --sentinel");
+        }
+    }
+
+    if (cli->options & APIKEY_O(CLUSTER)) {
+
+        if (cli->options & (APIKEY_O(REDIS) | APIKEY_SENTINELS)) {
+            return apikey_usage_error(
+                       "--cluster excludes --redis and --sentinel");
+        }
+
+        if (cli->options & APIKEY_O(DB)) {
+            return apikey_usage_error(
+                       "--db and --cluster exclude each other: a Redis "
+                       "Cluster has only database 0");
+        }
+
+        if ((cli->options & APIKEY_TLS_FILES) && !cli->redis.tls) {
+            return apikey_usage_error(
+                       "the --tls-* options need --tls with --cluster");
         }
     }
 

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "apikey_redis.h"
+#include "apikey_cluster.h"
 
 
 #define APIKEY_REDIS_ARGS       64
@@ -37,8 +38,6 @@
 #define APIKEY_COMMAND_TIMEOUT  10
 
 
-static int apikey_redis_host_port(const char *addr, size_t len, char **host,
-    int *port);
 static apikey_redis_t *apikey_redis_sentinel(apikey_redis_conf_t *rc,
     char *err);
 static int apikey_redis_ask(apikey_redis_conf_t *rc, const char *p, size_t n,
@@ -135,30 +134,11 @@ apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err)
 int
 apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list, char *err)
 {
-    int          port;
-    char        *host;
-    const char  *p, *comma;
-
-    for (p = list; /* void */; p = comma + 1) {
-        comma = strchr(p, ',');
-
-        port = APIKEY_SENTINEL_PORT;
-
-        if (apikey_redis_host_port(p, comma ? (size_t) (comma - p)
-                                            : strlen(p), &host, &port)
-            != 0)
-        {
-            snprintf(err, APIKEY_ERR_LEN,
-                     "invalid --sentinel \"%s\" (host:port[,host:port...])",
-                     list);
-            return -1;
-        }
-
-        free(host);
-
-        if (comma == NULL) {
-            break;
-        }
+    if (apikey_redis_addr_list(list) != 0) {
+        snprintf(err, APIKEY_ERR_LEN,
+                 "invalid --sentinel \"%s\" (host:port[,host:port...])",
+                 list);
+        return -1;
     }
 
     rc->sentinels = list;
@@ -167,12 +147,35 @@ apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list, char *err)
 }
 
 
-/*
- * "host:port", "host" or "[v6addr]:port", len bytes of it; *port is left
- * as it is when the address has none.
- */
+int
+apikey_redis_addr_list(const char *list)
+{
+    int          port;
+    char        *host;
+    const char  *p, *comma;
 
-static int
+    for (p = list; /* void */; p = comma + 1) {
+        comma = strchr(p, ',');
+
+        port = 0;
+
+        if (apikey_redis_host_port(p, comma ? (size_t) (comma - p)
+                                            : strlen(p), &host, &port)
+            != 0)
+        {
+            return -1;
+        }
+
+        free(host);
+
+        if (comma == NULL) {
+            return 0;
+        }
+    }
+}
+
+
+int
 apikey_redis_host_port(const char *addr, size_t len, char **host, int *port)
 {
     long         n;
@@ -341,6 +344,10 @@ apikey_redis_connect(apikey_redis_conf_t *rc, char *err)
 
     if (rc->sentinels) {
         return apikey_redis_sentinel(rc, err);
+    }
+
+    if (rc->cluster) {
+        return apikey_cluster_connect(rc, err);
     }
 
     c = apikey_redis_open(rc, rc->host, rc->port, rc->path, what);
@@ -521,6 +528,26 @@ failed:
     apikey_redis_free(c);
 
     return NULL;
+}
+
+
+apikey_redis_t *
+apikey_redis_node(apikey_redis_conf_t *rc, const char *host, int port,
+    char *err)
+{
+    apikey_redis_t  *c;
+
+    c = apikey_redis_open(rc, host, port, NULL, err);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (apikey_redis_login(c, rc->user, rc->password, 0, err) != 0) {
+        apikey_redis_free(c);
+        return NULL;
+    }
+
+    return c;
 }
 
 
@@ -939,6 +966,12 @@ apikey_redis_free(apikey_redis_t *c)
         return;
     }
 
+    if (c->cluster) {
+        apikey_cluster_free(c->cluster);
+        free(c);
+        return;
+    }
+
     /* no close_notify: the server needs none, and it could raise SIGPIPE */
 
     if (c->ssl) {
@@ -991,16 +1024,36 @@ int
 apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
     const size_t *argvlen)
 {
-    int     len;
-    char   *cmd, *out;
-    size_t  size;
+    int    len, rc;
+    char  *cmd;
 
     if (c->err) {
         return -1;
     }
 
+    if (c->cluster) {
+        return apikey_cluster_append(c->cluster, argc, argv, argvlen);
+    }
+
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0) {
+        return -1;
+    }
+
+    rc = apikey_redis_append_raw(c, cmd, len);
+    redisFreeCommand(cmd);
+
+    return rc;
+}
+
+
+int
+apikey_redis_append_raw(apikey_redis_t *c, const char *cmd, size_t len)
+{
+    char    *out;
+    size_t   size;
+
+    if (c->err) {
         return -1;
     }
 
@@ -1015,7 +1068,6 @@ apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
 
         out = realloc(c->out, size);
         if (out == NULL) {
-            redisFreeCommand(cmd);
             return -1;
         }
 
@@ -1024,7 +1076,6 @@ apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
     }
 
     memcpy(c->out + c->out_len, cmd, len);
-    redisFreeCommand(cmd);
 
     c->out_len += len;
 
@@ -1041,6 +1092,12 @@ apikey_redis_flush(apikey_redis_t *c)
 
     if (c->err) {
         return -1;
+    }
+
+    /* a cluster sends each command when its reply is read */
+
+    if (c->cluster) {
+        return 0;
     }
 
     /* called before every reply is read: most find nothing to send */
@@ -1088,6 +1145,10 @@ apikey_redis_read(apikey_redis_t *c, char *err)
     void        *p;
     ssize_t      n;
     redisReply  *reply;
+
+    if (c->cluster && !c->err) {
+        return apikey_cluster_read(c, err);
+    }
 
     if (apikey_redis_flush(c) != 0) {
         goto failed;

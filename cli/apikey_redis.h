@@ -6,7 +6,8 @@
  * files, one blocking connection with timeouts over TCP, a unix socket or
  * TLS (OpenSSL: hiredis 0.14 has none, so hiredis only formats commands
  * and parses replies), the primary found through Sentinel, AUTH and
- * SELECT, and pipelined commands.
+ * SELECT, and pipelined commands.  On a Redis Cluster the same calls go
+ * through apikey_cluster.c, which routes each command to its slot's node.
  */
 
 
@@ -50,7 +51,12 @@ typedef struct {
     const char    *sentinel_user;
     char          *sentinel_password;
     size_t         sentinel_password_len;
+
+    const char    *cluster;     /* seeds, "host:port,host:port", or NULL */
 } apikey_redis_conf_t;
+
+
+typedef struct apikey_cluster_s  apikey_cluster_t;
 
 
 typedef struct {
@@ -63,6 +69,7 @@ typedef struct {
     int            err;         /* an I/O or protocol error: unusable */
     unsigned       anonymous:1; /* TLS without a client certificate */
     char           errstr[APIKEY_ERR_LEN];
+    apikey_cluster_t  *cluster; /* a cluster's nodes, not a socket */
 } apikey_redis_t;
 
 
@@ -79,6 +86,16 @@ int apikey_redis_addr(apikey_redis_conf_t *rc, const char *addr, char *err);
  */
 int apikey_redis_sentinels(apikey_redis_conf_t *rc, const char *list,
     char *err);
+
+/* checks "host:port[,host:port...]" (the ports may be left out) */
+int apikey_redis_addr_list(const char *list);
+
+/*
+ * Parses len bytes of "host:port", "host" or "[v6addr]:port" into a
+ * malloc()ed host; *port is left as it is when the address has none.
+ */
+int apikey_redis_host_port(const char *addr, size_t len, char **host,
+    int *port);
 
 /*
  * Reads a whole file into a malloc()ed buffer with a NUL after it, one
@@ -100,6 +117,13 @@ void apikey_redis_conf_free(apikey_redis_conf_t *rc);
  */
 apikey_redis_t *apikey_redis_connect(apikey_redis_conf_t *rc, char *err);
 
+/*
+ * A connection to one node of the configuration (TLS and AUTH as
+ * configured, never SELECT), or NULL with a message in err.
+ */
+apikey_redis_t *apikey_redis_node(apikey_redis_conf_t *rc, const char *host,
+    int port, char *err);
+
 /* a connection on a socket already connected, as a plain one */
 apikey_redis_t *apikey_redis_fd(int fd, char *err);
 
@@ -110,6 +134,9 @@ int apikey_redis_append(apikey_redis_t *c, ...);
 int apikey_redis_vappend(apikey_redis_t *c, va_list args);
 int apikey_redis_append_argv(apikey_redis_t *c, int argc, const char **argv,
     const size_t *argvlen);
+
+/* queues one command that hiredis formatted */
+int apikey_redis_append_raw(apikey_redis_t *c, const char *cmd, size_t len);
 
 /* sends what was queued; returns 0, or -1 with c->err set */
 int apikey_redis_flush(apikey_redis_t *c);

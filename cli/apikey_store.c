@@ -23,6 +23,9 @@ static const char *apikey_store_name(apikey_store_t *store, char *buf,
 static int apikey_store_claim_id(apikey_store_t *store,
     apikey_record_t *rec);
 static int apikey_store_list_stale(apikey_store_list_t *list, const char *id);
+static int apikey_store_append_keep(apikey_store_t *store, const char *id,
+    int64_t until);
+static const char *apikey_store_keep_at(int64_t until, char *buf);
 
 
 /* docs/redis-schema.md: P<hash>, Pid:<id>, Pids, Porg:<org>, Plast_used */
@@ -75,15 +78,12 @@ apikey_store_load(apikey_store_t *store, const char *id,
 
     apikey_store_id_name(store, iname, id);
 
-    if (watch) {
-        reply = apikey_redis_command(store->ctx, store->err, "WATCH", iname,
-                                     NULL);
-        if (reply == NULL) {
-            return -1;
-        }
-
-        freeReplyObject(reply);
-    }
+    /*
+     * Only the record is watched: an id names one hash for as long as the
+     * id index lives (it is claimed with NX), and on a cluster the two
+     * keys live in different slots, while WATCH and the transaction that
+     * follows it must stay on one node.
+     */
 
     reply = apikey_redis_command(store->ctx, store->err, "GET", iname, NULL);
     if (reply == NULL) {
@@ -319,6 +319,7 @@ apikey_store_prune(apikey_store_t *store, const char *org,
     apikey_store_list_t *list)
 {
     size_t       i;
+    char         err[APIKEY_ERR_LEN];
     char         name[APIKEY_STORE_NAME_LEN];
     redisReply  *reply;
 
@@ -340,13 +341,23 @@ apikey_store_prune(apikey_store_t *store, const char *org,
                             list->stale[i], NULL);
     }
 
+    /*
+     * Housekeeping only: a refused command (an ACL, a read-only replica)
+     * leaves the entry to the next list, which still leaves it out.
+     */
+
     for (i = 0; i < list->nstale * (org ? 4 : 3); i++) {
-        reply = apikey_redis_read(store->ctx, store->err);
-        if (reply == NULL) {
-            return -1;
+        reply = apikey_redis_read(store->ctx, err);
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+            continue;
         }
 
-        freeReplyObject(reply);
+        if (store->ctx->err) {
+            memcpy(store->err, err, APIKEY_ERR_LEN);
+            return -1;
+        }
     }
 
     return 0;
@@ -393,13 +404,22 @@ apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
 
     /*
      * Plain pipelined commands, not a transaction: an EXEC would end the
-     * WATCH that rotate keeps on the old key meanwhile.
+     * WATCH that rotate keeps on the old key meanwhile, and on a cluster
+     * each key lives in a slot of its own.
      */
 
-    rc = apikey_redis_append(store->ctx, "SADD",
-                             apikey_store_ids_name(store, name), rec->id,
-                             NULL);
-    n = 1;
+    rc = 0;
+    n = 0;
+
+    if (rec->expires_at) {
+        rc |= apikey_store_append_keep(store, rec->id, rec->expires_at);
+        n++;
+    }
+
+    rc |= apikey_redis_append(store->ctx, "SADD",
+                              apikey_store_ids_name(store, name), rec->id,
+                              NULL);
+    n++;
 
     if (rec->org) {
         rc |= apikey_redis_append(store->ctx, "SADD",
@@ -435,7 +455,7 @@ apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
     }
 
     if (failed) {
-        apikey_store_unindex(store, rec);
+        apikey_store_remove(store, rec);
         return -1;
     }
 
@@ -444,7 +464,7 @@ apikey_store_index(apikey_store_t *store, apikey_record_t *rec)
 
 
 void
-apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec)
+apikey_store_remove(apikey_store_t *store, apikey_record_t *rec)
 {
     size_t       i, n;
     char         err[APIKEY_ERR_LEN];
@@ -453,6 +473,12 @@ apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec)
 
     n = 0;
 
+    /* the record first, as revoke does: then nothing is usable */
+
+    n += apikey_redis_append(store->ctx, "DEL",
+                             apikey_store_record_name(store, name,
+                                                      rec->hash),
+                             NULL) == 0;
     n += apikey_redis_append(store->ctx, "DEL",
                              apikey_store_id_name(store, name, rec->id),
                              NULL) == 0;
@@ -481,14 +507,16 @@ apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec)
 }
 
 
-size_t
-apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
-    apikey_record_t *rec)
+int
+apikey_store_write_record(apikey_store_t *store, apikey_record_t *rec)
 {
+    int                              rc;
     size_t                           i;
+    char                             at[32];
     char                             name[APIKEY_STORE_NAME_LEN];
     size_t                           argvlen[APIKEY_STORE_HSET_ARGS];
     const char                      *argv[APIKEY_STORE_HSET_ARGS];
+    redisReply                      *reply;
     ngx_http_apikey_object_fields_t  fields;
 
     /* the fields the admin API writes too: one list, in the key object */
@@ -504,13 +532,45 @@ apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
         argvlen[i] = i < 2 ? strlen(argv[i]) : fields.argvlen[i - 2];
     }
 
-    i = apikey_tx_queue_argv(tx, (int) (2 + fields.n), argv, argvlen);
+    /*
+     * One HSET makes the record whole at once; its TTL, housekeeping
+     * only, follows in the same round trip, outside a transaction (see
+     * apikey_store_index()).
+     */
 
-    if (rec->expires_at) {
-        apikey_store_queue_keep(store, tx, rec, rec->expires_at);
+    rc = apikey_redis_append_argv(store->ctx, (int) (2 + fields.n), argv,
+                                  argvlen);
+
+    if (rc == 0 && rec->expires_at) {
+        rc = apikey_redis_append(store->ctx, "EXPIREAT", argv[1],
+                                 apikey_store_keep_at(rec->expires_at, at),
+                                 NULL);
     }
 
-    return i;
+    if (rc != 0) {
+        snprintf(store->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
+        return APIKEY_STORE_FAILED;
+    }
+
+    reply = apikey_redis_read(store->ctx, store->err);
+
+    if (reply == NULL) {
+        return APIKEY_STORE_FAILED;
+    }
+
+    freeReplyObject(reply);
+
+    if (rec->expires_at) {
+        reply = apikey_redis_read(store->ctx, store->err);
+
+        if (reply == NULL) {
+            return APIKEY_STORE_PARTIAL;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return APIKEY_STORE_DONE;
 }
 
 
@@ -538,7 +598,7 @@ apikey_store_queue_hdel(apikey_store_t *store, apikey_tx_t *tx,
 }
 
 
-/* the module decides by expires_at and revoked, never by this TTL */
+/* the module decides by expires_at and revoked, never by these TTLs */
 
 void
 apikey_store_queue_keep(apikey_store_t *store, apikey_tx_t *tx,
@@ -547,22 +607,66 @@ apikey_store_queue_keep(apikey_store_t *store, apikey_tx_t *tx,
     char  name[APIKEY_STORE_NAME_LEN];
     char  at[32];
 
+    apikey_store_record_name(store, name, rec->hash);
+
     if (until == 0) {
-        apikey_tx_queue(tx, "PERSIST",
-                        apikey_store_record_name(store, name, rec->hash),
-                        NULL);
-        apikey_tx_queue(tx, "PERSIST",
-                        apikey_store_id_name(store, name, rec->id), NULL);
+        apikey_tx_queue(tx, "PERSIST", name, NULL);
         return;
     }
 
-    snprintf(at, sizeof(at), "%lld", (long long) (until + APIKEY_KEEP));
-
-    apikey_tx_queue(tx, "EXPIREAT",
-                    apikey_store_record_name(store, name, rec->hash), at,
+    apikey_tx_queue(tx, "EXPIREAT", name, apikey_store_keep_at(until, at),
                     NULL);
-    apikey_tx_queue(tx, "EXPIREAT",
-                    apikey_store_id_name(store, name, rec->id), at, NULL);
+}
+
+
+int
+apikey_store_keep_id(apikey_store_t *store, apikey_record_t *rec,
+    int64_t until)
+{
+    redisReply  *reply;
+
+    if (apikey_store_append_keep(store, rec->id, until) != 0) {
+        snprintf(store->err, APIKEY_ERR_LEN, "cannot send a command to Redis");
+        return -1;
+    }
+
+    reply = apikey_redis_read(store->ctx, store->err);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+static int
+apikey_store_append_keep(apikey_store_t *store, const char *id,
+    int64_t until)
+{
+    char  name[APIKEY_STORE_NAME_LEN];
+    char  at[32];
+
+    apikey_store_id_name(store, name, id);
+
+    if (until == 0) {
+        return apikey_redis_append(store->ctx, "PERSIST", name, NULL);
+    }
+
+    return apikey_redis_append(store->ctx, "EXPIREAT", name,
+                               apikey_store_keep_at(until, at), NULL);
+}
+
+
+/* buf holds 32 bytes */
+
+static const char *
+apikey_store_keep_at(int64_t until, char *buf)
+{
+    snprintf(buf, 32, "%lld", (long long) (until + APIKEY_KEEP));
+
+    return buf;
 }
 
 

@@ -53,8 +53,8 @@ const char *apikey_store_org_name(apikey_store_t *store, char *buf,
 const char *apikey_store_last_used_name(apikey_store_t *store, char *buf);
 
 /*
- * Finds a record through the id index; with watch, both keys are watched
- * so that a following transaction fails if anyone changed them.  Returns
+ * Finds a record through the id index; with watch, the record is watched
+ * so that a following transaction fails if anyone changed it.  Returns
  * 0, or -1 with a message in store->err ("no key with id ...").
  */
 int apikey_store_load(apikey_store_t *store, const char *id,
@@ -73,23 +73,44 @@ int apikey_store_prune(apikey_store_t *store, const char *org,
 
 void apikey_store_list_free(apikey_store_list_t *list);
 
+/* what apikey_store_write_record() returns */
+#define APIKEY_STORE_DONE      0
+#define APIKEY_STORE_FAILED   -1     /* the record is not written */
+#define APIKEY_STORE_PARTIAL  -2     /* it is, its housekeeping TTL not */
+
+
 /*
- * Writes the index entries of a new record: Pid:<id>, Pids and
- * Porg:<org>.  They go first, since without the record they are of no use
- * (list drops them); the record itself is written last.  Returns 0, or -1
- * with a message in store->err after taking back what was written.
+ * The writes of docs/redis-schema.md, "Write order", each key on its own
+ * (on a cluster each lives in a slot of its own), in an order in which a
+ * write that stops half-way leaves no usable key that should not be:
+ *
+ *   create   apikey_store_index(), then apikey_store_write_record();
+ *   revoke   the record (a transaction of its fields and TTL), then
+ *            apikey_store_keep_id();
+ *   update   the same, apikey_store_keep_id() before the record when the
+ *            key lives longer, after it when it lives shorter;
+ *   rotate   the new key as a create, then the old key as an update.
+ */
+
+/*
+ * Writes the index entries of a new record: Pid:<id> (and its TTL), Pids
+ * and Porg:<org>.  They go first, since without the record they are of no
+ * use (list drops them).  Returns 0, or -1 with a message in store->err
+ * after taking back what was written.
  */
 int apikey_store_index(apikey_store_t *store, apikey_record_t *rec);
 
-/* takes a new record's index entries back, as far as Redis lets it */
-void apikey_store_unindex(apikey_store_t *store, apikey_record_t *rec);
+/*
+ * Writes a new record and its TTL, the last write of a create: the key
+ * is usable from then on.  Returns APIKEY_STORE_*.
+ */
+int apikey_store_write_record(apikey_store_t *store, apikey_record_t *rec);
 
 /*
- * Queues the writes of a new record and its TTL; returns the index of the
- * command that writes the record.
+ * Takes a new key back, as far as Redis lets it: the record first, then
+ * its index entries.
  */
-size_t apikey_store_queue_record(apikey_store_t *store, apikey_tx_t *tx,
-    apikey_record_t *rec);
+void apikey_store_remove(apikey_store_t *store, apikey_record_t *rec);
 
 /* queues HSET of one field of a record */
 size_t apikey_store_queue_field(apikey_store_t *store, apikey_tx_t *tx,
@@ -100,11 +121,15 @@ size_t apikey_store_queue_hdel(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec, const char *field);
 
 /*
- * Queues the housekeeping TTL: the record and its id index vanish a week
- * after "until" (0: never).
+ * Queues the record's housekeeping TTL: it vanishes a week after "until"
+ * (0: never).
  */
 void apikey_store_queue_keep(apikey_store_t *store, apikey_tx_t *tx,
     apikey_record_t *rec, int64_t until);
+
+/* the same TTL on the id index, a command of its own */
+int apikey_store_keep_id(apikey_store_t *store, apikey_record_t *rec,
+    int64_t until);
 
 
 #endif /* _APIKEY_STORE_H_INCLUDED_ */

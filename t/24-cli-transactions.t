@@ -1,15 +1,16 @@
 # What the apikey tool leaves in Redis when a write fails: nothing usable
-# half-made.  An index key of the wrong type makes Redis refuse one
-# command while running the rest of a transaction; a Redis user without a
-# command makes Redis refuse it while queueing, and then the tool sends
-# DISCARD, never EXEC.  A new key that was stored is printed.
+# half-made.  An index key of the wrong type or a Redis user without a
+# command makes Redis refuse one write: the tool takes a new key back; a
+# transaction of one record's fields gets DISCARD then, never EXEC.  A new
+# key that was stored is printed.
 
 use lib 't/lib';
 use ApiKey::Test;
 
 
 my $redis = start_redis(password => 'adm', users => [
-    'noexpire on >npw ~* &* +@all -expireat']);
+    'noexpire on >npw ~* &* +@all -expireat',
+    'nohset on >hpw ~* &* +@all -hset -del -srem']);
 
 sub write_file {
     my ($path, $content) = @_;
@@ -113,15 +114,25 @@ for my $index ('apikey:ids', 'apikey:org:acme') {
     };
 }
 
-subtest 'a command refused while queueing: DISCARD, not EXEC' => sub {
+subtest 'create with a command refused takes the new key back' => sub {
     my $before = snapshot();
-    my $stats = $redis->commandstats;
     my $r = run_cli({ redis => $redis }, '--user', 'noexpire',
         '--password-file', write_file(test_dir() . '/user.pw', "npw\n"),
         'create', '--name', 'Refused', '--org', 'acme', '--expires-in', '1d');
     is($r->{code}, 1, 'create fails: exit 1');
     like($r->{err}, qr/NOPERM/, 'and says why');
     unlike($r->{out}, qr/ak_/, 'no key printed');
+    is_deeply(snapshot(), $before, 'Redis holds what it held');
+};
+
+subtest 'a command refused while queueing: DISCARD, not EXEC' => sub {
+    my $before = snapshot();
+    my $stats = $redis->commandstats;
+    my $r = run_cli({ redis => $redis }, '--user', 'noexpire',
+        '--password-file', write_file(test_dir() . '/user.pw', "npw\n"),
+        'revoke', $old->{id});
+    is($r->{code}, 1, 'revoke fails: exit 1');
+    like($r->{err}, qr/NOPERM/, 'and says why');
     my $after = $redis->commandstats;
     is(($after->{discard}{calls} // 0) - ($stats->{discard}{calls} // 0), 1,
         'DISCARD was sent');
@@ -130,6 +141,41 @@ subtest 'a command refused while queueing: DISCARD, not EXEC' => sub {
         ($stats->{exec}{calls} // 0) + ($stats->{exec}{rejected_calls} // 0)
         + ($stats->{exec}{failed_calls} // 0), 'EXEC was not');
     is_deeply(snapshot(), $before, 'Redis holds what it held');
+    is(status($old->{key}), '200 ok', 'the key still works');
+};
+
+# the record is the last write of a create: refused, with the indexes
+# left behind (taking them back is refused too), no key is usable, and
+# list leaves the entry out, as the user who cannot prune it or another
+subtest 'create whose record is refused leaves no usable key; list works'
+    => sub {
+    my $pw = write_file(test_dir() . '/nohset.pw', "hpw\n");
+    my @user = ('--user', 'nohset', '--password-file', $pw);
+    my $records = grep { /^apikey:[0-9a-f]{64}$/ }
+        @{ $redis->cmd('KEYS', 'apikey:*') };
+    my $r = run_cli({ redis => $redis }, @user, 'create', '--name', 'Half',
+        '--org', 'half', '--json');
+    is($r->{code}, 1, 'create fails: exit 1');
+    like($r->{err}, qr/NOPERM/, 'and says why');
+    unlike($r->{out}, qr/ak_/, 'no key printed');
+    is(scalar(grep { /^apikey:[0-9a-f]{64}$/ }
+        @{ $redis->cmd('KEYS', 'apikey:*') }), $records, 'no record written');
+    my ($id) = @{ $redis->cmd('SMEMBERS', 'apikey:org:half') };
+    ok(defined $id && $redis->cmd('EXISTS', "apikey:id:$id"),
+        'its index entries are left');
+
+    $r = run_cli({ redis => $redis }, @user, 'list', '--org', 'half',
+        '--json');
+    is($r->{code}, 0, 'list by the same user works');
+    is($r->{out}, "[]\n", 'and leaves it out');
+    $r = run_cli({ redis => $redis }, @user, 'show', $id);
+    is($r->{code}, 1, 'show fails');
+    like($r->{err}, qr/no key with id/, 'no key with that id');
+    is_deeply(apikey_json('list', '--org', 'half'), [],
+        'list by another user leaves it out');
+    is($redis->cmd('EXISTS', "apikey:id:$id"), 0, 'and drops it');
+    ok(!grep({ $_->{id} eq $id } @{ apikey_json('list') }),
+        'it is in no list');
 };
 
 subtest 'rotate --grace 0 prints the new key it stored' => sub {

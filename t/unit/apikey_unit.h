@@ -44,6 +44,7 @@ void ngx_http_apikey_unit_policy(void);
 void ngx_http_apikey_unit_rate(void);
 void ngx_http_apikey_unit_tx(void);
 void ngx_http_apikey_unit_cidr(void);
+void ngx_http_apikey_unit_slot(void);
 
 
 #endif /* _NGX_HTTP_APIKEY_UNIT_H_INCLUDED_ */

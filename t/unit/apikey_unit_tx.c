@@ -162,8 +162,7 @@ ngx_http_apikey_unit_rotate_partial(void)
     ngx_http_apikey_unit_redis_t  r;
 
     if (ngx_http_apikey_unit_redis_open(&r,
-            /* WATCH, GET, WATCH, HGETALL, HGET of the old key */
-            "+OK\r\n"
+            /* GET, WATCH, HGETALL, HGET of the old key */
             "$64\r\n" APIKEY_UNIT_HASH "\r\n"
             "+OK\r\n"
             "*6\r\n$2\r\nid\r\n$5\r\nk_old\r\n$4\r\nname\r\n$3\r\nOld\r\n"
@@ -172,10 +171,12 @@ ngx_http_apikey_unit_rotate_partial(void)
             /* SET NX of the new id, SADD of the id index */
             "+OK\r\n"
             ":1\r\n"
-            /* MULTI, then new HSET, old HSET x2, EXPIREAT x2 */
-            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
-            /* EXEC: the new record stored, the old key's change failed */
-            "*5\r\n:8\r\n-ERR boom\r\n:1\r\n:1\r\n:1\r\n")
+            /* HSET of the new record: the new key is stored */
+            ":8\r\n"
+            /* MULTI, then old HSET x2, EXPIREAT */
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+            /* EXEC: the old key's change failed */
+            "*3\r\n:1\r\n-ERR boom\r\n:1\r\n")
         != 0)
     {
         return;
