@@ -44,7 +44,7 @@ MODULE_SRCS  := ngx_http_apikey_module.c $(wildcard src/*.c src/*.h)
 # the nginx-free pairs that the module and the CLI share
 SHARED_SRCS  := src/ngx_http_apikey_key.c src/ngx_http_apikey_policy.c
 SHARED_HDRS  := src/ngx_http_apikey_key.h src/ngx_http_apikey_policy.h
-HASH_SRCS    := src/ngx_http_apikey_siphash.c
+HASH_SRCS    := src/ngx_http_apikey_siphash.c src/ngx_http_apikey_slot.c
 
 # the CLI but its main(), which the unit tests replace
 CLI_LIB_SRCS := cli/apikey_options.c cli/apikey_commands.c \

@@ -20,6 +20,7 @@ main(void)
     ngx_http_apikey_unit_cli();
     ngx_http_apikey_unit_siphash();
     ngx_http_apikey_unit_tx();
+    ngx_http_apikey_unit_slot();
 
     printf("%u passed, %u failed\n",
            ngx_http_apikey_unit_passed, ngx_http_apikey_unit_failed);

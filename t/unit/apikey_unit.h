@@ -42,6 +42,7 @@ void ngx_http_apikey_unit_cli(void);
 void ngx_http_apikey_unit_siphash(void);
 void ngx_http_apikey_unit_policy(void);
 void ngx_http_apikey_unit_tx(void);
+void ngx_http_apikey_unit_slot(void);
 
 
 #endif /* _NGX_HTTP_APIKEY_UNIT_H_INCLUDED_ */
