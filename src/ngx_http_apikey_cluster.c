@@ -29,6 +29,12 @@
 #define NGX_HTTP_APIKEY_CLUSTER_ELEMENTS  NGX_HTTP_APIKEY_SLOTS
 
 
+typedef struct {
+    ngx_http_apikey_cluster_watch_pt   handler;
+    void                              *data;
+} ngx_http_apikey_cluster_watcher_t;
+
+
 /* a node learnt from the cluster; the seeds are the configuration's */
 
 typedef struct {
@@ -70,6 +76,9 @@ struct ngx_http_apikey_cluster_s {
 
     ngx_uint_t                         refreshes;
 
+    /* the tracking subscriptions, which follow the primaries */
+    ngx_array_t                        watchers;
+
     unsigned                           mapped:1;
 };
 
@@ -87,6 +96,7 @@ static char *ngx_http_apikey_cluster_map(ngx_http_apikey_cluster_t *c,
     ngx_http_apikey_redis_node_t *from, redisReply *reply);
 static void ngx_http_apikey_cluster_apply(ngx_http_apikey_cluster_t *c,
     ngx_http_apikey_redis_node_t *from);
+static void ngx_http_apikey_cluster_changed(ngx_http_apikey_cluster_t *c);
 static ngx_int_t ngx_http_apikey_cluster_node(ngx_http_apikey_cluster_t *c,
     ngx_http_apikey_redis_node_t *from, u_char *ip, size_t len,
     ngx_int_t port);
@@ -147,6 +157,13 @@ ngx_http_apikey_cluster_start(ngx_cycle_t *cycle,
     c->primaries = ngx_pcalloc(cycle->pool, NGX_HTTP_APIKEY_CLUSTER_NODES
                                             * sizeof(void *));
     if (c->nodes == NULL || c->primaries == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&c->watchers, cycle->pool, 2,
+                       sizeof(ngx_http_apikey_cluster_watcher_t))
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -284,6 +301,7 @@ ngx_http_apikey_cluster_redirect(ngx_http_apikey_redis_server_t *server,
 {
     u_char                     *p, *last, *slot, *addr, *colon;
     ngx_int_t                   n, port, index;
+    ngx_uint_t                  i;
     ngx_http_apikey_cluster_t  *c;
 
     c = server->cluster;
@@ -357,6 +375,18 @@ ngx_http_apikey_cluster_redirect(ngx_http_apikey_redis_server_t *server,
         ngx_http_apikey_cluster_refresh(server, "a node answered MOVED");
     }
 
+    /* a primary not in the map yet: its subscription first */
+
+    for (i = 0; i < c->nprimaries; i++) {
+        if (c->primaries[i] == *node) {
+            return NGX_OK;
+        }
+    }
+
+    c->primaries[c->nprimaries++] = *node;
+
+    ngx_http_apikey_cluster_changed(c);
+
     return NGX_OK;
 
 invalid:
@@ -427,6 +457,34 @@ ngx_http_apikey_cluster_refresh(ngx_http_apikey_redis_server_t *server,
 
     c->tries = 0;
     ngx_http_apikey_cluster_ask(c);
+}
+
+
+/*
+ * The handler runs on every change of the map, before any lookup is
+ * routed by the new one: a subscription to a new primary must be up
+ * before the cache may keep what that primary answers.
+ */
+
+ngx_int_t
+ngx_http_apikey_cluster_watch(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_cluster_watch_pt handler, void *data)
+{
+    ngx_http_apikey_cluster_watcher_t  *w;
+
+    if (server->cluster == NULL) {
+        return NGX_ERROR;
+    }
+
+    w = ngx_array_push(&server->cluster->watchers);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->handler = handler;
+    w->data = data;
+
+    return NGX_OK;
 }
 
 
@@ -692,8 +750,8 @@ static void
 ngx_http_apikey_cluster_apply(ngx_http_apikey_cluster_t *c,
     ngx_http_apikey_redis_node_t *from)
 {
-    u_char       seen[NGX_HTTP_APIKEY_CLUSTER_NODES];
-    ngx_uint_t   i, n, covered, changed, level;
+    u_char      seen[NGX_HTTP_APIKEY_CLUSTER_NODES];
+    ngx_uint_t  i, j, n, covered, changed, level;
 
     changed = !c->mapped
               || ngx_memcmp(c->slots, c->fresh, sizeof(c->slots)) != 0;
@@ -713,7 +771,29 @@ ngx_http_apikey_cluster_apply(ngx_http_apikey_cluster_t *c,
 
         if (!seen[c->slots[i] - 1]) {
             seen[c->slots[i] - 1] = 1;
-            c->primaries[n++] = c->nodes[c->slots[i] - 1];
+            n++;
+        }
+    }
+
+    /*
+     * a redirection may have changed the slots already, not the set of
+     * primaries the subscriptions follow
+     */
+
+    for (i = 0; i < c->nprimaries && !changed; i++) {
+        for (j = 0; j < c->nnodes; j++) {
+            if (c->nodes[j] == c->primaries[i]) {
+                changed = !seen[j];
+                break;
+            }
+        }
+    }
+
+    changed = changed || n != c->nprimaries;
+
+    for (i = 0, n = 0; i < c->nnodes; i++) {
+        if (seen[i]) {
+            c->primaries[n++] = c->nodes[i];
         }
     }
 
@@ -729,7 +809,25 @@ ngx_http_apikey_cluster_apply(ngx_http_apikey_cluster_t *c,
                   &c->server->url, &from->name,
                   changed ? "" : " unchanged", covered, n, c->refreshes);
 
+    if (changed) {
+        ngx_http_apikey_cluster_changed(c);
+    }
+
     ngx_http_apikey_redis_release(c->server);
+}
+
+
+static void
+ngx_http_apikey_cluster_changed(ngx_http_apikey_cluster_t *c)
+{
+    ngx_uint_t                          i;
+    ngx_http_apikey_cluster_watcher_t  *w;
+
+    w = c->watchers.elts;
+
+    for (i = 0; i < c->watchers.nelts; i++) {
+        w[i].handler(w[i].data);
+    }
 }
 
 

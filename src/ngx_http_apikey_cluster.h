@@ -22,6 +22,10 @@
 #include "ngx_http_apikey_redis.h"
 
 
+/* told of every change of a worker's slot map, at once */
+typedef void (*ngx_http_apikey_cluster_watch_pt)(void *data);
+
+
 /* redirections one lookup follows before it answers 503 */
 #define NGX_HTTP_APIKEY_CLUSTER_REDIRECTS  3
 
@@ -38,6 +42,8 @@ void ngx_http_apikey_cluster_lost(ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_node_t *node, char *err);
 void ngx_http_apikey_cluster_refresh(ngx_http_apikey_redis_server_t *server,
     char *reason);
+ngx_int_t ngx_http_apikey_cluster_watch(ngx_http_apikey_redis_server_t *server,
+    ngx_http_apikey_cluster_watch_pt handler, void *data);
 ngx_uint_t ngx_http_apikey_cluster_primaries(
     ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_node_t ***nodes);
