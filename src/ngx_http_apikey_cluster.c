@@ -58,6 +58,7 @@ struct ngx_http_apikey_cluster_s {
 
     ngx_http_apikey_redis_node_t     **nodes;
     ngx_uint_t                         nnodes;
+    ngx_uint_t                         nseeds;
 
     /* the owner of each slot: an index in nodes plus one, 0 for none */
     uint16_t                           slots[NGX_HTTP_APIKEY_SLOTS];
@@ -100,6 +101,8 @@ static void ngx_http_apikey_cluster_changed(ngx_http_apikey_cluster_t *c);
 static ngx_int_t ngx_http_apikey_cluster_node(ngx_http_apikey_cluster_t *c,
     ngx_http_apikey_redis_node_t *from, u_char *ip, size_t len,
     ngx_int_t port);
+static ngx_http_apikey_redis_node_t *ngx_http_apikey_cluster_candidate(
+    ngx_http_apikey_cluster_t *c);
 static void ngx_http_apikey_cluster_timer(ngx_event_t *ev);
 static ngx_int_t ngx_http_apikey_cluster_key(ngx_str_t *command,
     ngx_str_t *key);
@@ -174,6 +177,8 @@ ngx_http_apikey_cluster_start(ngx_cycle_t *cycle,
     {
         c->nodes[c->nnodes++] = &server->seeds[i];
     }
+
+    c->nseeds = c->nnodes;
 
     c->timer.handler = ngx_http_apikey_cluster_timer;
     c->timer.data = c;
@@ -533,7 +538,7 @@ ngx_http_apikey_cluster_ask(ngx_http_apikey_cluster_t *c)
     c->last = ngx_current_msec;
     c->refreshes++;
 
-    node = c->nodes[c->next % c->nnodes];
+    node = ngx_http_apikey_cluster_candidate(c);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &c->log, 0,
                    "apikey redis: asking \"%V\" for the slot map (%ui)",
@@ -571,7 +576,7 @@ ngx_http_apikey_cluster_next(ngx_http_apikey_cluster_t *c, char *err)
     ngx_log_error(NGX_LOG_WARN, &c->log, 0,
                   "apikey: redis \"%V\": \"%V\" %s, asking the next node "
                   "for the slot map", &c->server->url,
-                  &c->nodes[c->next % c->nnodes]->name, err);
+                  &ngx_http_apikey_cluster_candidate(c)->name, err);
 
     if (c->ask) {
         ngx_http_apikey_redis_close(c->ask);
@@ -584,7 +589,7 @@ ngx_http_apikey_cluster_next(ngx_http_apikey_cluster_t *c, char *err)
 
     c->next++;
 
-    if (++c->tries < c->nnodes) {
+    if (++c->tries < c->nseeds + c->nprimaries) {
         ngx_http_apikey_cluster_ask(c);
         return;
     }
@@ -602,11 +607,13 @@ ngx_http_apikey_cluster_reply(ngx_http_apikey_redis_conn_t *conn,
     redisReply *reply)
 {
     char                          *err;
+    ngx_uint_t                     known;
     ngx_http_apikey_cluster_t     *c;
     ngx_http_apikey_redis_node_t  *from;
 
     c = conn->data;
     from = conn->node;
+    known = c->nnodes;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_WARN, &c->log, 0,
@@ -620,6 +627,12 @@ ngx_http_apikey_cluster_reply(ngx_http_apikey_redis_conn_t *conn,
     freeReplyObject(reply);
 
     if (err) {
+        /* nodes of a map refused are forgotten: no connection has them */
+
+        while (c->nnodes > known) {
+            ngx_free(c->nodes[--c->nnodes]);
+        }
+
         ngx_http_apikey_cluster_next(c, err);
         return NGX_DONE;
     }
@@ -898,7 +911,9 @@ ngx_http_apikey_cluster_node(ngx_http_apikey_cluster_t *c,
         return NGX_ERROR;
     }
 
-    cn = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_apikey_cluster_node_t));
+    /* the node is its struct's first member: ngx_free() takes either */
+
+    cn = ngx_calloc(sizeof(ngx_http_apikey_cluster_node_t), &c->log);
     if (cn == NULL) {
         return NGX_ERROR;
     }
@@ -925,6 +940,22 @@ ngx_http_apikey_cluster_node(ngx_http_apikey_cluster_t *c,
     c->nodes[c->nnodes] = &cn->node;
 
     return c->nnodes++;
+}
+
+
+/*
+ * Who is asked for the map: the seeds and the primaries of the map, never
+ * every address some node ever named.
+ */
+
+static ngx_http_apikey_redis_node_t *
+ngx_http_apikey_cluster_candidate(ngx_http_apikey_cluster_t *c)
+{
+    ngx_uint_t  k;
+
+    k = c->next % (c->nseeds + c->nprimaries);
+
+    return (k < c->nseeds) ? c->nodes[k] : c->primaries[k - c->nseeds];
 }
 
 
