@@ -83,8 +83,7 @@ subtest 'a revocation on any shard is refused within 100 ms' => sub {
     revocation_heard($victim{$_}, "k_victim$_") for 0 .. 2;
 };
 
-subtest 'a primary killed under load: only its shard answers 503, for '
-    . 'seconds' => sub {
+sub load_mix {
     my @mix;
     for my $s (0 .. 2) {
         push @mix, { class => "valid$s", path => '/echo/x',
@@ -94,7 +93,57 @@ subtest 'a primary killed under load: only its shard answers 503, for '
             { class => "unknown$s", path => '/echo/x',
             token => $unknown{$s} };
     }
-    my $load = ApiKey::Load->start(port => $nginx->port, mix => \@mix,
+    return \@mix;
+}
+
+subtest 'slots resharded under load: no 503, no wrong allow, refreshes '
+    . 'bounded' => sub {
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => load_mix(),
+        clients => 2, pause => 0.002);
+    sleep slack(0.5);
+    my $mark = $nginx->mark;
+    my $t0 = time;
+    # the slots of shard 1's and shard 2's keys swap primaries (shard 0,
+    # killed next, keeps its own), a key at a time with lookups in between
+    # (ASK), then for good (MOVED)
+    for my $s (1, 2) {
+        for my $token ($valid{$s}, $unknown{$s}) {
+            my $slot = $cl->slot(key_hash($token));
+            my $to = $primaries[3 - $s];
+            next if $cl->map->{$slot} == $to->port;
+            $cl->move_slot($slot, $to, batch => 1,
+                between => sub { sleep 0.2 });
+            sleep 0.2;
+        }
+    }
+    my $elapsed = time - $t0;
+    sleep slack(0.5);
+    my $r = $load->stop;
+    note $r->summary;
+    is($r->wrong_allows, 0, 'no wrong allow');
+    is($r->errors, 0, 'every request got an answer');
+    for my $s (0 .. 2) {
+        my @bad = $r->other_than([200], class => "valid$s");
+        is(scalar(@bad), 0, "valid$s: 200 all along")
+            or diag $r->describe(@bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+        @bad = $r->other_than([401], class => "unknown$s");
+        is(scalar(@bad), 0, "unknown$s: 401 all along")
+            or diag $r->describe(@bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+    }
+    my $log = $nginx->error_log_since($mark);
+    my $refreshes = () = $log =~ /slot map from|for the slot map/g;
+    my $bound = 2 * (int(($elapsed + slack(0.5)) / 0.2) + 2);
+    cmp_ok($refreshes, '<=', $bound, sprintf('%d slot map refreshes by 2 '
+        . 'workers in %.1fs: at most one per worker and 200 ms',
+        $refreshes, $elapsed));
+    cmp_ok($refreshes, '>=', 1, 'the map was refreshed');
+    is(verdict('/nocache/x', $valid{$_}), "200 k_valid$_",
+        "valid$_ answers from its new primary") for 1, 2;
+};
+
+subtest 'a primary killed under load: only its shard answers 503, for '
+    . 'seconds' => sub {
+    my $load = ApiKey::Load->start(port => $nginx->port, mix => load_mix(),
         clients => 2, pause => 0.002);
     sleep slack(1);
     my $dead = $primaries[0];
