@@ -84,8 +84,6 @@ struct ngx_http_apikey_cluster_s {
 };
 
 
-static ngx_int_t ngx_http_apikey_cluster_start(ngx_cycle_t *cycle,
-    ngx_http_apikey_redis_server_t *server);
 static void ngx_http_apikey_cluster_ask(ngx_http_apikey_cluster_t *c);
 static void ngx_http_apikey_cluster_next(ngx_http_apikey_cluster_t *c,
     char *err);
@@ -104,6 +102,7 @@ static ngx_int_t ngx_http_apikey_cluster_node(ngx_http_apikey_cluster_t *c,
 static ngx_http_apikey_redis_node_t *ngx_http_apikey_cluster_candidate(
     ngx_http_apikey_cluster_t *c);
 static void ngx_http_apikey_cluster_timer(ngx_event_t *ev);
+static void ngx_http_apikey_cluster_cleanup(void *data);
 static ngx_int_t ngx_http_apikey_cluster_key(ngx_str_t *command,
     ngx_str_t *key);
 
@@ -117,43 +116,25 @@ static ngx_http_apikey_redis_user_t  ngx_http_apikey_cluster_user = {
 
 
 ngx_int_t
-ngx_http_apikey_cluster_init_process(ngx_cycle_t *cycle,
-    ngx_array_t *servers)
-{
-    ngx_uint_t                        i;
-    ngx_http_apikey_redis_server_t  **server;
-
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    server = servers->elts;
-
-    for (i = 0; i < servers->nelts; i++) {
-        if (server[i]->seeds
-            && ngx_http_apikey_cluster_start(cycle, server[i]) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_apikey_cluster_start(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_server_t *server)
 {
     ngx_uint_t                  i;
+    ngx_pool_cleanup_t         *cln;
     ngx_http_apikey_cluster_t  *c;
 
     c = ngx_pcalloc(cycle->pool, sizeof(ngx_http_apikey_cluster_t));
     if (c == NULL) {
         return NGX_ERROR;
     }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_apikey_cluster_cleanup;
+    cln->data = c;
 
     c->nodes = ngx_pcalloc(cycle->pool, NGX_HTTP_APIKEY_CLUSTER_NODES
                                         * sizeof(void *));
@@ -979,4 +960,17 @@ ngx_http_apikey_cluster_timer(ngx_event_t *ev)
     }
 
     ngx_http_apikey_cluster_ask(c);
+}
+
+
+/* the nodes learnt are the heap's, the seeds the configuration's */
+
+static void
+ngx_http_apikey_cluster_cleanup(void *data)
+{
+    ngx_http_apikey_cluster_t  *c = data;
+
+    while (c->nnodes > c->nseeds) {
+        ngx_free(c->nodes[--c->nnodes]);
+    }
 }

@@ -30,8 +30,8 @@ typedef void (*ngx_http_apikey_cluster_watch_pt)(void *data);
 #define NGX_HTTP_APIKEY_CLUSTER_REDIRECTS  3
 
 
-ngx_int_t ngx_http_apikey_cluster_init_process(ngx_cycle_t *cycle,
-    ngx_array_t *servers);
+ngx_int_t ngx_http_apikey_cluster_start(ngx_cycle_t *cycle,
+    ngx_http_apikey_redis_server_t *server);
 ngx_int_t ngx_http_apikey_cluster_route(
     ngx_http_apikey_redis_server_t *server, ngx_str_t *command,
     ngx_http_apikey_redis_node_t **node);

@@ -1813,6 +1813,41 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 }
 
 
+/* each worker finds its own primaries: the sentinels' or the cluster's */
+
+ngx_int_t
+ngx_http_apikey_redis_init_process(ngx_cycle_t *cycle, ngx_array_t *servers)
+{
+    ngx_uint_t                        i;
+    ngx_http_apikey_redis_server_t  **server;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    server = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+
+        if (server[i]->sentinels
+            && ngx_http_apikey_sentinel_start(cycle, server[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (server[i]->seeds
+            && ngx_http_apikey_cluster_start(cycle, server[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* the TLS sessions a worker kept are OpenSSL's memory, not its pools' */
 
 void

@@ -262,6 +262,8 @@ struct ngx_http_apikey_redis_query_s {
 ngx_http_apikey_redis_server_t *ngx_http_apikey_redis_server(ngx_conf_t *cf,
     ngx_array_t *servers, ngx_str_t *args, ngx_uint_t nargs, ngx_str_t *name);
 char *ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers);
+ngx_int_t ngx_http_apikey_redis_init_process(ngx_cycle_t *cycle,
+    ngx_array_t *servers);
 void ngx_http_apikey_redis_exit_process(ngx_array_t *servers);
 ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
     int argc, const char **argv, const size_t *argvlen);

@@ -83,6 +83,7 @@ static ngx_uint_t ngx_http_apikey_tracking_live(
     ngx_http_apikey_tracking_t *group);
 static void ngx_http_apikey_tracking_map(void *data);
 static void ngx_http_apikey_tracking_close(ngx_http_apikey_tracking_t *t);
+static void ngx_http_apikey_tracking_cleanup(void *data);
 
 
 /* the node in a log line: none but on a cluster */
@@ -111,6 +112,7 @@ ngx_http_apikey_tracking_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf)
 {
     ngx_uint_t                   i;
+    ngx_pool_cleanup_t          *cln;
     ngx_http_apikey_source_t   **source;
     ngx_http_apikey_tracking_t  *t;
 
@@ -162,14 +164,20 @@ ngx_http_apikey_tracking_init_process(ngx_cycle_t *cycle,
 
         /* subscriptions come with the slot map, one per primary */
 
-        if (ngx_array_init(&t->subs, cycle->pool, 4, sizeof(void *))
-            != NGX_OK
+        cln = ngx_pool_cleanup_add(cycle->pool, 0);
+
+        if (cln == NULL
+            || ngx_array_init(&t->subs, cycle->pool, 4, sizeof(void *))
+               != NGX_OK
             || ngx_http_apikey_cluster_watch(source[i]->server,
                                              ngx_http_apikey_tracking_map, t)
                != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        cln->handler = ngx_http_apikey_tracking_cleanup;
+        cln->data = t;
     }
 
     return NGX_OK;
@@ -637,4 +645,24 @@ ngx_http_apikey_tracking_close(ngx_http_apikey_tracking_t *t)
     }
 
     ngx_free(t);
+}
+
+
+/* the worker exits: the subscriptions' connections are closed already */
+
+static void
+ngx_http_apikey_tracking_cleanup(void *data)
+{
+    ngx_http_apikey_tracking_t *group = data;
+
+    ngx_uint_t                   i;
+    ngx_http_apikey_tracking_t **sub;
+
+    sub = group->subs.elts;
+
+    for (i = 0; i < group->subs.nelts; i++) {
+        ngx_free(sub[i]);
+    }
+
+    group->subs.nelts = 0;
 }
