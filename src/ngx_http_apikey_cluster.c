@@ -47,9 +47,10 @@ typedef struct {
 
 
 /*
- * A worker's map of one block.  Nodes are never freed while the worker
- * runs (connections point at them) and never more than NODES are kept:
- * a map or a redirection naming more is refused.
+ * A worker's map of one block.  Nodes are kept while the worker runs
+ * (connections point at them; only those of a map refused, which none
+ * do, are forgotten), never more than NODES: a map or a redirection
+ * naming more is refused.
  */
 
 struct ngx_http_apikey_cluster_s {

@@ -67,6 +67,11 @@ static ngx_int_t ngx_http_apikey_redis_tls_name(ngx_connection_t *c,
 #endif
 
 
+/* what -ASK asks for before the lookup it redirected */
+static ngx_str_t  ngx_http_apikey_redis_asking =
+    ngx_string("*1\r\n$6\r\nASKING\r\n");
+
+
 /* the connections of queries, busy or idle */
 
 static ngx_http_apikey_redis_user_t  ngx_http_apikey_redis_query_user = {
@@ -1069,8 +1074,8 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
     /* -ASK: this one command only, on this node only */
 
     if (q->asking
-        && ngx_http_apikey_redis_push(conn, (u_char *) "*1\r\n$6\r\nASKING\r\n",
-                                      sizeof("*1\r\n$6\r\nASKING\r\n") - 1,
+        && ngx_http_apikey_redis_push(conn, ngx_http_apikey_redis_asking.data,
+                                      ngx_http_apikey_redis_asking.len,
                                       q->timeout)
            == NULL)
     {

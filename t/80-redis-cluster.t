@@ -55,6 +55,15 @@ subtest 'every one of 1,000 keys answers 200 through the cluster' => sub {
         'no lookup was redirected: the slots were computed right');
 };
 
+subtest 'last use is written to the primary that owns its slot' => sub {
+    my $owner = $cl->owner('apikey:last_used');
+    ok(wait_until(sub { ($owner->cmd('HLEN', 'apikey:last_used') // 0)
+        >= 900 }, slack(5), 0.05), 'apikey:last_used holds the keys used')
+        or diag $owner->cmd('HLEN', 'apikey:last_used');
+    ok($owner->cmd('HGET', 'apikey:last_used', 'k_0') > 0,
+        'with a time');
+};
+
 subtest 'unknown and revoked keys answer 401 on a cluster' => sub {
     is(verdict(new_token()), '401 invalid', 'an unknown key');
     is(verdict($revoked), '401 revoked', 'a revoked key');
