@@ -454,6 +454,9 @@ ngx_http_apikey_tracking_down(ngx_http_apikey_tracking_t *t, char *reason)
         t->conn = NULL;
     }
 
+    /* not live until subscribed again: the group's check counts on it */
+    t->state = ngx_http_apikey_tracking_client_id;
+
     if (t->timer.timer_set) {
         ngx_del_timer(&t->timer);
     }
