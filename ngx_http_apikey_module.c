@@ -19,7 +19,6 @@
 #include "ngx_http_apikey_lookup.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_tracking.h"
-#include "ngx_http_apikey_sentinel.h"
 #include "ngx_http_apikey_policy.h"
 #include "ngx_http_apikey_headers.h"
 #include "ngx_http_apikey_last_used.h"
@@ -1689,7 +1688,7 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
         || ngx_http_apikey_last_used_init(cycle) != NGX_OK
         || ngx_http_apikey_metrics_init_process(cycle, amcf) != NGX_OK
         || ngx_http_apikey_cache_init_process(cycle, amcf) != NGX_OK
-        || ngx_http_apikey_sentinel_init_process(cycle, &amcf->servers)
+        || ngx_http_apikey_redis_init_process(cycle, &amcf->servers)
            != NGX_OK
         || ngx_http_apikey_tracking_init_process(cycle, amcf) != NGX_OK)
     {

@@ -984,6 +984,19 @@ ngx_http_apikey_admin_merge_loc_conf(ngx_conf_t *cf, void *parent,
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * its writes span the record and its indexes in one transaction, which
+     * a cluster refuses (CROSSSLOT): refused here, not at the first write
+     */
+
+    if (alcf->redis->nseeds) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_admin\" cannot write to the Redis "
+                           "Cluster of \"%V\" yet: use the \"apikey\" "
+                           "tool with --cluster", &alcf->redis->url);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -11,6 +11,7 @@
 
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_sentinel.h"
+#include "ngx_http_apikey_cluster.h"
 
 
 #define NGX_HTTP_APIKEY_REDIS_BUFFER  512
@@ -34,6 +35,9 @@ static ngx_int_t ngx_http_apikey_redis_next(ngx_http_apikey_redis_conn_t *conn,
 
 static ngx_http_apikey_redis_conn_t *ngx_http_apikey_redis_pick(
     ngx_http_apikey_redis_query_t *q, ngx_uint_t open);
+static ngx_int_t ngx_http_apikey_redis_redirect(
+    ngx_http_apikey_redis_conn_t *conn, ngx_http_apikey_redis_query_t *q,
+    redisReply *reply);
 static ngx_http_apikey_redis_cmd_t *ngx_http_apikey_redis_push(
     ngx_http_apikey_redis_conn_t *conn, u_char *data, size_t len,
     ngx_msec_t timeout);
@@ -61,6 +65,11 @@ static void ngx_http_apikey_redis_tls_save(ngx_connection_t *c);
 static ngx_int_t ngx_http_apikey_redis_tls_name(ngx_connection_t *c,
     ngx_str_t *name);
 #endif
+
+
+/* what -ASK asks for before the lookup it redirected */
+static ngx_str_t  ngx_http_apikey_redis_asking =
+    ngx_string("*1\r\n$6\r\nASKING\r\n");
 
 
 /* the connections of queries, busy or idle */
@@ -378,6 +387,10 @@ ngx_http_apikey_redis_nodes(ngx_conf_t *cf,
         server->sentinels = nodes;
         server->nsentinels = n;
 
+    } else if (role == NGX_HTTP_APIKEY_REDIS_SEED) {
+        server->seeds = nodes;
+        server->nseeds = n;
+
     } else {
         server->nodes = nodes;
         server->nnodes = n;
@@ -417,12 +430,17 @@ ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out, int argc,
 /*
  * The one place that picks the node for a new connection: the "server"
  * that worked last (the first one, until it fails), or the primary the
- * sentinels named once it confirmed it is one; NULL while none is.
+ * sentinels named once it confirmed it is one; NULL while none is.  A
+ * cluster has no one node: a query goes to its slot's primary (pick()).
  */
 
 static ngx_http_apikey_redis_node_t *
 ngx_http_apikey_redis_route(ngx_http_apikey_redis_server_t *server)
 {
+    if (server->seeds) {
+        return NULL;
+    }
+
     if (server->sentinels) {
         return server->primary;
     }
@@ -441,6 +459,11 @@ static void
 ngx_http_apikey_redis_down(ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_node_t *node, ngx_uint_t generation, char *err)
 {
+    if (server->seeds) {
+        ngx_http_apikey_cluster_lost(server, node, err);
+        return;
+    }
+
     if (generation != server->generation
         || node != ngx_http_apikey_redis_route(server))
     {
@@ -1016,6 +1039,24 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
         return NGX_OK;
     }
 
+    /* a redirected query goes where the redirection said */
+
+    if (q->server->seeds && q->redirects == 0) {
+        switch (ngx_http_apikey_cluster_route(q->server, &q->command,
+                                              &q->node))
+        {
+        case NGX_OK:
+            break;
+
+        case NGX_AGAIN:
+            ngx_http_apikey_redis_wait(q);
+            return NGX_OK;
+
+        default:
+            return NGX_ERROR;
+        }
+    }
+
     conn = ngx_http_apikey_redis_pick(q, 1);
     if (conn == NULL) {
         if (q->server->sentinels && q->server->primary == NULL) {
@@ -1027,6 +1068,17 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "apikey: could not connect to redis \"%V\"",
                       &q->server->url);
+        return NGX_ERROR;
+    }
+
+    /* -ASK: this one command only, on this node only */
+
+    if (q->asking
+        && ngx_http_apikey_redis_push(conn, ngx_http_apikey_redis_asking.data,
+                                      ngx_http_apikey_redis_asking.len,
+                                      q->timeout)
+           == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -1053,7 +1105,10 @@ ngx_http_apikey_redis_query(ngx_http_apikey_redis_query_t *q)
 }
 
 
-/* no primary is confirmed: the query waits for one, under its own timer */
+/*
+ * no primary is confirmed, or no slot map came yet: the query waits for
+ * one, under its own timer
+ */
 
 static void
 ngx_http_apikey_redis_wait(ngx_http_apikey_redis_query_t *q)
@@ -1081,9 +1136,8 @@ void
 ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_node_t *node, ngx_uint_t retire)
 {
-    ngx_queue_t                     waiting, *x, *next;
+    ngx_queue_t                    *x, *next;
     ngx_http_apikey_redis_conn_t   *conn;
-    ngx_http_apikey_redis_query_t  *q;
 
     server->primary = node;
 
@@ -1123,7 +1177,21 @@ ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
         }
     }
 
-    if (node == NULL || ngx_queue_empty(&server->waiting)) {
+    if (node) {
+        ngx_http_apikey_redis_release(server);
+    }
+}
+
+
+/* a primary is confirmed, or a slot map came: the waiting queries go */
+
+void
+ngx_http_apikey_redis_release(ngx_http_apikey_redis_server_t *server)
+{
+    ngx_queue_t                     waiting, *x;
+    ngx_http_apikey_redis_query_t  *q;
+
+    if (ngx_queue_empty(&server->waiting)) {
         return;
     }
 
@@ -1151,23 +1219,34 @@ ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
 
 /*
  * A connection with room for one more command: busy connections are kept
- * at the head, so that one connection takes all while it can.
+ * at the head, so that one connection takes all while it can.  On a
+ * cluster, only a connection to the query's node will do.
  */
 
 static ngx_http_apikey_redis_conn_t *
 ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q, ngx_uint_t open)
 {
+    ngx_uint_t                       found;
     ngx_queue_t                     *x;
+    ngx_http_apikey_redis_node_t    *node;
     ngx_http_apikey_redis_conn_t    *conn;
     ngx_http_apikey_redis_server_t  *server;
 
     server = q->server;
+    node = server->seeds ? q->node : NULL;
+    found = 0;
 
     for (x = ngx_queue_head(&server->conns);
          x != ngx_queue_sentinel(&server->conns);
          x = ngx_queue_next(x))
     {
         conn = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+
+        if (node && conn->node != node) {
+            continue;
+        }
+
+        found = 1;
 
         if (conn->npending < q->pipeline) {
             conn->keepalive = q->keepalive;
@@ -1177,13 +1256,25 @@ ngx_http_apikey_redis_pick(ngx_http_apikey_redis_query_t *q, ngx_uint_t open)
 
     /* all full: another connection, or none at all if open is 0 */
 
-    if (!open && !ngx_queue_empty(&server->conns)) {
+    if (!open && found) {
         return NULL;
     }
 
-    conn = ngx_http_apikey_redis_open(server,
-                                      &ngx_http_apikey_redis_query_user,
-                                      NULL, q->timeout, q->log);
+    if (node) {
+        conn = ngx_http_apikey_redis_connect(server, node,
+                                             &ngx_http_apikey_redis_query_user,
+                                             NULL, q->timeout, q->log);
+        if (conn == NULL) {
+            ngx_http_apikey_cluster_lost(server, node,
+                                         "could not be connected to");
+        }
+
+    } else {
+        conn = ngx_http_apikey_redis_open(server,
+                                          &ngx_http_apikey_redis_query_user,
+                                          NULL, q->timeout, q->log);
+    }
+
     if (conn == NULL) {
         return NULL;
     }
@@ -1274,8 +1365,10 @@ ngx_http_apikey_redis_timeout(ngx_event_t *ev)
         q->waiting = 0;
 
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                      "apikey: redis \"%V\" timed out waiting for the "
-                      "sentinels to name a primary", &q->server->url);
+                      "apikey: redis \"%V\" timed out waiting for %s",
+                      &q->server->url,
+                      q->server->seeds ? "the slot map"
+                                       : "the sentinels to name a primary");
 
         q->timedout = 1;
         q->handler(q, NULL);
@@ -1295,7 +1388,10 @@ static ngx_int_t
 ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
     redisReply *reply)
 {
+    ngx_int_t                       rc;
+    ngx_uint_t                      ask;
     ngx_http_apikey_redis_cmd_t    *cmd;
+    ngx_http_apikey_redis_node_t   *node;
     ngx_http_apikey_redis_query_t  *q;
 
     if (ngx_queue_empty(&conn->pending)) {
@@ -1364,11 +1460,24 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
     if (q) {
         q->cmd = NULL;
 
-        if (q->timer.timer_set) {
-            ngx_del_timer(&q->timer);
+        rc = NGX_DECLINED;
+
+        if (reply->type == REDIS_REPLY_ERROR && conn->server->seeds) {
+            rc = ngx_http_apikey_redis_redirect(conn, q, reply);
         }
 
-        q->handler(q, reply);
+        if (rc != NGX_OK) {
+            if (q->timer.timer_set) {
+                ngx_del_timer(&q->timer);
+            }
+
+            q->handler(q, (rc == NGX_ERROR) ? NULL : reply);
+        }
+
+    } else if (reply->type == REDIS_REPLY_ERROR && conn->server->seeds) {
+        /* a last-use write, or a lookup whose request has gone */
+        (void) ngx_http_apikey_cluster_redirect(conn->server, conn->node,
+                                                reply, &node, &ask);
     }
 
     freeReplyObject(reply);
@@ -1385,6 +1494,48 @@ ngx_http_apikey_redis_query_reply(ngx_http_apikey_redis_conn_t *conn,
     }
 
     ngx_http_apikey_redis_watch(conn);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A lookup a cluster node redirected goes to the node named, within the
+ * bound (NGX_OK); an error that is no redirection is the handler's to
+ * answer (NGX_DECLINED); one that cannot be followed fails it (NGX_ERROR).
+ * The query keeps its deadline.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_redirect(ngx_http_apikey_redis_conn_t *conn,
+    ngx_http_apikey_redis_query_t *q, redisReply *reply)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     ask;
+    ngx_http_apikey_redis_node_t  *node;
+
+    rc = ngx_http_apikey_cluster_redirect(conn->server, conn->node, reply,
+                                          &node, &ask);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (q->redirects >= NGX_HTTP_APIKEY_CLUSTER_REDIRECTS) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "apikey: redis \"%V\": a lookup was redirected more "
+                      "than %d times, last by \"%V\": %*s", &q->server->url,
+                      NGX_HTTP_APIKEY_CLUSTER_REDIRECTS, &conn->node->name,
+                      (size_t) ngx_min(reply->len, 128), reply->str);
+        return NGX_ERROR;
+    }
+
+    q->redirects++;
+    q->node = node;
+    q->asking = ask;
+
+    if (ngx_http_apikey_redis_query(q) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -1463,7 +1614,7 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
     server = conn->server;
 
     if (retry && !conn->retired && !ngx_exiting && !ngx_terminate
-        && (server->sentinels
+        && (server->sentinels || server->seeds
             || (conn->received == 0 && !conn->reused)))
     {
         ngx_http_apikey_redis_down(server, conn->node, conn->generation, err);
@@ -1540,11 +1691,31 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_conn_t *conn, char *err,
 static ngx_int_t
 ngx_http_apikey_redis_settle(ngx_http_apikey_redis_conn_t *conn)
 {
-    ngx_connection_t  *c;
+    ngx_uint_t                      idle;
+    ngx_queue_t                    *x;
+    ngx_connection_t               *c;
+    ngx_http_apikey_redis_conn_t   *other;
 
-    if (ngx_terminate || ngx_exiting
-        || conn->server->nidle > conn->keepalive)
-    {
+    idle = conn->server->nidle;
+
+    /* on a cluster, keepalive counts per node */
+
+    if (conn->server->seeds) {
+        idle = 0;
+
+        for (x = ngx_queue_head(&conn->server->conns);
+             x != ngx_queue_sentinel(&conn->server->conns);
+             x = ngx_queue_next(x))
+        {
+            other = ngx_queue_data(x, ngx_http_apikey_redis_conn_t, queue);
+
+            if (other->node == conn->node && other->npending == 0) {
+                idle++;
+            }
+        }
+    }
+
+    if (ngx_terminate || ngx_exiting || idle > conn->keepalive) {
         ngx_http_apikey_redis_close(conn);
         return NGX_DONE;
     }
@@ -1632,6 +1803,13 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
 {
     ngx_http_apikey_redis_conn_t  *conn;
 
+    if (q->server->seeds
+        && ngx_http_apikey_cluster_route(q->server, &q->command, &q->node)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
     conn = ngx_http_apikey_redis_pick(q, 0);
     if (conn == NULL) {
         return NGX_DECLINED;
@@ -1642,6 +1820,41 @@ ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q)
         == NULL)
     {
         return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* each worker finds its own primaries: the sentinels' or the cluster's */
+
+ngx_int_t
+ngx_http_apikey_redis_init_process(ngx_cycle_t *cycle, ngx_array_t *servers)
+{
+    ngx_uint_t                        i;
+    ngx_http_apikey_redis_server_t  **server;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    server = servers->elts;
+
+    for (i = 0; i < servers->nelts; i++) {
+
+        if (server[i]->sentinels
+            && ngx_http_apikey_sentinel_start(cycle, server[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (server[i]->seeds
+            && ngx_http_apikey_cluster_start(cycle, server[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -1671,7 +1884,8 @@ ngx_http_apikey_redis_exit_process(ngx_array_t *servers)
 
 /*
  * apikey_redis_upstream NAME { server ADDRESS; ... | sentinel ADDRESS; ...
- * sentinel_master NAME; sentinel_auth [user=U] password=P;
+ * sentinel_master NAME; sentinel_auth [user=U] password=P; | cluster
+ * ADDRESS; ...
  * auth [user=U] password=P; db N; tls on; tls_trusted_certificate FILE;
  * tls_verify on|off; tls_name NAME; tls_certificate FILE;
  * tls_certificate_key FILE; }
@@ -1680,6 +1894,7 @@ ngx_http_apikey_redis_exit_process(ngx_array_t *servers)
 typedef struct {
     ngx_array_t                        servers;     /* of ngx_str_t */
     ngx_array_t                        sentinels;
+    ngx_array_t                        seeds;
     ngx_str_t                          master;
     ngx_str_t                          sentinel_user;
     ngx_str_t                          sentinel_password;
@@ -1741,6 +1956,8 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
     if (ngx_array_init(&b->servers, cf->pool, 2, sizeof(ngx_str_t))
         != NGX_OK
         || ngx_array_init(&b->sentinels, cf->pool, 3, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&b->seeds, cf->pool, 3, sizeof(ngx_str_t))
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -1768,9 +1985,27 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
         return NGX_CONF_ERROR;
     }
 
-    if (b->servers.nelts == 0 && b->sentinels.nelts == 0) {
+    if (b->seeds.nelts && (b->servers.nelts || b->sentinels.nelts)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no \"server\" or \"sentinel\" in "
+                           "\"cluster\" cannot be mixed with \"%s\" in "
+                           "apikey_redis_upstream \"%V\"",
+                           b->servers.nelts ? "server" : "sentinel", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->seeds.nelts && b->db.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"db\" cannot be used with \"cluster\" in "
+                           "apikey_redis_upstream \"%V\": a Redis Cluster "
+                           "has database 0 only", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->servers.nelts == 0 && b->sentinels.nelts == 0
+        && b->seeds.nelts == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no \"server\", \"sentinel\" or \"cluster\" in "
                            "apikey_redis_upstream \"%V\"", &name);
         return NGX_CONF_ERROR;
     }
@@ -1827,6 +2062,16 @@ ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers)
 
         server->url = ((ngx_str_t *) b->servers.elts)[0];
 
+    } else if (b->seeds.nelts) {
+        if (ngx_http_apikey_redis_nodes(cf, server, &b->seeds,
+                                        NGX_HTTP_APIKEY_REDIS_SEED)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        server->url = name;
+
     } else {
         if (ngx_http_apikey_redis_nodes(cf, server, &b->sentinels,
                                         NGX_HTTP_APIKEY_REDIS_SENTINEL)
@@ -1881,10 +2126,12 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     if (n == 2
         && (ngx_strcmp(value[0].data, "server") == 0
-            || ngx_strcmp(value[0].data, "sentinel") == 0))
+            || ngx_strcmp(value[0].data, "sentinel") == 0
+            || ngx_strcmp(value[0].data, "cluster") == 0))
     {
-        target = ngx_array_push(value[0].data[2] == 'r' ? &b->servers
-                                                        : &b->sentinels);
+        target = ngx_array_push(value[0].data[0] == 'c' ? &b->seeds
+                                : value[0].data[2] == 'r' ? &b->servers
+                                : &b->sentinels);
         if (target == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -2000,13 +2247,6 @@ ngx_http_apikey_redis_block(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (ngx_strcmp(value[0].data, "cluster") == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" in apikey_redis_upstream is not "
-                           "supported yet", &value[0]);
-        return NGX_CONF_ERROR;
-    }
-
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "unknown directive or wrong number of parameters "
                        "\"%V\" in apikey_redis_upstream", &value[0]);
@@ -2088,8 +2328,10 @@ ngx_http_apikey_redis_tls(ngx_conf_t *cf,
     /* the name to verify and send (SNI): tls_name, or each host as written */
 
     if (b->tls_name.len == 0) {
-        node = server->nnodes ? server->nodes : server->sentinels;
-        n = server->nnodes ? server->nnodes : server->nsentinels;
+        node = server->nnodes ? server->nodes
+               : server->nseeds ? server->seeds : server->sentinels;
+        n = server->nnodes ? server->nnodes
+            : server->nseeds ? server->nseeds : server->nsentinels;
 
         for (i = 0; i < n; i++) {
             if (node[i].host.len == 0) {

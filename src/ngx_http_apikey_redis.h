@@ -6,7 +6,8 @@
  * connects, sends, reads and times out; hiredis only formats commands and
  * parses replies.  A server is a set of nodes; a connection goes to the
  * node the router chooses (the first "server" that works, or the primary
- * the sentinels named and ROLE confirmed: ngx_http_apikey_sentinel.c),
+ * the sentinels named and ROLE confirmed: ngx_http_apikey_sentinel.c; on
+ * a Redis Cluster, the primary of the key's slot: ..._apikey_cluster.c),
  * sends AUTH and SELECT first and checks their replies, caps what a reply
  * may cost, and hands every further reply to its user: queries (key
  * lookups, pipelined on a few connections per worker and server, their
@@ -38,12 +39,14 @@
 /* the roles of a server's nodes; only primaries hold data we read now */
 #define NGX_HTTP_APIKEY_REDIS_PRIMARY       1
 #define NGX_HTTP_APIKEY_REDIS_SENTINEL      2
+#define NGX_HTTP_APIKEY_REDIS_SEED          3
 
 
 typedef struct ngx_http_apikey_redis_query_s  ngx_http_apikey_redis_query_t;
 typedef struct ngx_http_apikey_redis_conn_s   ngx_http_apikey_redis_conn_t;
 typedef struct ngx_http_apikey_redis_cmd_s    ngx_http_apikey_redis_cmd_t;
 typedef struct ngx_http_apikey_sentinel_s     ngx_http_apikey_sentinel_t;
+typedef struct ngx_http_apikey_cluster_s      ngx_http_apikey_cluster_t;
 
 /* reply is NULL when the query failed; the failure is already logged */
 typedef void (*ngx_http_apikey_redis_handler_pt)(
@@ -97,6 +100,11 @@ typedef struct {
     /* AUTH sent first to a sentinel */
     ngx_str_t                          sentinel_init;
     ngx_uint_t                         sentinel_ninit;
+
+    /* a Redis Cluster's seeds, and per worker its slot map */
+    ngx_http_apikey_redis_node_t      *seeds;
+    ngx_uint_t                         nseeds;
+    ngx_http_apikey_cluster_t         *cluster;
 
     /* per worker: the discovery, and the primary it confirmed */
     ngx_http_apikey_sentinel_t        *sentinel;
@@ -240,9 +248,17 @@ struct ngx_http_apikey_redis_query_s {
     ngx_http_apikey_redis_cmd_t       *cmd;
     ngx_event_t                        timer;
 
-    /* in server->waiting, while no primary is confirmed */
+    /* in server->waiting, while no primary is confirmed (or slot map) */
     ngx_queue_t                        queue;
     unsigned                           waiting:1;
+
+    /*
+     * on a cluster: the primary of the key's slot, or the node a -MOVED
+     * or -ASK named (ASKING goes first then); redirections so far
+     */
+    ngx_http_apikey_redis_node_t      *node;
+    ngx_uint_t                         redirects;
+    unsigned                           asking:1;
 
     unsigned                           retried:1;
 
@@ -254,6 +270,8 @@ struct ngx_http_apikey_redis_query_s {
 ngx_http_apikey_redis_server_t *ngx_http_apikey_redis_server(ngx_conf_t *cf,
     ngx_array_t *servers, ngx_str_t *args, ngx_uint_t nargs, ngx_str_t *name);
 char *ngx_http_apikey_redis_upstream(ngx_conf_t *cf, ngx_array_t *servers);
+ngx_int_t ngx_http_apikey_redis_init_process(ngx_cycle_t *cycle,
+    ngx_array_t *servers);
 void ngx_http_apikey_redis_exit_process(ngx_array_t *servers);
 ngx_int_t ngx_http_apikey_redis_format(ngx_pool_t *pool, ngx_str_t *out,
     int argc, const char **argv, const size_t *argvlen);
@@ -281,6 +299,7 @@ ngx_int_t ngx_http_apikey_redis_forget(ngx_http_apikey_redis_query_t *q);
 
 void ngx_http_apikey_redis_primary(ngx_http_apikey_redis_server_t *server,
     ngx_http_apikey_redis_node_t *node, ngx_uint_t retire);
+void ngx_http_apikey_redis_release(ngx_http_apikey_redis_server_t *server);
 
 
 #endif /* _NGX_HTTP_APIKEY_REDIS_H_INCLUDED_ */

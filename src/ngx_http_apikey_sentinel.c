@@ -61,8 +61,6 @@ struct ngx_http_apikey_sentinel_s {
 };
 
 
-static ngx_int_t ngx_http_apikey_sentinel_start(ngx_cycle_t *cycle,
-    ngx_http_apikey_redis_server_t *server);
 static void ngx_http_apikey_sentinel_ask(ngx_http_apikey_sentinel_t *s);
 static void ngx_http_apikey_sentinel_next(ngx_http_apikey_sentinel_t *s,
     char *err);
@@ -163,33 +161,6 @@ ngx_http_apikey_sentinel_conf(ngx_conf_t *cf,
 
 
 ngx_int_t
-ngx_http_apikey_sentinel_init_process(ngx_cycle_t *cycle,
-    ngx_array_t *servers)
-{
-    ngx_uint_t                        i;
-    ngx_http_apikey_redis_server_t  **server;
-
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    server = servers->elts;
-
-    for (i = 0; i < servers->nelts; i++) {
-        if (server[i]->sentinels
-            && ngx_http_apikey_sentinel_start(cycle, server[i]) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_apikey_sentinel_start(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_server_t *server)
 {

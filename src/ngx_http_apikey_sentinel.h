@@ -28,8 +28,8 @@
 ngx_int_t ngx_http_apikey_sentinel_conf(ngx_conf_t *cf,
     ngx_http_apikey_redis_server_t *server, ngx_str_t *master,
     ngx_str_t *user, ngx_str_t *password);
-ngx_int_t ngx_http_apikey_sentinel_init_process(ngx_cycle_t *cycle,
-    ngx_array_t *servers);
+ngx_int_t ngx_http_apikey_sentinel_start(ngx_cycle_t *cycle,
+    ngx_http_apikey_redis_server_t *server);
 void ngx_http_apikey_sentinel_lost(ngx_http_apikey_redis_server_t *server,
     char *err);
 

@@ -11,6 +11,7 @@
 #include "ngx_http_apikey_tracking.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_metrics.h"
+#include "ngx_http_apikey_cluster.h"
 
 
 /* how often the subscription is checked, and how soon it is tried again */
@@ -44,6 +45,15 @@ struct ngx_http_apikey_tracking_s {
     ngx_uint_t                           pings;
     ngx_msec_t                           retry;
 
+    /*
+     * On a cluster, a source's subscriptions are one per primary (subs),
+     * each with its node and group; the worker vouches for the source
+     * while every one of them is live.
+     */
+    ngx_http_apikey_redis_node_t        *node;
+    ngx_http_apikey_tracking_t          *group;
+    ngx_array_t                          subs;
+
     /* live at least once: any further time is a reconnection */
     unsigned                             subscribed:1;
 };
@@ -67,6 +77,20 @@ static void ngx_http_apikey_tracking_error(ngx_http_apikey_redis_conn_t *conn,
     char *err);
 static void ngx_http_apikey_tracking_refused(ngx_http_apikey_tracking_t *t,
     const char *what, redisReply *reply);
+static void ngx_http_apikey_tracking_vouch(ngx_http_apikey_tracking_t *t,
+    ngx_uint_t state);
+static ngx_uint_t ngx_http_apikey_tracking_live(
+    ngx_http_apikey_tracking_t *group);
+static void ngx_http_apikey_tracking_map(void *data);
+static void ngx_http_apikey_tracking_close(ngx_http_apikey_tracking_t *t);
+static void ngx_http_apikey_tracking_cleanup(void *data);
+
+
+/* the node in a log line: none but on a cluster */
+static ngx_str_t  ngx_http_apikey_tracking_none = ngx_null_string;
+
+#define ngx_http_apikey_tracking_node(t)                                     \
+    ((t)->node ? &(t)->node->name : &ngx_http_apikey_tracking_none)
 
 
 static ngx_http_apikey_redis_user_t  ngx_http_apikey_tracking_user = {
@@ -88,6 +112,7 @@ ngx_http_apikey_tracking_init_process(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *amcf)
 {
     ngx_uint_t                   i;
+    ngx_pool_cleanup_t          *cln;
     ngx_http_apikey_source_t   **source;
     ngx_http_apikey_tracking_t  *t;
 
@@ -132,7 +157,27 @@ ngx_http_apikey_tracking_init_process(ngx_cycle_t *cycle,
 
         t->retry = NGX_HTTP_APIKEY_TRACKING_RETRY;
 
-        ngx_http_apikey_tracking_connect(t);
+        if (source[i]->server->seeds == NULL) {
+            ngx_http_apikey_tracking_connect(t);
+            continue;
+        }
+
+        /* subscriptions come with the slot map, one per primary */
+
+        cln = ngx_pool_cleanup_add(cycle->pool, 0);
+
+        if (cln == NULL
+            || ngx_array_init(&t->subs, cycle->pool, 4, sizeof(void *))
+               != NGX_OK
+            || ngx_http_apikey_cluster_watch(source[i]->server,
+                                             ngx_http_apikey_tracking_map, t)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_apikey_tracking_cleanup;
+        cln->data = t;
     }
 
     return NGX_OK;
@@ -145,10 +190,20 @@ ngx_http_apikey_tracking_connect(ngx_http_apikey_tracking_t *t)
     static const char   *argv[] = { "CLIENT", "ID" };
     static const size_t  argvlen[] = { 6, 2 };
 
-    t->conn = ngx_http_apikey_redis_open(t->source->server,
-                                         &ngx_http_apikey_tracking_user, t,
-                                         NGX_HTTP_APIKEY_TRACKING_PING,
-                                         &t->log);
+    if (t->node) {
+        t->conn = ngx_http_apikey_redis_connect(t->source->server, t->node,
+                                                &ngx_http_apikey_tracking_user,
+                                                t,
+                                                NGX_HTTP_APIKEY_TRACKING_PING,
+                                                &t->log);
+
+    } else {
+        t->conn = ngx_http_apikey_redis_open(t->source->server,
+                                             &ngx_http_apikey_tracking_user,
+                                             t, NGX_HTTP_APIKEY_TRACKING_PING,
+                                             &t->log);
+    }
+
     if (t->conn == NULL) {
         ngx_add_timer(&t->timer, t->retry);
         return;
@@ -252,11 +307,10 @@ ngx_http_apikey_tracking_subscribed(ngx_http_apikey_tracking_t *t,
 
     /* from now on every write is heard of */
 
-    ngx_http_apikey_cache_vouch(t->zone, t->source->index,
-                                NGX_HTTP_APIKEY_CACHE_LIVE);
-
     t->retry = NGX_HTTP_APIKEY_TRACKING_RETRY;
     t->state = ngx_http_apikey_tracking_message;
+
+    ngx_http_apikey_tracking_vouch(t, NGX_HTTP_APIKEY_CACHE_LIVE);
 
     if (t->subscribed) {
         ngx_http_apikey_metrics_resubscribed(t->source);
@@ -265,8 +319,10 @@ ngx_http_apikey_tracking_subscribed(ngx_http_apikey_tracking_t *t,
     t->subscribed = 1;
 
     ngx_log_error(NGX_LOG_INFO, &t->log, 0,
-                  "apikey cache: invalidations from redis \"%V\" on \"%V\" "
-                  "are live", &t->source->server->url, &t->source->prefix);
+                  "apikey cache: invalidations from redis \"%V\"%s%V on "
+                  "\"%V\" are live", &t->source->server->url,
+                  t->node ? " node " : "", ngx_http_apikey_tracking_node(t),
+                  &t->source->prefix);
 
     if (t->timer.timer_set) {
         ngx_del_timer(&t->timer);
@@ -293,8 +349,7 @@ ngx_http_apikey_tracking_message(ngx_http_apikey_tracking_t *t,
 
     if (ngx_strcmp(reply->element[0]->str, "pong") == 0) {
         t->pings = 0;
-        ngx_http_apikey_cache_vouch(t->zone, t->source->index,
-                                    NGX_HTTP_APIKEY_CACHE_HEARD);
+        ngx_http_apikey_tracking_vouch(t, NGX_HTTP_APIKEY_CACHE_HEARD);
         return NGX_OK;
     }
 
@@ -376,21 +431,31 @@ ngx_http_apikey_tracking_timer(ngx_event_t *ev)
 static void
 ngx_http_apikey_tracking_down(ngx_http_apikey_tracking_t *t, char *reason)
 {
-    ngx_http_apikey_cache_vouch(t->zone, t->source->index,
-                                NGX_HTTP_APIKEY_CACHE_DOWN);
+    ngx_http_apikey_tracking_vouch(t, NGX_HTTP_APIKEY_CACHE_DOWN);
 
     if (reason) {
         ngx_log_error(NGX_LOG_ERR, &t->log, 0,
-                      "apikey cache: redis \"%V\" %s; this worker "
+                      "apikey cache: redis \"%V\"%s%V %s; this worker "
                       "subscribes again, the cache is bypassed while no "
-                      "worker is subscribed",
-                      &t->source->server->url, reason);
+                      "worker is subscribed", &t->source->server->url,
+                      t->node ? " node " : "", ngx_http_apikey_tracking_node(t),
+                      reason);
+
+        /* a primary lost on a cluster: the map may have changed */
+
+        if (t->node) {
+            ngx_http_apikey_cluster_refresh(t->source->server,
+                                            "a subscription was lost");
+        }
     }
 
     if (t->conn) {
         ngx_http_apikey_redis_close(t->conn);
         t->conn = NULL;
     }
+
+    /* not live until subscribed again: the group's check counts on it */
+    t->state = ngx_http_apikey_tracking_client_id;
 
     if (t->timer.timer_set) {
         ngx_del_timer(&t->timer);
@@ -443,4 +508,164 @@ ngx_http_apikey_tracking_refused(ngx_http_apikey_tracking_t *t,
                       &t->source->server->url, what,
                       (size_t) ngx_min(reply->len, 128), reply->str);
     }
+}
+
+
+/*
+ * On a cluster the worker vouches for the source only while every
+ * primary's subscription is live; losing any one is losing them all.
+ */
+
+static void
+ngx_http_apikey_tracking_vouch(ngx_http_apikey_tracking_t *t,
+    ngx_uint_t state)
+{
+    if (t->group
+        && state != NGX_HTTP_APIKEY_CACHE_DOWN
+        && !ngx_http_apikey_tracking_live(t->group))
+    {
+        return;
+    }
+
+    ngx_http_apikey_cache_vouch(t->zone, t->source->index, state);
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_tracking_live(ngx_http_apikey_tracking_t *group)
+{
+    ngx_uint_t                   i;
+    ngx_http_apikey_tracking_t **sub;
+
+    sub = group->subs.elts;
+
+    for (i = 0; i < group->subs.nelts; i++) {
+        if (sub[i]->state != ngx_http_apikey_tracking_message) {
+            return 0;
+        }
+    }
+
+    return group->subs.nelts != 0;
+}
+
+
+/*
+ * The slot map changed: the source's entries go (their slots' owners may
+ * have changed), a primary that left loses its subscription, a new one
+ * gets one, and the worker vouches again once all are live.
+ */
+
+static void
+ngx_http_apikey_tracking_map(void *data)
+{
+    ngx_http_apikey_tracking_t *group = data;
+
+    ngx_uint_t                     i, j, n;
+    ngx_http_apikey_tracking_t    *t, **sub;
+    ngx_http_apikey_redis_node_t **nodes;
+
+    n = ngx_http_apikey_cluster_primaries(group->source->server, &nodes);
+
+    ngx_http_apikey_cache_flush(group->zone, group->source->index);
+
+    sub = group->subs.elts;
+
+    for (i = 0; i < group->subs.nelts; /* void */) {
+        for (j = 0; j < n; j++) {
+            if (sub[i]->node == nodes[j]) {
+                break;
+            }
+        }
+
+        if (j < n) {
+            i++;
+            continue;
+        }
+
+        ngx_http_apikey_tracking_close(sub[i]);
+        sub[i] = sub[--group->subs.nelts];
+    }
+
+    for (j = 0; j < n; j++) {
+        for (i = 0; i < group->subs.nelts; i++) {
+            if (sub[i]->node == nodes[j]) {
+                break;
+            }
+        }
+
+        if (i < group->subs.nelts) {
+            continue;
+        }
+
+        t = ngx_calloc(sizeof(ngx_http_apikey_tracking_t), &group->log);
+        if (t == NULL) {
+            continue;
+        }
+
+        sub = ngx_array_push(&group->subs);
+        if (sub == NULL) {
+            ngx_free(t);
+            continue;
+        }
+
+        *sub = t;
+        sub = group->subs.elts;
+
+        t->zone = group->zone;
+        t->source = group->source;
+        t->node = nodes[j];
+        t->group = group;
+        t->log = group->log;
+
+        t->timer.handler = ngx_http_apikey_tracking_timer;
+        t->timer.data = t;
+        t->timer.log = &t->log;
+        t->timer.cancelable = 1;
+
+        t->retry = NGX_HTTP_APIKEY_TRACKING_RETRY;
+
+        ngx_http_apikey_tracking_connect(t);
+    }
+
+    ngx_http_apikey_cache_vouch(group->zone, group->source->index,
+                                ngx_http_apikey_tracking_live(group)
+                                ? NGX_HTTP_APIKEY_CACHE_LIVE
+                                : NGX_HTTP_APIKEY_CACHE_DOWN);
+}
+
+
+/* a subscription to a node that is no longer a primary */
+
+static void
+ngx_http_apikey_tracking_close(ngx_http_apikey_tracking_t *t)
+{
+    if (t->conn) {
+        ngx_http_apikey_redis_close(t->conn);
+    }
+
+    if (t->timer.timer_set) {
+        ngx_del_timer(&t->timer);
+    }
+
+    ngx_free(t);
+}
+
+
+/* the worker exits: the subscriptions' connections are closed already */
+
+static void
+ngx_http_apikey_tracking_cleanup(void *data)
+{
+    ngx_http_apikey_tracking_t *group = data;
+
+    ngx_uint_t                   i;
+    ngx_http_apikey_tracking_t **sub;
+
+    sub = group->subs.elts;
+
+    for (i = 0; i < group->subs.nelts; i++) {
+        ngx_free(sub[i]);
+    }
+
+    group->subs.nelts = 0;
 }

@@ -216,7 +216,7 @@ block_check('two blocks of one name',
     . "apikey_redis_upstream k { server 127.0.0.1:6381; }", 'k',
     qr/duplicate apikey_redis_upstream "k"/);
 block_check('a block without server', 'apikey_redis_upstream k { db 1; }',
-    'k', qr/no "server" or "sentinel" in apikey_redis_upstream "k"/);
+    'k', qr/no "server", "sentinel" or "cluster" in apikey_redis_upstream "k"/);
 block_check('tls_* without tls on',
     'apikey_redis_upstream k { server 127.0.0.1:6380; tls_name x; }', 'k',
     qr/tls_\* settings of apikey_redis_upstream "k" need "tls on"/);
@@ -231,9 +231,24 @@ block_check('a certificate without its key',
     "apikey_redis_upstream k { server 127.0.0.1:6380; tls on;\n"
     . " tls_verify off; tls_certificate $dir/nothing.pem; }", 'k',
     qr/"tls_certificate" and "tls_certificate_key" go together/);
-block_check('cluster, not yet',
-    "apikey_redis_upstream k { cluster 127.0.0.1:7000; }", 'k',
-    qr/"cluster" in apikey_redis_upstream is not supported yet/);
+block_check('a cluster block with two seeds, auth and TLS',
+    "apikey_redis_upstream k { cluster 127.0.0.1:7000;\n"
+    . " cluster 127.0.0.1:7001; auth password=pw; tls on;\n"
+    . " tls_verify off; }", 'k');
+block_check('cluster mixed with server',
+    "apikey_redis_upstream k { cluster 127.0.0.1:7000;\n"
+    . " server 127.0.0.1:6380; }", 'k',
+    qr/"cluster" cannot be mixed with "server" in apikey_redis_upstream "k"/);
+block_check('cluster mixed with sentinel',
+    "apikey_redis_upstream k { sentinel 127.0.0.1:26379;\n"
+    . " sentinel_master m; cluster 127.0.0.1:7000; }", 'k',
+    qr/"cluster" cannot be mixed with "sentinel" in apikey_redis_upstream/);
+block_check('cluster with db',
+    "apikey_redis_upstream k { cluster 127.0.0.1:7000; db 1; }", 'k',
+    qr/"db" cannot be used with "cluster" in apikey_redis_upstream "k"/);
+block_check('a bad cluster address',
+    "apikey_redis_upstream k { cluster 127.0.0.1:99999; }", 'k',
+    qr/invalid port in "apikey_redis" address "127.0.0.1:99999"/);
 block_check('an unknown directive in the block',
     "apikey_redis_upstream k { server 127.0.0.1:6380; tls_wat on; }", 'k',
     qr/unknown directive or wrong number of parameters "tls_wat"/);

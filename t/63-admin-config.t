@@ -60,4 +60,14 @@ rejected('apikey_admin in server{}',
 rejected('apikey_admin with a bad value', qr/invalid value "yes"/,
     'apikey_admin yes;');
 
+subtest 'rejected: apikey_admin on a Redis Cluster block' => sub {
+    my ($rc, $out) = nginx_check(http => "    apikey_redis_upstream shards {
+        cluster 127.0.0.1:7000;
+    }\n" . conf('apikey_admin on;', 'apikey_redis shards;'));
+    isnt($rc, 0, 'nginx -t fails');
+    like($out, qr/\[emerg\].*"apikey_admin" cannot write to the Redis (?#
+        )Cluster of "shards" yet/, 'saying that it cannot write there yet')
+        or diag $out;
+};
+
 done_testing();

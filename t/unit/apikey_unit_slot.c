@@ -2,46 +2,53 @@
 /*
  * Copyright (C) the ngx_http_apikey_module authors
  *
- * Cluster hash slots; expected values from CLUSTER KEYSLOT of Redis 7.0.
+ * Redis Cluster key slots: the specification's CRC16 check value, slots
+ * Redis itself gives (CLUSTER KEYSLOT), and the hash tag rules.
  */
 
-
-#include <stdio.h>
-#include <string.h>
 
 #include "ngx_http_apikey_slot.h"
 #include "apikey_unit.h"
 
 
+#define ngx_http_apikey_unit_slot_of(s)                                       \
+    ngx_http_apikey_slot((const unsigned char *) s, sizeof(s) - 1)
+
+
 void
 ngx_http_apikey_unit_slot(void)
 {
-    size_t  i;
-    char    name[128];
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_slot_crc16((const unsigned char *) "123456789", 9),
+        0x31c3, "CRC16/XMODEM check value");
 
-    static const struct {
-        const char  *key;
-        unsigned     slot;
-    } slots[] = {
-        { "123456789", 12739 },           /* the CRC16-XMODEM check value */
-        { "foo", 12182 },
-        { "bar", 5061 },
-        { "", 0 },
-        { "{user1000}.following", 3443 },  /* the tag alone */
-        { "a{}b", 13694 },                /* an empty tag: the whole key */
-        { "{}x{y}", 2166 },               /* only the first "{" counts */
-        { "{a", 10276 },                  /* no "}": the whole key */
-        { "x{b}c{d}", 3300 },
-        { "apikey:id:abc", 11 },
-        { "apikey:ids", 588 },
-    };
+    ngx_http_apikey_unit_is_int(ngx_http_apikey_unit_slot_of("foo"), 12182,
+                                "slot of foo as CLUSTER KEYSLOT says");
+    ngx_http_apikey_unit_is_int(ngx_http_apikey_unit_slot_of("hello"), 866,
+                                "slot of hello as CLUSTER KEYSLOT says");
+    ngx_http_apikey_unit_is_int(ngx_http_apikey_unit_slot_of(""), 0,
+                                "the empty key is in slot 0");
 
-    for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
-        snprintf(name, sizeof(name), "slot of \"%s\"", slots[i].key);
-
-        ngx_http_apikey_unit_is_int(
-            ngx_http_apikey_slot((const unsigned char *) slots[i].key,
-                                 strlen(slots[i].key)),
-            slots[i].slot, name);
-    }
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_unit_slot_of("{user1000}.following"),
+        ngx_http_apikey_unit_slot_of("user1000"),
+        "a hash tag alone decides the slot");
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_unit_slot_of("foo{bar}{zap}"),
+        ngx_http_apikey_unit_slot_of("bar"),
+        "the first hash tag counts");
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_unit_slot_of("foo{{bar}}zap"),
+        ngx_http_apikey_unit_slot_of("{bar"),
+        "the tag ends at the first closing brace");
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_unit_slot_of("foo{}{bar}"),
+        ngx_http_apikey_slot_crc16((const unsigned char *) "foo{}{bar}", 10)
+        % 16384,
+        "an empty tag: the whole key counts");
+    ngx_http_apikey_unit_is_int(
+        ngx_http_apikey_unit_slot_of("foo{bar"),
+        ngx_http_apikey_slot_crc16((const unsigned char *) "foo{bar", 7)
+        % 16384,
+        "an unclosed brace: the whole key counts");
 }
