@@ -252,8 +252,10 @@ subtest "apikey_cache_stale ${GRACE}s, Redis killed: cached keys answer "
     note sprintf '%d answers; from the last PONG, the last STALE at '
         . '+%.3fs, the first 503 at +%.3fs', scalar(@rows), $last->[1],
         $first->[1];
-    cmp_ok($first->[1], '>=', $GRACE - 0.01, "not before ${GRACE}s from "
-        . 'the last PONG');
+    # a worker stamps the PONG with its cached clock, which a slow run
+    # (valgrind) leaves behind: the grace may end that much early
+    cmp_ok($first->[1], '>=', $GRACE - slack(0.05) + 0.04, "not before "
+        . "${GRACE}s from the last PONG");
     cmp_ok($first->[0], '<=', $GRACE + slack(0.3), "... and not past it");
     cmp_ok(scalar(@rows), '>', 50, scalar(@rows) . ' answers');
 

@@ -87,6 +87,7 @@ my $http = join('', @blocks) . <<"EOF" . join('', @locations) . "    }\n";
         add_header X-Status \$apikey_status always;
 EOF
 my $nginx = start_nginx(http => $http);
+my $started = time;
 
 my $token = new_token();
 sub answer {
@@ -164,9 +165,15 @@ for my $what (sort keys %malformed) {
 }
 
 subtest 'every fake node asked a bounded number of times' => sub {
+    # without a map the worker asks the seeds again once a second; on a
+    # slow run (valgrind) the test lasts longer, and so may the asking
+    my $bound = 30;
+    my $secs = time - $started;
+    $bound = 2 * int($secs) + 10 if 2 * $secs + 10 > $bound;
     for my $what (sort keys %malformed) {
         my $asked = $fake_of{$what}->commands_named('CLUSTER');
-        cmp_ok($asked, '<=', 30, "$what: asked $asked times");
+        cmp_ok($asked, '<=', $bound, "$what: asked $asked times in "
+            . sprintf('%.1fs', $secs));
     }
 };
 
