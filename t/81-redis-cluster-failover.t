@@ -192,6 +192,38 @@ subtest 'a revocation on the promoted primary is refused within 100 ms'
     revocation_heard($victim{0}, 'k_victim0');
 };
 
+subtest 'apikey revoke --cluster of a key on the promoted shard: refused '
+    . 'within 100 ms' => sub {
+    my $promoted = $cl->owner(key_hash($victim{0}));
+    my $seed = $promoted->addr;
+    my $k;
+    for (1 .. 200) {
+        my $made = run_cli_json('--cluster', $seed, 'create', '--name',
+            'promoted shard');
+        if ($cl->owner(key_hash($made->{key}))->port == $promoted->port) {
+            $k = $made;
+            last;
+        }
+    }
+    ok($k, 'the tool made a key whose record is on the promoted primary')
+        or return;
+    ok(wait_until(sub { verdict('/api/x', $k->{key}) eq "200 $k->{id}" },
+        slack(2), 0.01), 'the key is let in');
+    verdict('/api/x', $k->{key}) for 1 .. 2;
+    my $n = $promoted->calls('hmget');
+    verdict('/api/x', $k->{key}) for 1 .. 4;
+    is($promoted->calls('hmget'), $n, 'from the cache');
+    timing_ok('refused within 100 ms of apikey revoke', sub {
+        my $r = run_cli('--cluster', $seed, 'revoke', $k->{id});
+        my $t0 = time;
+        my $ok = $r->{code} == 0 && wait_until(sub {
+            verdict('/api/x', $k->{key}) =~ /^401/ }, slack(2), 0.002);
+        my $took = time - $t0;
+        return ($ok && $took < 0.1, sprintf('exit %d, refused %.3fs after '
+            . 'the tool returned', $r->{code}, $took));
+    }, 1);
+};
+
 subtest 'lookups never went to a replica' => sub {
     for my $r ($cl->replicas) {
         is($r->calls('hmget'), 0, 'replica ' . $r->port . ': no HMGET');
