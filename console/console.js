@@ -482,19 +482,35 @@
     /* Revoke and rotate: each asks first, in a modal dialog that keeps the
      * keyboard inside it and gives focus back where it was. */
 
+    /* what the open dialog was opened for: one question at a time */
+    var asking = {};
+
     function ask(dialog, returnTo, onconfirm) {
-        var closed = function () {
-            dialog.removeEventListener('close', closed);
+        if (!(dialog.id in asking)) {
+            dialog.addEventListener('close', function () {
+                var q = asking[dialog.id];
 
-            if (dialog.returnValue === 'confirm') {
-                onconfirm();
-            } else if (document.body.contains(returnTo)) {
-                returnTo.focus();
-            }
-        };
+                /*
+                 * "close" is a task of its own: after an Escape, a quick
+                 * Enter may open the dialog again before it comes, and then
+                 * it is not the answer to this question
+                 */
+                if (dialog.open || q === null) {
+                    return;
+                }
 
+                asking[dialog.id] = null;
+
+                if (dialog.returnValue === 'confirm') {
+                    q.onconfirm();
+                } else if (document.body.contains(q.returnTo)) {
+                    q.returnTo.focus();
+                }
+            });
+        }
+
+        asking[dialog.id] = { returnTo: returnTo, onconfirm: onconfirm };
         dialog.returnValue = '';
-        dialog.addEventListener('close', closed);
         dialog.showModal();
     }
 
