@@ -56,6 +56,9 @@ static int ngx_http_apikey_admin_extra(json_t *value, int64_t now,
     ngx_http_apikey_admin_edit_t *edit);
 static int ngx_http_apikey_admin_fail(ngx_http_apikey_admin_edit_t *edit,
     const char *fmt, const char *field);
+static void ngx_http_apikey_admin_move(
+    ngx_http_apikey_object_fields_t *fields, const char *name, char **to,
+    char **from);
 
 
 /* a new field of the admin API is one more row here */
@@ -240,17 +243,11 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
     fields->n = 0;
 
     if (edit->has_name) {
-        free(obj->name);
-        obj->name = edit->name;
-        edit->name = NULL;
-        ngx_http_apikey_object_field(fields, "name", obj->name);
+        ngx_http_apikey_admin_move(fields, "name", &obj->name, &edit->name);
     }
 
     if (edit->has_scopes) {
-        free(obj->scopes);
-        obj->scopes = edit->scopes;
-        edit->scopes = NULL;
-        ngx_http_apikey_object_field(fields, "scopes", obj->scopes);
+        ngx_http_apikey_admin_move(fields, "scopes", &obj->scopes, &edit->scopes);
     }
 
     if (edit->has_expiry) {
@@ -262,24 +259,15 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
     /* null removes a limit: the field is written empty, as the tool does */
 
     if (edit->has_rate) {
-        free(obj->rate);
-        obj->rate = edit->rate;
-        edit->rate = NULL;
-        ngx_http_apikey_object_field(fields, "rate", obj->rate);
+        ngx_http_apikey_admin_move(fields, "rate", &obj->rate, &edit->rate);
     }
 
     if (edit->has_burst) {
-        free(obj->burst);
-        obj->burst = edit->burst;
-        edit->burst = NULL;
-        ngx_http_apikey_object_field(fields, "burst", obj->burst);
+        ngx_http_apikey_admin_move(fields, "burst", &obj->burst, &edit->burst);
     }
 
     if (edit->has_cidrs) {
-        free(obj->cidrs);
-        obj->cidrs = edit->cidrs;
-        edit->cidrs = NULL;
-        ngx_http_apikey_object_field(fields, "cidrs", obj->cidrs);
+        ngx_http_apikey_admin_move(fields, "cidrs", &obj->cidrs, &edit->cidrs);
     }
 
     /* an empty value is an absent field, for the module and the tool */
@@ -727,6 +715,20 @@ ngx_http_apikey_admin_extra(json_t *value, int64_t now,
     }
 
     return 0;
+}
+
+
+/* an edited string becomes the object's (the edit gives it up) */
+
+static void
+ngx_http_apikey_admin_move(ngx_http_apikey_object_fields_t *fields,
+    const char *name, char **to, char **from)
+{
+    free(*to);
+    *to = *from;
+    *from = NULL;
+
+    ngx_http_apikey_object_field(fields, name, *to);
 }
 
 
