@@ -486,8 +486,11 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     key.scopes_len = record->scopes.len;
     key.expires_at = record->expires_at;
     key.revoked = record->revoked;
-    key.cidrs = record->cidrs.data;
-    key.cidrs_len = record->cidrs.len;
+    key.cidrs = NULL;
+    key.cidrs_len = 0;
+    key.nets = (ngx_http_apikey_cidr_t *) record->nets.data;
+    key.nnets = record->cidrs_invalid
+                ? -1 : (int) (record->nets.len / sizeof(ngx_http_apikey_cidr_t));
 
     need.org = NULL;
     need.org_len = 0;
@@ -495,7 +498,7 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     need.scopes_len = alcf->scope_list.len;
     need.client = NULL;
 
-    if (record->cidrs.len) {
+    if (key.nnets > 0) {
         ngx_http_apikey_client(r, &client);
         need.client = &client;
     }
@@ -514,11 +517,7 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
 
     /* a record that is a key but whose allowlist cannot be read */
 
-    if (status == NGX_HTTP_APIKEY_INVALID
-        && ngx_http_apikey_cidr_match(record->cidrs.data, record->cidrs.len,
-                                      NULL)
-           < 0)
-    {
+    if (status == NGX_HTTP_APIKEY_INVALID && record->cidrs_invalid) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "apikey: key \"%V\" has an invalid cidrs field",
                       &record->id);

@@ -22,6 +22,8 @@
 #include "ngx_http_apikey_cidr.h"
 
 
+static void ngx_http_apikey_fuzz_parsed(const unsigned char *list,
+    size_t len, const ngx_http_apikey_cidr_t *client, int rc);
 static void ngx_http_apikey_fuzz_network(const unsigned char *text,
     size_t len);
 
@@ -88,6 +90,35 @@ ngx_http_apikey_fuzz_network(const unsigned char *text, size_t len)
 }
 
 
+static void
+ngx_http_apikey_fuzz_parsed(const unsigned char *list, size_t len,
+    const ngx_http_apikey_cidr_t *client, int rc)
+{
+    int                      n;
+    size_t                   words;
+    ngx_http_apikey_cidr_t  *nets;
+
+    words = ngx_http_apikey_cidr_count(list, len);
+
+    nets = malloc(words ? words * sizeof(ngx_http_apikey_cidr_t) : 1);
+    if (nets == NULL) {
+        return;
+    }
+
+    n = ngx_http_apikey_cidr_list(list, len, nets);
+
+    if ((n < 0) != (rc < 0)
+        || (n >= 0 && ((size_t) n != words
+                       || ngx_http_apikey_cidr_find(nets, n, client) != rc
+                       || ngx_http_apikey_cidr_find(nets, n, NULL) != 0)))
+    {
+        abort();
+    }
+
+    free(nets);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -141,6 +172,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+
+    /* the list parsed once (the module's records) answers the same */
+
+    ngx_http_apikey_fuzz_parsed(list, len, &client, rc);
 
     /* every network of the list on its own */
 

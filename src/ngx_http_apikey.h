@@ -34,8 +34,12 @@ typedef struct {
     unsigned                         has_burst:1;
     unsigned                         rate_invalid:1;
 
-    /* the IP allowlist: space-separated networks; empty: any address */
-    ngx_str_t                        cidrs;
+    /*
+     * The IP allowlist, parsed once when the record is read: the bytes of
+     * an ngx_http_apikey_cidr_t array; empty: any address.
+     */
+    ngx_str_t                        nets;
+    unsigned                         cidrs_invalid:1;
 
     /* the values of apikey_record_fields, in the http block's order */
     ngx_str_t                       *fields;

@@ -108,13 +108,14 @@ struct ngx_http_apikey_cache_node_s {
     u_char                             revoked;
     u_char                             referenced;
     u_short                            len[5];     /* id name org scopes
-                                                      cidrs */
+                                                      nets */
     u_short                            nfields;    /* apikey_record_fields */
 
     ngx_http_apikey_rate_t             rate;
     uint32_t                           burst;
     u_char                             has_burst;
     u_char                             rate_invalid;
+    u_char                             cidrs_invalid;
 
     /*
      * a record's fields (the lengths of its apikey_record_fields first,
@@ -541,7 +542,7 @@ ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     s[1] = &record->name;
     s[2] = &record->org;
     s[3] = &record->scopes;
-    s[4] = &record->cidrs;
+    s[4] = &record->nets;
 
     ngx_memcpy(p, data, size);
 
@@ -564,6 +565,7 @@ ngx_http_apikey_cache_copy(ngx_http_apikey_cache_node_t *node,
     record->burst = node->burst;
     record->has_burst = node->has_burst;
     record->rate_invalid = node->rate_invalid;
+    record->cidrs_invalid = node->cidrs_invalid;
 
     return NGX_OK;
 }
@@ -594,7 +596,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         s[1] = &record->name;
         s[2] = &record->org;
         s[3] = &record->scopes;
-        s[4] = &record->cidrs;
+        s[4] = &record->nets;
 
         for (i = 0; i < 5; i++) {
             if (s[i]->len > 65535) {
@@ -657,6 +659,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
     node->burst = 0;
     node->has_burst = 0;
     node->rate_invalid = 0;
+    node->cidrs_invalid = 0;
 
     if (record) {
         node->revoked = record->revoked;
@@ -666,6 +669,7 @@ ngx_http_apikey_cache_put(ngx_shm_zone_t *shm_zone,
         node->burst = record->burst;
         node->has_burst = record->has_burst;
         node->rate_invalid = record->rate_invalid;
+        node->cidrs_invalid = record->cidrs_invalid;
 
         node->nfields = (u_short) record->nfields;
 

@@ -13,6 +13,8 @@
 #include "ngx_http_apikey_cidr.h"
 
 
+static int ngx_http_apikey_cidr_next(const unsigned char **pos,
+    const unsigned char *last, ngx_http_apikey_cidr_t *net);
 static int ngx_http_apikey_cidr_ipv4(const unsigned char *p,
     const unsigned char *last, unsigned char *addr);
 static int ngx_http_apikey_cidr_prefix(const unsigned char *p,
@@ -47,7 +49,7 @@ ngx_http_apikey_cidr_parse(const unsigned char *text, size_t len,
 
     memset(cidr, 0, sizeof(ngx_http_apikey_cidr_t));
 
-    /* every request of a key with a list parses it: IPv4 the quick way */
+    /* IPv4 the quick way */
 
     if (memchr(text, ':', n) == NULL) {
         if (ngx_http_apikey_cidr_ipv4(text, text + n, cidr->addr) != 0) {
@@ -84,7 +86,7 @@ ngx_http_apikey_cidr_parse(const unsigned char *text, size_t len,
             return -1;
         }
 
-        cidr->prefix = prefix;
+        cidr->prefix = (unsigned char) prefix;
     }
 
     /*
@@ -136,8 +138,8 @@ int
 ngx_http_apikey_cidr_match(const unsigned char *list, size_t len,
     const ngx_http_apikey_cidr_t *addr)
 {
-    int                     found, any;
-    const unsigned char    *p, *last, *start;
+    int                     rc, found, any;
+    const unsigned char    *p, *last;
     ngx_http_apikey_cidr_t  net;
 
     found = 0;
@@ -148,25 +150,7 @@ ngx_http_apikey_cidr_match(const unsigned char *list, size_t len,
 
     /* every network is parsed, even after a match: see the header */
 
-    for ( ;; ) {
-        while (p < last && *p == ' ') {
-            p++;
-        }
-
-        if (p == last) {
-            break;
-        }
-
-        start = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (ngx_http_apikey_cidr_parse(start, p - start, &net) != 0) {
-            return -1;
-        }
-
+    while ((rc = ngx_http_apikey_cidr_next(&p, last, &net)) > 0) {
         any = 1;
 
         if (!found && addr != NULL && ngx_http_apikey_cidr_inside(&net, addr))
@@ -175,7 +159,96 @@ ngx_http_apikey_cidr_match(const unsigned char *list, size_t len,
         }
     }
 
-    return any ? found : -1;
+    return (rc < 0 || !any) ? -1 : found;
+}
+
+
+size_t
+ngx_http_apikey_cidr_count(const unsigned char *list, size_t len)
+{
+    size_t                n;
+    const unsigned char  *p, *last;
+
+    n = 0;
+    last = list + len;
+
+    for (p = list; p < last; p++) {
+        if (*p != ' ' && (p == list || p[-1] == ' ')) {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+int
+ngx_http_apikey_cidr_list(const unsigned char *list, size_t len,
+    ngx_http_apikey_cidr_t *nets)
+{
+    int                   rc, n;
+    const unsigned char  *p, *last;
+
+    n = 0;
+    p = list;
+    last = list + len;
+
+    while ((rc = ngx_http_apikey_cidr_next(&p, last, &nets[n])) > 0) {
+        n++;
+    }
+
+    return (rc < 0 || n == 0) ? -1 : n;
+}
+
+
+int
+ngx_http_apikey_cidr_find(const ngx_http_apikey_cidr_t *nets, size_t n,
+    const ngx_http_apikey_cidr_t *addr)
+{
+    size_t  i;
+
+    if (addr == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_apikey_cidr_inside(&nets[i], addr)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the next network of a list: 1, 0 at its end, -1 if it is not one */
+
+static int
+ngx_http_apikey_cidr_next(const unsigned char **pos, const unsigned char *last,
+    ngx_http_apikey_cidr_t *net)
+{
+    const unsigned char  *p, *start;
+
+    p = *pos;
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    if (p == last) {
+        *pos = p;
+        return 0;
+    }
+
+    start = p;
+
+    while (p < last && *p != ' ') {
+        p++;
+    }
+
+    *pos = p;
+
+    return (ngx_http_apikey_cidr_parse(start, p - start, net) == 0) ? 1 : -1;
 }
 
 

@@ -20,10 +20,14 @@
 #define NGX_HTTP_APIKEY_CIDR_MAX_LEN  49
 
 
-/* an address, or a network: IPv4-mapped IPv6 ones are kept as IPv4 */
+/*
+ * An address, or a network: IPv4-mapped IPv6 ones are kept as IPv4.  Bytes
+ * only, so that a list of them can be copied anywhere (the module's cache)
+ * and read in place.
+ */
 typedef struct {
-    int            family;        /* 4 or 6; 0: no IP address */
-    unsigned       prefix;        /* 0-32 or 0-128; 32 or 128 if an address */
+    unsigned char  family;        /* 4 or 6; 0: no IP address */
+    unsigned char  prefix;        /* 0-32 or 0-128; 32 or 128 if an address */
     unsigned char  addr[16];      /* network order, host bits cleared */
 } ngx_http_apikey_cidr_t;
 
@@ -50,6 +54,20 @@ void ngx_http_apikey_cidr_address(ngx_http_apikey_cidr_t *addr, int family,
  * without a list has no "cidrs" field.
  */
 int ngx_http_apikey_cidr_match(const unsigned char *list, size_t len,
+    const ngx_http_apikey_cidr_t *addr);
+
+/*
+ * A list parsed once, for ngx_http_apikey_cidr_find(): the number of its
+ * words (at most so many networks), then the networks into nets, which
+ * returns how many there are (at least 1), or -1 if the list is malformed
+ * as ngx_http_apikey_cidr_match() says.
+ */
+size_t ngx_http_apikey_cidr_count(const unsigned char *list, size_t len);
+int ngx_http_apikey_cidr_list(const unsigned char *list, size_t len,
+    ngx_http_apikey_cidr_t *nets);
+
+/* a parsed list against an address: 1 or 0, as ngx_http_apikey_cidr_match */
+int ngx_http_apikey_cidr_find(const ngx_http_apikey_cidr_t *nets, size_t n,
     const ngx_http_apikey_cidr_t *addr);
 
 

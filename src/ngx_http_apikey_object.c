@@ -663,6 +663,8 @@ ngx_http_apikey_object_policy_key(const ngx_http_apikey_object_t *obj,
     key->revoked = obj->revoked;
     key->cidrs = (const unsigned char *) obj->cidrs;
     key->cidrs_len = obj->cidrs ? strlen(obj->cidrs) : 0;
+    key->nets = NULL;
+    key->nnets = 0;
 }
 
 

@@ -70,9 +70,19 @@ ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
         return NGX_HTTP_APIKEY_EXPIRED;
     }
 
-    if (key->cidrs_len) {
-        inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
-                                            need->client);
+    if (key->nnets || key->cidrs_len) {
+        if (key->nnets > 0) {
+            inside = ngx_http_apikey_cidr_find(key->nets, key->nnets,
+                                               need->client);
+
+        } else if (key->nnets < 0) {
+            inside = -1;
+
+        } else {
+            inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
+                                                need->client);
+        }
+
         if (inside < 0) {
             return NGX_HTTP_APIKEY_INVALID;
         }

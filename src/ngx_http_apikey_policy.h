@@ -43,15 +43,22 @@ typedef enum {
 
 /* what of a key record the policy reads */
 typedef struct {
-    const unsigned char  *org;
-    size_t                org_len;
-    const unsigned char  *scopes;        /* space-separated */
-    size_t                scopes_len;
-    int64_t               expires_at;    /* 0: never */
-    unsigned              revoked:1;
+    const unsigned char           *org;
+    size_t                         org_len;
+    const unsigned char           *scopes;       /* space-separated */
+    size_t                         scopes_len;
+    int64_t                        expires_at;   /* 0: never */
+    unsigned                       revoked:1;
 
-    const unsigned char  *cidrs;         /* NULL or empty: any address */
-    size_t                cidrs_len;
+    /*
+     * The allowlist, as text (the tool) or parsed once (the module's
+     * records: nnets networks, -1 if the list is malformed); neither: any
+     * address.
+     */
+    const unsigned char           *cidrs;
+    size_t                         cidrs_len;
+    const ngx_http_apikey_cidr_t  *nets;
+    int                            nnets;
 } ngx_http_apikey_policy_key_t;
 
 

@@ -7,11 +7,14 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "ngx_http_apikey_cidr.h"
 #include "ngx_http_apikey_record.h"
 
 
 static ngx_int_t ngx_http_apikey_record_string(ngx_pool_t *pool,
     redisReply *field, ngx_str_t *value);
+static ngx_int_t ngx_http_apikey_record_nets(ngx_pool_t *pool,
+    ngx_http_apikey_record_t *record, redisReply *cidrs);
 static void ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
     redisReply *rate, redisReply *burst);
 
@@ -109,11 +112,11 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
                                 reply->element[NGX_HTTP_APIKEY_RECORD_RATE],
                                 reply->element[NGX_HTTP_APIKEY_RECORD_BURST]);
 
-    /* checked for each request: the policy knows the client address */
+    /* matched for each request, where the client address is known */
 
-    field = reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS];
-
-    if (ngx_http_apikey_record_string(pool, field, &record->cidrs) != NGX_OK)
+    if (ngx_http_apikey_record_nets(pool, record,
+                                    reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS])
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -178,6 +181,53 @@ ngx_http_apikey_record_rate(ngx_http_apikey_record_t *record,
 
 
 /*
+ * The allowlist, parsed here once rather than for each request that uses
+ * the record (and the cache keeps it parsed).  A malformed list is kept as
+ * such: it makes the key invalid.
+ */
+
+static ngx_int_t
+ngx_http_apikey_record_nets(ngx_pool_t *pool,
+    ngx_http_apikey_record_t *record, redisReply *cidrs)
+{
+    int      n;
+    size_t   words;
+
+    /* an empty field is an absent one, as for the other fields */
+
+    if (cidrs->type != REDIS_REPLY_STRING || cidrs->len == 0) {
+        return NGX_OK;
+    }
+
+    words = ngx_http_apikey_cidr_count((u_char *) cidrs->str, cidrs->len);
+
+    if (words == 0) {
+        record->cidrs_invalid = 1;
+        return NGX_OK;
+    }
+
+    record->nets.data = ngx_pnalloc(pool,
+                                    words * sizeof(ngx_http_apikey_cidr_t));
+    if (record->nets.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_http_apikey_cidr_list((u_char *) cidrs->str, cidrs->len,
+                                  (ngx_http_apikey_cidr_t *) record->nets.data);
+
+    if (n < 0) {
+        ngx_str_null(&record->nets);
+        record->cidrs_invalid = 1;
+        return NGX_OK;
+    }
+
+    record->nets.len = n * sizeof(ngx_http_apikey_cidr_t);
+
+    return NGX_OK;
+}
+
+
+/*
  * An apikey_record_fields name, which must not be a field the module
  * reads itself.  NULL, or what is wrong with it.
  */
@@ -220,13 +270,13 @@ ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
     from[1] = &src->name;
     from[2] = &src->org;
     from[3] = &src->scopes;
-    from[4] = &src->cidrs;
+    from[4] = &src->nets;
 
     to[0] = &dst->id;
     to[1] = &dst->name;
     to[2] = &dst->org;
     to[3] = &dst->scopes;
-    to[4] = &dst->cidrs;
+    to[4] = &dst->nets;
 
     size = src->nfields * sizeof(ngx_str_t);
 
@@ -268,6 +318,7 @@ ngx_http_apikey_record_copy(ngx_pool_t *pool, ngx_http_apikey_record_t *dst,
     dst->burst = src->burst;
     dst->has_burst = src->has_burst;
     dst->rate_invalid = src->rate_invalid;
+    dst->cidrs_invalid = src->cidrs_invalid;
 
     return NGX_OK;
 }

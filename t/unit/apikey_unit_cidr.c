@@ -18,6 +18,10 @@ static void ngx_http_apikey_unit_cidr_parse(void);
 static void ngx_http_apikey_unit_cidr_match(void);
 static int ngx_http_apikey_unit_cidr_client(const char *list,
     const char *client);
+static int ngx_http_apikey_unit_cidr_parsed(const char *list,
+    const char *client);
+static void ngx_http_apikey_unit_cidr_address(const char *client,
+    ngx_http_apikey_cidr_t *addr);
 
 
 void
@@ -145,6 +149,12 @@ ngx_http_apikey_unit_cidr_match(void)
         ngx_http_apikey_unit_is_int(
             ngx_http_apikey_unit_cidr_client(tests[i].list, tests[i].client),
             tests[i].rc, tests[i].list);
+
+        /* the list parsed once (the module's records) answers the same */
+
+        ngx_http_apikey_unit_is_int(
+            ngx_http_apikey_unit_cidr_parsed(tests[i].list, tests[i].client),
+            tests[i].rc, tests[i].list);
     }
 
     /* a client without an IP address (a UNIX socket) is in no network */
@@ -165,18 +175,58 @@ ngx_http_apikey_unit_cidr_match(void)
 static int
 ngx_http_apikey_unit_cidr_client(const char *list, const char *client)
 {
-    unsigned char           bytes[16];
     ngx_http_apikey_cidr_t  addr;
 
-    if (strchr(client, ':') == NULL) {
-        inet_pton(AF_INET, client, bytes);
-        ngx_http_apikey_cidr_address(&addr, 4, bytes);
-
-    } else {
-        inet_pton(AF_INET6, client, bytes);
-        ngx_http_apikey_cidr_address(&addr, 6, bytes);
-    }
+    ngx_http_apikey_unit_cidr_address(client, &addr);
 
     return ngx_http_apikey_cidr_match((const unsigned char *) list,
                                       strlen(list), &addr);
+}
+
+
+static int
+ngx_http_apikey_unit_cidr_parsed(const char *list, const char *client)
+{
+    int                      n;
+    size_t                   words;
+    ngx_http_apikey_cidr_t   addr, nets[4];
+
+    ngx_http_apikey_unit_cidr_address(client, &addr);
+
+    words = ngx_http_apikey_cidr_count((const unsigned char *) list,
+                                       strlen(list));
+    if (words > 4) {
+        return -2;
+    }
+
+    n = ngx_http_apikey_cidr_list((const unsigned char *) list, strlen(list),
+                                  nets);
+    if (n < 0) {
+        return -1;
+    }
+
+    if ((size_t) n != words
+        || ngx_http_apikey_cidr_find(nets, n, NULL) != 0)
+    {
+        return -2;
+    }
+
+    return ngx_http_apikey_cidr_find(nets, n, &addr);
+}
+
+
+static void
+ngx_http_apikey_unit_cidr_address(const char *client,
+    ngx_http_apikey_cidr_t *addr)
+{
+    unsigned char  bytes[16];
+
+    if (strchr(client, ':') == NULL) {
+        inet_pton(AF_INET, client, bytes);
+        ngx_http_apikey_cidr_address(addr, 4, bytes);
+
+    } else {
+        inet_pton(AF_INET6, client, bytes);
+        ngx_http_apikey_cidr_address(addr, 6, bytes);
+    }
 }

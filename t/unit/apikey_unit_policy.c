@@ -93,6 +93,8 @@ ngx_http_apikey_unit_policy_check(void)
         key.scopes_len = rows[i].scopes ? strlen(rows[i].scopes) : 0;
         key.cidrs = NULL;
         key.cidrs_len = 0;
+        key.nets = NULL;
+        key.nnets = 0;
 
         need.client = NULL;
         need.org = (const unsigned char *) rows[i].need_org;
@@ -132,7 +134,7 @@ ngx_http_apikey_unit_policy_cidrs(void)
 {
     size_t                         i;
     unsigned char                  bytes[4] = { 203, 0, 113, 9 };
-    ngx_http_apikey_cidr_t         client;
+    ngx_http_apikey_cidr_t         client, nets[4];
     ngx_http_apikey_policy_key_t   key;
     ngx_http_apikey_policy_need_t  need;
 
@@ -174,6 +176,30 @@ ngx_http_apikey_unit_policy_cidrs(void)
         need.org = (const unsigned char *) rows[i].need_org;
         need.org_len = rows[i].need_org ? strlen(rows[i].need_org) : 0;
         need.client = rows[i].with_client ? &client : NULL;
+
+        ngx_http_apikey_unit_is_str(
+            ngx_http_apikey_policy_status_name(
+                ngx_http_apikey_policy_check(&key, &need, 1000)),
+            ngx_http_apikey_policy_status_name(rows[i].status),
+            rows[i].cidrs);
+
+        /* the same list parsed once, as the module's records hold it */
+
+        key.cidrs = NULL;
+        key.cidrs_len = 0;
+        key.nets = nets;
+        key.nnets = (ngx_http_apikey_cidr_count(
+                         (const unsigned char *) rows[i].cidrs,
+                         strlen(rows[i].cidrs))
+                     <= 4)
+                    ? ngx_http_apikey_cidr_list(
+                          (const unsigned char *) rows[i].cidrs,
+                          strlen(rows[i].cidrs), nets)
+                    : -1;
+
+        if (rows[i].cidrs[0] == '\0') {
+            key.nnets = 0;      /* no field: no list */
+        }
 
         ngx_http_apikey_unit_is_str(
             ngx_http_apikey_policy_status_name(
