@@ -13,7 +13,12 @@
 #   BENCH_ROUNDS       rounds per peer and workload (3)
 #   BENCH_VARIANTS     comma list of: none module module-policy
 #                      module-nocache module-lastused lua lua-cache node
-#                      (all)
+#                      (all of these), module-rate module-cidrs (asked
+#                      for only)
+#   BENCH_INSTRUCTIONS 1: also count the nginx worker's instructions per
+#                      request under callgrind, the hot key, for none,
+#                      module, module-rate, module-cidrs and module-policy;
+#                      0: don't (1)
 #   BENCH_WORKLOADS    comma list of: hot random (both)
 #   BENCH_KEYS         keys of the random workload (100000)
 #   BENCH_CONNECTIONS  wrk connections (32)
@@ -22,6 +27,8 @@
 #   BENCH_OUT          markdown report (docs/benchmarks.md; "" = none)
 #   BENCH_MODULE       the module (build/ngx_http_apikey_module.so)
 #   NGINX              the nginx binary (/usr/sbin/nginx)
+#   BENCH_HOLD         seconds to keep Redis and nginx up after the checks,
+#                      measuring nothing: for perf or wrk by hand (0)
 #
 # Everything listens on 127.0.0.1 and every process started here is bounded
 # by timeout(1) as well as stopped on exit.
@@ -50,6 +57,11 @@ my %VARIANT = (
     'module-policy'  => 'apikey module, with its cache, a rate limit'
                         . ' (`apikey_rate_limit`, 1000000r/s, burst 1000)'
                         . ' and an IP allowlist (`cidrs`) per key',
+    'module-rate'    => 'apikey module, with its cache and a rate limit'
+                        . ' (`apikey_rate_limit`, 1000000r/s, burst 1000)',
+    'module-cidrs'   => 'apikey module, with its cache and an IP allowlist'
+                        . ' (`cidrs`, three networks, the client in the'
+                        . ' second) per key',
     'module-nocache' => 'apikey module, `apikey_cache off`',
     'module-lastused' => 'apikey module, `apikey_cache off`, last use'
                          . ' written (`apikey_last_used_interval 60s`)',
@@ -59,6 +71,8 @@ my %VARIANT = (
 );
 my @ALL_VARIANTS = qw(none module module-policy module-nocache
                       module-lastused lua lua-cache node);
+my @ASKED_VARIANTS = qw(module-rate module-cidrs);    # not in "all"
+my @INSN_VARIANTS = qw(none module module-rate module-cidrs module-policy);
 my %WORKLOAD = (
     hot    => 'one hot key',
     random => 'keys picked at random',
@@ -74,7 +88,8 @@ my $out = $ENV{BENCH_OUT} // "$ROOT/docs/benchmarks.md";
 my $module = $ENV{BENCH_MODULE} // "$ROOT/build/ngx_http_apikey_module.so";
 my $nginx = $ENV{NGINX} // '/usr/sbin/nginx';
 
-my @variants = pick('BENCH_VARIANTS', \@ALL_VARIANTS);
+my @variants = pick('BENCH_VARIANTS', \@ALL_VARIANTS, \@ASKED_VARIANTS);
+my $count_insns = env_num('BENCH_INSTRUCTIONS', 1, 1);
 my @workloads = pick('BENCH_WORKLOADS', [qw(hot random)]);
 
 my $TTL = 60;
@@ -85,8 +100,11 @@ my $SCOPE = 'read:people';
 my $CLK_TCK = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
 my $has = sub { my $v = shift; grep { $_ eq $v } @variants };
-my $with_module = $has->('module') || $has->('module-nocache')
-                  || $has->('module-lastused') || $has->('module-policy');
+my $with_module = grep { /^module/ } @variants;
+$count_insns = 0 unless $with_module && grep { $_ eq 'hot' } @workloads;
+# the locations of nginx.conf: those timed, and those counted
+my %in_conf = map { $_ => 1 } @variants, $count_insns ? @INSN_VARIANTS : ();
+my $conf_has = sub { $in_conf{ $_[0] } };
 my $with_lua = $has->('lua') || $has->('lua-cache');
 
 if ($with_module && !-f $module) {
@@ -108,7 +126,8 @@ END {
     File::Path::remove_tree($dir) if defined $dir && !$keep;
 }
 
-my %port = map { $_ => free_port() } qw(redis nginx backend node);
+my %port = map { $_ => free_port() } qw(redis nginx backend node cg
+                                        cgbackend);
 my $limit = int($seconds * 2 + 600);    # hard stop for every process
 
 # ---- Redis and the keys -----------------------------------------------------
@@ -159,6 +178,15 @@ my $master = wait_pidfile("$dir/nginx.pid");
 
 check_variants();
 
+if (my $hold = env_num('BENCH_HOLD', 0, 1)) {
+    print "bench: holding $hold s: nginx on 127.0.0.1:$port{nginx}"
+          . " (worker pids: " . join(" ", nginx_workers()) . "),"
+          . " redis on $port{redis}, keys in $dir/hot.txt and"
+          . " $dir/keys.txt\n";
+    sleep $hold;
+    exit 0;
+}
+
 # ---- runs -------------------------------------------------------------------
 
 # Warm-up before every measured run: JIT, connection pools and, for the
@@ -168,6 +196,7 @@ my $gap = 0.5;                    # process start, counters, per run
 my $nruns = @variants * @workloads * $rounds;
 my $overhead = 0;
 $overhead += @variants * $rounds * ($warmup{$_} + $gap) for @workloads;
+$overhead += 60 if $count_insns;    # valgrind's start, 2200 requests each
 my $duration = int(($seconds - (time - $started) - 5 - $overhead) / $nruns);
 $duration = 2 if $duration < 2;
 
@@ -205,6 +234,8 @@ for my $w (@workloads) {
     }
 }
 
+my %insns = $count_insns ? count_instructions() : ();
+
 my @log = grep { /\[(?:error|crit|alert|emerg)\]/ }
           split /\n/, read_file("$dir/error.log");
 if (@log) {
@@ -241,23 +272,27 @@ exit 0;
 # ---- helpers ----------------------------------------------------------------
 
 sub env_num {
-    my ($name, $default) = @_;
+    my ($name, $default, $zero_ok) = @_;
     my $v = $ENV{$name};
     return $default if !defined $v || $v eq '';
-    die "bench: $name must be a positive number\n" if $v !~ /^\d+$/ || !$v;
+    die "bench: $name must be a " . ($zero_ok ? 'whole' : 'positive')
+        . " number\n" if $v !~ /^\d+$/ || (!$v && !$zero_ok);
     return $v;
 }
 
+# what a comma list asks for, in the order of @$all then @$asked; by
+# default @$all
 sub pick {
-    my ($name, $all) = @_;
+    my ($name, $all, $asked) = @_;
+    my @known = (@$all, @{ $asked // [] });
     my $v = $ENV{$name};
     return @$all if !defined $v || $v eq '';
-    my %ok = map { $_ => 1 } @$all;
+    my %ok = map { $_ => 1 } @known;
     my @list = split /[\s,]+/, $v;
     for (@list) {
-        die "bench: $name: unknown \"$_\" (one of: @$all)\n" unless $ok{$_};
+        die "bench: $name: unknown \"$_\" (one of: @known)\n" unless $ok{$_};
     }
-    return grep { my $x = $_; grep { $_ eq $x } @list } @$all;
+    return grep { my $x = $_; grep { $_ eq $x } @list } @known;
 }
 
 sub free_port {
@@ -299,8 +334,8 @@ sub cleanup {
 }
 
 sub wait_port {
-    my ($port, $what) = @_;
-    for (1 .. 200) {
+    my ($port, $what, $secs) = @_;
+    for (1 .. ($secs // 10) * 20) {
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                       PeerPort => $port, Proto => 'tcp');
         if ($s) {
@@ -401,13 +436,15 @@ sub seed {
                          scopes => 'read:people write:people',
                          expires_at => $expires,
                          cidrs => '10.0.0.0/8 127.0.0.0/8 ::1')
-            if $has->('module-policy');
+            if $conf_has->('module-cidrs') || $conf_has->('module-policy');
     }
 
     close $pipe
         or die "bench: seeding Redis failed:\n" . read_file("$dir/seed.out");
 
-    my $want = ($n + 1) * ($has->('module-policy') ? 2 : 1);
+    my $want = ($n + 1)
+               * ($conf_has->('module-cidrs') || $conf_has->('module-policy')
+                  ? 2 : 1);
     my $size = redis_cmd('DBSIZE');
     die "bench: Redis holds $size keys, expected $want\n"
         if $size !~ /^:(\d+)/ || $1 != $want;
@@ -444,12 +481,23 @@ sub hmget_calls {
 
 # ---- nginx configuration ----------------------------------------------------
 
+# the nginx of the timed runs; with "callgrind", the one whose instructions
+# are counted: one process, no Lua, only the locations counted
 sub nginx_conf {
+    my ($for) = @_;
+    my $cg = defined $for && $for eq 'callgrind';
+    my $in = $cg ? sub { my $v = shift; grep { $_ eq $v } @INSN_VARIANTS }
+                 : $has;
+    my ($listen, $backend) = $cg ? @port{qw(cg cgbackend)}
+                                 : @port{qw(nginx backend)};
+    my $name = $cg ? 'callgrind' : 'nginx';
+    my $elog = $cg ? 'callgrind-error.log' : 'error.log';
+    my $procs = $cg ? 'master_process off;' : "worker_processes $workers;";
     my $load = '';
     my $http = '';
     my $loc = '';
 
-    if ($with_lua) {
+    if ($with_lua && !$cg) {
         $load .= "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
                . "load_module /usr/lib/nginx/modules/"
                . "ngx_http_lua_module.so;\n";
@@ -465,7 +513,7 @@ sub nginx_conf {
 END
     }
 
-    if ($with_module) {
+    if (grep { /^module/ && $in->($_) } @ALL_VARIANTS, @ASKED_VARIANTS) {
         $load .= "load_module $module;\n";
         $http .= <<"END";
     apikey_redis 127.0.0.1:$port{redis};
@@ -475,18 +523,19 @@ END
 END
         $http .= "    apikey_cache zone=apikey_module:64m ttl=${TTL}s"
                . " negative_ttl=${NEGATIVE_TTL}s;\n"
-            if $has->('module') || $has->('module-policy');
+            if grep { $in->($_) } qw(module module-policy module-rate
+                                     module-cidrs);
         $http .= "    apikey_rate_limit_zone apikey_rate:64m;\n"
-            if $has->('module-policy');
+            if $in->('module-policy') || $in->('module-rate');
     }
 
-    $loc .= <<"END" if $has->('none');
+    $loc .= <<"END" if $in->('none');
         location = /none {
             proxy_pass http://backend;
         }
 END
 
-    $loc .= <<"END" if $has->('module');
+    $loc .= <<"END" if $in->('module');
         location = /module {
             apikey on;
             apikey_scopes $SCOPE;
@@ -494,7 +543,7 @@ END
         }
 END
 
-    $loc .= <<"END" if $has->('module-policy');
+    $loc .= <<"END" if $in->('module-policy');
         location = /module-policy {
             apikey on;
             apikey_scopes $SCOPE;
@@ -505,8 +554,27 @@ END
         }
 END
 
-    if ($has->('module-nocache')) {
-        my $cached = $has->('module') || $has->('module-policy');
+    $loc .= <<"END" if $in->('module-rate');
+        location = /module-rate {
+            apikey on;
+            apikey_scopes $SCOPE;
+            apikey_rate_limit zone=apikey_rate default=1000000r/s burst=1000
+                              nodelay;
+            proxy_pass http://backend;
+        }
+END
+
+    $loc .= <<"END" if $in->('module-cidrs');
+        location = /module-cidrs {
+            apikey on;
+            apikey_scopes $SCOPE;
+            apikey_redis_prefix $POLICY_PREFIX;
+            proxy_pass http://backend;
+        }
+END
+
+    if ($in->('module-nocache')) {
+        my $cached = 1;
         my $off = $cached ? "            apikey_cache off;\n" : '';
         $loc .= <<"END";
         location = /module-nocache {
@@ -517,8 +585,8 @@ $off            proxy_pass http://backend;
 END
     }
 
-    if ($has->('module-lastused')) {
-        my $cached = $has->('module') || $has->('module-policy');
+    if ($in->('module-lastused')) {
+        my $cached = 1;
         my $off = $cached ? "            apikey_cache off;\n" : '';
         $loc .= <<"END";
         location = /module-lastused {
@@ -530,21 +598,21 @@ $off            proxy_pass http://backend;
 END
     }
 
-    $loc .= <<"END" if $has->('lua');
+    $loc .= <<"END" if $in->('lua') && !$cg;
         location = /lua {
             access_by_lua_block { require("apikey_bench").access() }
             proxy_pass http://backend;
         }
 END
 
-    $loc .= <<"END" if $has->('lua-cache');
+    $loc .= <<"END" if $in->('lua-cache') && !$cg;
         location = /lua-cache {
             access_by_lua_block { require("apikey_bench").access_cached() }
             proxy_pass http://backend;
         }
 END
 
-    $loc .= <<"END" if $has->('node');
+    $loc .= <<"END" if $in->('node') && !$cg;
         location = /node {
             auth_request /_auth;
             auth_request_set \$ak_id \$upstream_http_x_apikey_id;
@@ -569,7 +637,7 @@ END
         }
 END
 
-    my $authsvc = $has->('node') ? <<"END" : '';
+    my $authsvc = $in->('node') && !$cg ? <<"END" : '';
     upstream authsvc {
         server 127.0.0.1:$port{node};
         keepalive 32;
@@ -580,10 +648,10 @@ END
     return <<"END";
 # generated by bench/bench.pl
 $load
-worker_processes $workers;
+$procs
 daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
+pid $dir/$name.pid;
+error_log $dir/$elog warn;
 
 events {
     worker_connections 4096;
@@ -602,13 +670,13 @@ http {
 
 $http
     upstream backend {
-        server 127.0.0.1:$port{backend};
+        server 127.0.0.1:$backend;
         keepalive 32;
         keepalive_requests 1000000;
     }
 $authsvc
     server {
-        listen 127.0.0.1:$port{backend};
+        listen 127.0.0.1:$backend;
 
         location / {
             return 200 "\$http_x_apikey_id\\n";
@@ -616,7 +684,7 @@ $authsvc
     }
 
     server {
-        listen 127.0.0.1:$port{nginx};
+        listen 127.0.0.1:$listen;
 
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -675,13 +743,19 @@ sub check_variants {
 # ---- measuring --------------------------------------------------------------
 
 sub proc_ticks {
-    my ($pid) = @_;
+    my ($pid, $user_only) = @_;
     open my $fh, '<', "/proc/$pid/stat" or return 0;
     my $stat = <$fh>;
     close $fh;
     $stat =~ s/^.*\)\s+//s;          # past "pid (comm)"
     my @f = split ' ', $stat;
-    return $f[11] + $f[12];           # utime + stime
+    return $user_only ? $f[11] : $f[11] + $f[12];    # utime (+ stime)
+}
+
+sub sum_ticks_user {
+    my $t = 0;
+    $t += proc_ticks($_, 1) for @_;
+    return $t;
 }
 
 sub nginx_workers {
@@ -704,15 +778,22 @@ sub helper_pids {
         next unless $child{$pid} eq 'redis'
                     || ($child{$pid} eq 'node' && $v eq 'node');
         # the real process is timeout(1)'s child
-        opendir my $dh, '/proc' or next;
-        for my $c (grep { /^\d+$/ } readdir $dh) {
-            open my $fh, '<', "/proc/$c/stat" or next;
-            my $stat = <$fh> // '';
-            close $fh;
-            push @p, $c if $stat =~ /^\d+ \(.*\) \S (\d+)/ && $1 == $pid;
-        }
-        closedir $dh;
+        push @p, children_of($pid);
     }
+    return @p;
+}
+
+sub children_of {
+    my ($pid) = @_;
+    my @p;
+    opendir my $dh, '/proc' or return;
+    for my $c (grep { /^\d+$/ } readdir $dh) {
+        open my $fh, '<', "/proc/$c/stat" or next;
+        my $stat = <$fh> // '';
+        close $fh;
+        push @p, $c if $stat =~ /^\d+ \(.*\) \S (\d+)/ && $1 == $pid;
+    }
+    closedir $dh;
     return @p;
 }
 
@@ -769,6 +850,7 @@ sub measure {
     my @all = (@workers, helper_pids('node'), $master);
 
     my $nginx0 = sum_ticks(@workers);
+    my $user0 = sum_ticks_user(@workers);
     my $help0 = sum_ticks(@helpers);
     my $ours0 = sum_ticks(@all) + own_ticks();
     my ($busy0, $irq0) = machine_ticks();
@@ -783,6 +865,7 @@ sub measure {
     my $ours1 = sum_ticks(@all) + own_ticks();
     my $help1 = sum_ticks(@helpers);
     my $nginx1 = sum_ticks(@workers);
+    my $user1 = sum_ticks_user(@workers);
 
     my ($line) = $text =~ /^BENCH (.*)$/m;
     die "bench: no result from wrk:\n$text" unless defined $line;
@@ -795,6 +878,7 @@ sub measure {
         p50   => $m{p50_us},
         p99   => $m{p99_us},
         cpu   => ($nginx1 - $nginx0) / $CLK_TCK * 1e6 / $n,
+        user  => ($user1 - $user0) / $CLK_TCK * 1e6 / $n,
         help  => ($help1 - $help0) / $CLK_TCK * 1e6 / $n,
         irq   => ($irq1 - $irq0) / $CLK_TCK * 1e6 / $n,
         hmget => ($hmget1 - $hmget0) / $n,
@@ -812,6 +896,93 @@ sub measure {
     $res{nerrors} += $m{$_} for qw(connect read write status timeout);
 
     return \%res;
+}
+
+# ---- instructions per request ----------------------------------------------
+
+# What the nginx worker executes per request, which neither a busy nor a
+# shared machine blurs: a second nginx (one process, no master, no Lua, only
+# the counted locations, the same Redis) under callgrind.  For each
+# location: 200 requests to warm it up, the counters zeroed, 2000 requests
+# with the hot key on one keep-alive connection, the counters dumped.
+# Returns location => instructions per request.
+sub count_instructions {
+    my ($warm, $n) = (200, 2000);
+    my %insns;
+
+    write_file("$dir/callgrind.conf", nginx_conf('callgrind'));
+    my $cmd = "$nginx -t -p $dir/ -c $dir/callgrind.conf"
+            . " -e $dir/callgrind-error.log";
+    my $t = `$cmd 2>&1`;
+    die "bench: nginx -t failed for callgrind.conf:\n$t" if $?;
+
+    my $pid = spawn('callgrind', 'valgrind', '--tool=callgrind',
+                    "--callgrind-out-file=$dir/callgrind.out", $nginx,
+                    '-p', "$dir/", '-c', "$dir/callgrind.conf",
+                    '-e', "$dir/callgrind-error.log");
+    wait_port($port{cg}, 'nginx under callgrind', 120);
+    my ($vg) = children_of($pid);    # valgrind, timeout(1)'s child
+    die "bench: no valgrind process\n" unless $vg;
+
+    for my $v (@INSN_VARIANTS) {
+        keepalive_requests("/$v", $warm);
+        callgrind_control('-z', $vg);
+        keepalive_requests("/$v", $n);
+        callgrind_control('-d', "bench-$v", $vg);
+
+        my ($file) = grep { read_file($_) =~ /^desc: Trigger: dump bench-$v$/m }
+                     glob "$dir/callgrind.out*";
+        die "bench: no callgrind dump for $v\n" unless defined $file;
+        my ($total) = read_file($file) =~ /^(?:summary|totals): (\d+)/m;
+        die "bench: no instruction count in $file\n" unless $total;
+        $insns{$v} = $total / $n;
+        printf "  callgrind %-13s %6.0f instructions/request\n", $v,
+               $insns{$v};
+    }
+
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+    delete $child{$pid};
+
+    return %insns;
+}
+
+sub callgrind_control {
+    my @args = @_;
+    my $out = `timeout 60 callgrind_control @args 2>&1`;
+    die "bench: callgrind_control @args failed:\n$out" if $?;
+}
+
+# n requests with the hot key on one connection; each must be a 200 with
+# the key's id, or the count means nothing
+sub keepalive_requests {
+    my ($path, $n) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $port{cg}, Proto => 'tcp',
+                                  Timeout => 30)
+        or die "bench: nginx under callgrind: $!\n";
+    my $req = "GET $path HTTP/1.1\r\nHost: bench\r\n"
+            . "Authorization: Bearer $hot\r\n\r\n";
+    my $want = $path eq '/none' ? "\n" : "$id_of{$hot}\n";
+    for (1 .. $n) {
+        print $s $req;
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            sysread($s, $buf, 65536, length $buf)
+                or die "bench: nginx under callgrind closed on $path\n";
+        }
+        my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+        my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+        die "bench: $path under callgrind: no Content-Length\n"
+            unless defined $len;
+        while (length $body < $len) {
+            sysread($s, $body, 65536, length $body)
+                or die "bench: nginx under callgrind closed on $path\n";
+        }
+        die "bench: $path under callgrind answered \"$head\" \"$body\"\n"
+            if $head !~ m{^HTTP/1\.1 200 } || $body ne $want;
+    }
+    close $s;
 }
 
 # ---- report -----------------------------------------------------------------
@@ -869,6 +1040,57 @@ sub machine {
 
     return join('', map { "| $_->[0] | $_->[1] |\n" } ['what', 'version'],
                 ['---', '---'], @m);
+}
+
+# The counts, and what they come to in time: the timed hot runs give the
+# worker's user CPU per request of "module", hence a time per instruction
+sub insns_table {
+    my $hot = $runs{hot} // {};
+    my $med = sub {
+        my ($v, $k) = @_;
+        return undef unless $hot->{$v};
+        return median(map { $_->{$k} } @{ $hot->{$v} });
+    };
+    my $user = $med->('module', 'user');
+    my $ns = $user && $insns{module} ? $user * 1000 / $insns{module} : undef;
+    my $floor = $med->('none', 'cpu');
+
+    my $r = "### Instructions per request (callgrind, the hot key)\n\n"
+          . "| location | instructions/request | Δ | Δ µs/request"
+          . " | expected × base |\n"
+          . "|---|--:|--:|--:|--:|\n";
+
+    for my $v (@INSN_VARIANTS) {
+        my $ref = $v eq 'none' ? undef : $v eq 'module' ? 'none' : 'module';
+        my $d = defined $ref ? $insns{$v} - $insns{$ref} : undef;
+        my $all = $insns{$v} - $insns{none};
+        $r .= sprintf "| %s | %.0f | %s | %s | %s |\n",
+            $VARIANT{$v}, $insns{$v},
+            defined $d ? sprintf('%+.0f over %s', $d,
+                                 $ref eq 'none' ? 'the baseline'
+                                                : '`module`')
+                       : '–',
+            defined $d && $ns ? sprintf('%+.2f', $d * $ns / 1000) : '–',
+            $floor && $ns ? sprintf('%.3f', $floor
+                                    / ($floor + $all * $ns / 1000))
+                          : '–';
+    }
+
+    $r .= "\n";
+    if ($ns) {
+        $r .= sprintf "In the timed hot-key runs the worker spent %.2f µs of"
+                      . " user CPU per request with `module`, for %.0f"
+                      . " instructions: %.3f ns each, which turns a Δ into"
+                      . " time. **expected × base** is the baseline's nginx"
+                      . " CPU per request (%.1f µs) over itself plus the"
+                      . " location's extra instructions in time: the ratio"
+                      . " the user-space work alone would give, without the"
+                      . " noise of requests/s (and without the kernel's"
+                      . " share of the longer headers).\n\n",
+            $user, $insns{module}, $ns, $floor // 0;
+    }
+
+    return $r;
 }
 
 sub report {
@@ -959,6 +1181,8 @@ sub report {
                        sort { $what{$b} <=> $what{$a} } keys %what)
             . "\n";
     }
+
+    $r .= insns_table() if %insns;
 
     $r .= "### Machine\n\n" . machine() . "\n";
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian 12: lua-nginx-redis provides the "nginx.redis" Lua module
 # (lua-resty-redis); it depends on nginx-extras, which apt pulls in.
 pkgs=(wrk redis-server redis-tools libnginx-mod-http-ndk libnginx-mod-http-lua
-      lua-nginx-redis)
+      lua-nginx-redis valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
