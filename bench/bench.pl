@@ -95,7 +95,10 @@ my @workloads = pick('BENCH_WORKLOADS', [qw(hot random)]);
 my $TTL = 60;
 my $NEGATIVE_TTL = 10;
 my $PREFIX = 'apikey:';
-my $POLICY_PREFIX = 'apikeyp:';    # the same keys, with an allowlist
+# the same keys with an allowlist, in a database of their own: Redis's
+# database 0 holds only the BENCH_KEYS + 1 keys the other peers read
+my $POLICY_PREFIX = 'apikeyp:';
+my $POLICY_DB = 1;
 my $SCOPE = 'read:people';
 my $CLK_TCK = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
@@ -422,6 +425,8 @@ sub seed {
          . " > $dir/seed.out 2>&1"
         or die "bench: redis-cli: $!\n";
 
+    my $policy = $conf_has->('module-cidrs') || $conf_has->('module-policy');
+
     for my $i (0 .. $n) {
         my $token = make_token();
         my $id = "k_$i";
@@ -431,23 +436,30 @@ sub seed {
                          id => $id, name => "bench key $i", org => 'acme',
                          scopes => 'read:people write:people',
                          expires_at => $expires);
-        print $pipe resp('HSET', $POLICY_PREFIX . sha256_hex($token),
-                         id => $id, name => "bench key $i", org => 'acme',
-                         scopes => 'read:people write:people',
-                         expires_at => $expires,
-                         cidrs => '10.0.0.0/8 127.0.0.0/8 ::1')
-            if $conf_has->('module-cidrs') || $conf_has->('module-policy');
+    }
+
+    if ($policy) {
+        print $pipe resp('SELECT', $POLICY_DB);
+        for my $i (0 .. $n) {
+            print $pipe resp('HSET', $POLICY_PREFIX . sha256_hex($tokens[$i]),
+                             id => "k_$i", name => "bench key $i",
+                             org => 'acme',
+                             scopes => 'read:people write:people',
+                             expires_at => $expires,
+                             cidrs => '10.0.0.0/8 127.0.0.0/8 ::1');
+        }
     }
 
     close $pipe
         or die "bench: seeding Redis failed:\n" . read_file("$dir/seed.out");
 
-    my $want = ($n + 1)
-               * ($conf_has->('module-cidrs') || $conf_has->('module-policy')
-                  ? 2 : 1);
-    my $size = redis_cmd('DBSIZE');
-    die "bench: Redis holds $size keys, expected $want\n"
-        if $size !~ /^:(\d+)/ || $1 != $want;
+    my $info = redis_cmd('INFO', 'keyspace');
+    for my $db (0, $policy ? $POLICY_DB : ()) {
+        my ($size) = $info =~ /^db$db:keys=(\d+)/m;
+        die "bench: Redis database $db holds " . ($size // 0) . " keys,"
+            . " expected " . ($n + 1) . "\n"
+            if ($size // 0) != $n + 1;
+    }
 
     return @tokens;
 }
@@ -547,6 +559,7 @@ END
         location = /module-policy {
             apikey on;
             apikey_scopes $SCOPE;
+            apikey_redis 127.0.0.1:$port{redis} db=$POLICY_DB;
             apikey_redis_prefix $POLICY_PREFIX;
             apikey_rate_limit zone=apikey_rate default=1000000r/s burst=1000
                               nodelay;
@@ -568,6 +581,7 @@ END
         location = /module-cidrs {
             apikey on;
             apikey_scopes $SCOPE;
+            apikey_redis 127.0.0.1:$port{redis} db=$POLICY_DB;
             apikey_redis_prefix $POLICY_PREFIX;
             proxy_pass http://backend;
         }
