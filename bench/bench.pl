@@ -11,13 +11,14 @@
 # Settings (environment):
 #   BENCH_SECONDS      whole run, roughly (600)
 #   BENCH_ROUNDS       rounds per peer and workload (3)
-#   BENCH_VARIANTS     comma list of: none module module-policy
+#   BENCH_VARIANTS     comma list of: none headers module module-policy
 #                      module-nocache module-lastused lua lua-cache node
 #                      (all of these), module-rate module-cidrs (asked
 #                      for only)
 #   BENCH_INSTRUCTIONS 1: also count the nginx worker's instructions per
 #                      request under callgrind, the hot key, for none,
-#                      module, module-rate, module-cidrs and module-policy;
+#                      headers, module, module-rate, module-cidrs and
+#                      module-policy;
 #                      0: don't (1)
 #   BENCH_WORKLOADS    comma list of: hot random (both)
 #   BENCH_KEYS         keys of the random workload (100000)
@@ -53,6 +54,8 @@ my $ROOT = dirname($BENCH);
 
 my %VARIANT = (
     'none'           => 'no authentication (baseline)',
+    'headers'        => 'no authentication, the hot key\'s four identity'
+                        . ' headers set by `proxy_set_header`',
     'module'         => 'apikey module, with its cache',
     'module-policy'  => 'apikey module, with its cache, a rate limit'
                         . ' (`apikey_rate_limit`, 1000000r/s, burst 1000)'
@@ -69,10 +72,11 @@ my %VARIANT = (
     'lua-cache'      => 'Lua + lua_shared_dict cache',
     'node'           => 'auth_request to Node.js + node-redis',
 );
-my @ALL_VARIANTS = qw(none module module-policy module-nocache
+my @ALL_VARIANTS = qw(none headers module module-policy module-nocache
                       module-lastused lua lua-cache node);
 my @ASKED_VARIANTS = qw(module-rate module-cidrs);    # not in "all"
-my @INSN_VARIANTS = qw(none module module-rate module-cidrs module-policy);
+my @INSN_VARIANTS = qw(none headers module module-rate module-cidrs
+                       module-policy);
 my %WORKLOAD = (
     hot    => 'one hot key',
     random => 'keys picked at random',
@@ -547,6 +551,20 @@ END
         }
 END
 
+    # what nginx itself pays to hand the upstream an identity: the headers
+    # the module sets for the hot key, as constants
+    $loc .= <<"END" if $in->('headers');
+        location = /headers {
+            proxy_set_header X-ApiKey-Id "$id_of{$hot}";
+            proxy_set_header X-ApiKey-Name "bench key 0";
+            proxy_set_header X-ApiKey-Org "acme";
+            proxy_set_header X-ApiKey-Scopes "read:people write:people";
+            proxy_set_header Authorization "";
+            proxy_set_header Connection "";
+            proxy_pass http://backend;
+        }
+END
+
     $loc .= <<"END" if $in->('module');
         location = /module {
             apikey on;
@@ -737,7 +755,7 @@ sub check_variants {
         my $want = $v eq 'none' ? "\n" : "$id_of{$hot}\n";
         push @bad, "hot key: $st \"$body\"" if $st != 200 || $body ne $want;
 
-        if ($v ne 'none') {
+        if ($v ne 'none' && $v ne 'headers') {
             ($st, $body) = http_get("/$v", $some);
             push @bad, "random key: $st \"$body\""
                 if $st != 200 || $body ne "$id_of{$some}\n";
@@ -1075,7 +1093,8 @@ sub insns_table {
           . "|---|--:|--:|--:|--:|\n";
 
     for my $v (@INSN_VARIANTS) {
-        my $ref = $v eq 'none' ? undef : $v eq 'module' ? 'none' : 'module';
+        my $ref = $v eq 'none' ? undef
+                : $v eq 'module' || $v eq 'headers' ? 'none' : 'module';
         my $d = defined $ref ? $insns{$v} - $insns{$ref} : undef;
         my $all = $insns{$v} - $insns{none};
         $r .= sprintf "| %s | %.0f | %s | %s | %s |\n",
