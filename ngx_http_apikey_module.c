@@ -490,7 +490,8 @@ ngx_http_apikey_policy(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *alcf,
     key.cidrs_len = 0;
     key.nets = (ngx_http_apikey_cidr_t *) record->nets.data;
     key.nnets = record->cidrs_invalid
-                ? -1 : (int) (record->nets.len / sizeof(ngx_http_apikey_cidr_t));
+                ? -1
+                : (int) (record->nets.len / sizeof(ngx_http_apikey_cidr_t));
 
     need.org = NULL;
     need.org_len = 0;

@@ -247,7 +247,8 @@ ngx_http_apikey_admin_body_apply(ngx_http_apikey_admin_edit_t *edit,
     }
 
     if (edit->has_scopes) {
-        ngx_http_apikey_admin_move(fields, "scopes", &obj->scopes, &edit->scopes);
+        ngx_http_apikey_admin_move(fields, "scopes", &obj->scopes,
+                                   &edit->scopes);
     }
 
     if (edit->has_expiry) {

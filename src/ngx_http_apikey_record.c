@@ -114,10 +114,9 @@ ngx_http_apikey_record(ngx_pool_t *pool, redisReply *reply,
 
     /* matched for each request, where the client address is known */
 
-    if (ngx_http_apikey_record_nets(pool, record,
-                                    reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS])
-        != NGX_OK)
-    {
+    field = reply->element[NGX_HTTP_APIKEY_RECORD_CIDRS];
+
+    if (ngx_http_apikey_record_nets(pool, record, field) != NGX_OK) {
         return NGX_ERROR;
     }
 
