@@ -7,8 +7,9 @@
  * arrays capped at NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX) in pieces, at most
  * NGX_HTTP_APIKEY_REDIS_REPLY_MAX of them as the connection reads, and
  * each reply through ngx_http_apikey_record().  Besides memory errors it
- * checks the record's promises: a key has an id, and no value that goes
- * into a request header or a log line holds a control character.
+ * checks the record's promises: a key has an id, no value that goes into
+ * a request header or a log line holds a control character, and the
+ * allowlist is whole networks or marked malformed.
  *
  * Input: one byte for the size of the pieces fed to the reader (1 to
  * 256), then the bytes Redis sends.
@@ -20,10 +21,12 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey.h"
+#include "ngx_http_apikey_cidr.h"
 #include "ngx_http_apikey_record.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+static void ngx_http_apikey_fuzz_nets(ngx_http_apikey_record_t *record);
 
 
 static void
@@ -37,6 +40,33 @@ ngx_http_apikey_fuzz_clean(ngx_str_t *s)
 
     for (i = 0; i < s->len; i++) {
         if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
+            abort();
+        }
+    }
+}
+
+
+/* the parsed allowlist: networks of a family, with a prefix it allows */
+
+static void
+ngx_http_apikey_fuzz_nets(ngx_http_apikey_record_t *record)
+{
+    size_t                   i, n;
+    ngx_http_apikey_cidr_t  *net;
+
+    if (record->nets.len % sizeof(ngx_http_apikey_cidr_t) != 0
+        || (record->cidrs_invalid && record->nets.len != 0))
+    {
+        abort();
+    }
+
+    n = record->nets.len / sizeof(ngx_http_apikey_cidr_t);
+    net = (ngx_http_apikey_cidr_t *) record->nets.data;
+
+    for (i = 0; i < n; i++) {
+        if (!((net[i].family == 4 && net[i].prefix <= 32)
+              || (net[i].family == 6 && net[i].prefix <= 128)))
+        {
             abort();
         }
     }
@@ -110,7 +140,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ngx_http_apikey_fuzz_clean(&record.name);
                 ngx_http_apikey_fuzz_clean(&record.org);
                 ngx_http_apikey_fuzz_clean(&record.scopes);
-                ngx_http_apikey_fuzz_clean(&record.cidrs);
+                ngx_http_apikey_fuzz_nets(&record);
 
                 if (record.nfields != 1) {
                     abort();
