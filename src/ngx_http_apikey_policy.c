@@ -70,26 +70,28 @@ ngx_http_apikey_policy_check(const ngx_http_apikey_policy_key_t *key,
         return NGX_HTTP_APIKEY_EXPIRED;
     }
 
-    if (key->nnets || key->cidrs_len) {
-        if (key->nnets > 0) {
-            inside = ngx_http_apikey_cidr_find(key->nets, key->nnets,
-                                               need->client);
+    /* without a list, any address */
 
-        } else if (key->nnets < 0) {
-            inside = -1;
+    inside = 1;
 
-        } else {
-            inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
-                                                need->client);
-        }
+    if (key->nnets > 0) {
+        inside = ngx_http_apikey_cidr_find(key->nets, key->nnets,
+                                           need->client);
 
-        if (inside < 0) {
-            return NGX_HTTP_APIKEY_INVALID;
-        }
+    } else if (key->nnets < 0) {
+        inside = -1;
 
-        if (!inside && need->client != NULL) {
-            return NGX_HTTP_APIKEY_IP_NOT_ALLOWED;
-        }
+    } else if (key->cidrs_len) {
+        inside = ngx_http_apikey_cidr_match(key->cidrs, key->cidrs_len,
+                                            need->client);
+    }
+
+    if (inside < 0) {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    if (!inside && need->client != NULL) {
+        return NGX_HTTP_APIKEY_IP_NOT_ALLOWED;
     }
 
     /* a key of another organisation learns nothing of the scopes here */
