@@ -53,6 +53,7 @@ sub try_write {
             && $WORKERS == grep { $_ >= 3 } values %w;
     });
     $t{warm_hmget} = hmgets() - $h0;
+    $t{warm_end} = time;
     $t{warm_bad} = grep { $_->{status} != $ok } @warm;
     $t{warm_workers} = keys %{{ map { worker_of($_) => 1 } @warm }};
 
@@ -195,48 +196,79 @@ subtest 'FLUSHALL: 401 on every worker within 100 ms' => sub {
     });
 };
 
+# A key that ends at a time of its own (a Redis TTL, the end of a grace):
+# one try warms the cache, then asks on past the end.  A try whose warm-up
+# ran past the end (a loaded machine: valgrind under prove -j2), or whose
+# warm-up needed more than one lookup per worker (a subscription flushed
+# the source), shows nothing and is made again with a new key, at most
+# three times; every try must still have seen no wrong answer.
+sub ending_tries {
+    my ($name, $bound, $make) = @_;
+    my (@tries, $good);
+    for (1 .. 3) {
+        my ($r, $end) = $make->();
+        $r->{end} = $end;
+        push @tries, $r;
+        if ($r->{warm_end} < $end && $r->{warm_hmget} <= $WORKERS) {
+            $good = $r;
+            last;
+        }
+    }
+    ok($good, "$name: a try warmed every worker's cache before the end ("
+        . scalar(@tries) . ' of at most 3)')
+        or diag explain \@tries;
+    is(scalar(grep { $_->{other} || $_->{late_bad} || !$_->{late} }
+        @tries), 0, "$name: from the end on, every answer refuses the key")
+        or diag explain \@tries;
+    return unless $good;
+    is($good->{warm_bad}, 0, "$name: let in before the end")
+        or diag explain $good;
+    cmp_ok($good->{warm_hmget}, '<=', $WORKERS, "$name: from the cache");
+    cmp_ok($good->{lag}, '<', slack($bound), sprintf('%s: let in until '
+        . '%.1f ms after the end', $name, $good->{lag} * 1000));
+    is($good->{refused_workers}, $WORKERS, "$name: refused on all "
+        . "$WORKERS workers");
+}
+
 subtest 'a record dropped by its Redis TTL is refused soon after' => sub {
-    my $t = new_token();
-    push @tokens, $t;
-    seed_key($redis, $t, id => 'k_ttl');
-    $redis->cmd('PEXPIRE', key_hash($t), 600);
-    my $gone = time + 0.6;
-    # Redis finds expired keys on its own by sampling, which a loaded
-    # machine can delay by far more than the bound; a read of the key once
-    # it is due makes Redis drop it (and tell the trackers) at that moment
-    my $r = try_write(path => '/api/x', token => $t, ok => 200,
-        refused => 401, write => sub {
-            sleep($gone - time) if time < $gone;
-            $redis->cmd('EXISTS', key_hash($t));
-        });
-    is($r->{warm_bad} + $r->{other}, 0, 'let in until it expires, refused '
-        . 'after') or diag explain $r;
-    cmp_ok($r->{warm_hmget}, '<=', $WORKERS, 'from the cache');
-    cmp_ok($r->{lag}, '<', slack(0.2), sprintf('let in until %.1f ms after '
-        . 'its expiry', $r->{lag} * 1000));
-    is($r->{late_bad}, 0, 'then refused');
+    ending_tries('TTL', 0.2, sub {
+        my $t = new_token();
+        push @tokens, $t;
+        seed_key($redis, $t, id => 'k_ttl');
+        $redis->cmd('PEXPIRE', key_hash($t), 600);
+        my $gone = time + 0.6;
+        # Redis finds expired keys on its own by sampling, which a loaded
+        # machine can delay by far more than the bound; a read of the key
+        # once it is due makes Redis drop it (and tell the trackers) then
+        my $r = try_write(path => '/api/x', token => $t, ok => 200,
+            refused => 401, write => sub {
+                sleep($gone - time) if time < $gone;
+                $redis->cmd('EXISTS', key_hash($t));
+            });
+        return ($r, $gone);
+    });
 };
 
 subtest 'apikey rotate --grace: the old key works until the grace ends, '
     . 'then every worker refuses it' => sub {
-    my $k = create_key();
-    my $r = apikey('rotate', $k->{id}, '--grace', '2s', '--json',
-        redis => $redis);
-    is($r->{code}, 0, 'apikey rotate --grace 2s');
-    my $new = JSON::PP->new->decode($r->{out});
-    push @tokens, $new->{key};
-    my $end = $redis->cmd('HGET', key_hash($k->{key}), 'expires_at');
-    cmp_ok($end, '>', time, 'the old key expires in the future');
-    my $try = try_write(path => '/api/x', token => $k->{key}, ok => 200,
-        refused => 401, write => sub {
-            sleep($end - time) if time < $end;
-        });
-    is($try->{warm_bad} + $try->{other}, 0, 'let in during the grace, '
-        . 'refused after') or diag explain $try;
-    cmp_ok($try->{warm_hmget}, '<=', $WORKERS, 'from the cache');
-    cmp_ok($try->{lag}, '<', slack($BOUND), sprintf('let in until %.1f ms '
-        . 'after the grace ended', $try->{lag} * 1000));
-    is($try->{late_bad}, 0, 'then refused on every worker');
+    my $new;
+    ending_tries('grace', $BOUND, sub {
+        my $k = create_key();
+        my $r = apikey('rotate', $k->{id}, '--grace', '2s', '--json',
+            redis => $redis);
+        die "apikey rotate --grace failed ($r->{code}): $r->{err}"
+            if $r->{code};
+        $new = JSON::PP->new->decode($r->{out});
+        push @tokens, $new->{key};
+        my $end = $redis->cmd('HGET', key_hash($k->{key}), 'expires_at');
+        die "the old key's grace ends at $end, not in the future"
+            unless $end > time;
+        my $try = try_write(path => '/api/x', token => $k->{key}, ok => 200,
+            refused => 401, write => sub {
+                sleep($end - time) if time < $end;
+            });
+        return ($try, $end);
+    });
     is($nginx->get('/api/x', Authorization => "Bearer $new->{key}")->status,
         200, 'the new key is let in');
 };
