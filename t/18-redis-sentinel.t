@@ -185,12 +185,14 @@ sub check_failover {
     my $end = @e ? $e[-1]{start} : $t_fault;
     my ($back) = sort { $a <=> $b } map { $_->{start} + $_->{elapsed} }
         grep { $_->{status} == 200 && $_->{start} > $end } $r->rows;
+    my $what = !@e ? ''
+        : sprintf('; 503s from %.2fs to %.2fs after it (%.2fs); 200s again '
+            . '%s', $e[0]{start} - $t_fault, $e[-1]{start} - $t_fault,
+            $window, defined $back ? sprintf('%.2fs after the naming',
+            $back - $t_named) : 'never');
     diag sprintf "%s: %d answers, %d of them 503; the sentinels named the "
-        . "new primary %.2fs after the fault; 503s from %.2fs to %.2fs "
-        . "after it (%.2fs); 200s again %.2fs after the naming", $name,
-        $r->total, scalar(@e), $t_named - $t_fault,
-        @e ? ($e[0]{start} - $t_fault, $e[-1]{start} - $t_fault) : (0, 0),
-        $window, defined $back ? $back - $t_named : -1;
+        . "new primary %.2fs after the fault%s", $name, $r->total,
+        scalar(@e), $t_named - $t_fault, $what;
 }
 
 subtest 'lookups go to the primary the sentinels name' => sub {
